@@ -1,0 +1,82 @@
+"""`heaters-db db ...`, `migrate`, `config`: the database and its schema."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from heaters_db import migrations
+from heaters_db.db import database_url, redact
+from heaters_db.localdb import LocalCluster
+from heaters_db.settings import Settings, get_settings
+
+
+@click.group()
+def db() -> None:
+    """The embedded local PostgreSQL (for development and the demo).
+
+    It lives under HEATERS_HOME (default ./.heaters), listens on 127.0.0.1 only, and runs as the
+    `postgres` user when started by root. Not used when HEATERS_DATABASE_URL / DATABASE_URL is set.
+    """
+
+
+def _cluster() -> LocalCluster:
+    return LocalCluster(get_settings().home)
+
+
+@db.command()
+def up() -> None:
+    """Create (first time) and start the local cluster; print its URL."""
+    click.echo(_cluster().up())
+
+
+@db.command()
+def down() -> None:
+    """Stop the local cluster (its data stays)."""
+    stopped = _cluster().down()
+    click.echo("stopped" if stopped else "not running")
+
+
+@db.command()
+def status() -> None:
+    """Show where the local cluster lives and whether it runs (JSON)."""
+    click.echo(json.dumps(_cluster().status(), indent=2))
+
+
+@db.command()
+def url() -> None:
+    """Print the URL every command uses (the configured one, else the local cluster's)."""
+    click.echo(database_url(get_settings(), start_local=False))
+
+
+@click.command()
+@click.argument("revision", default="head")
+def migrate(revision: str) -> None:
+    """Bring the schema to REVISION (default: head).
+
+    Works on an empty database (creates heaters-compatible source_videos, clips, embeddings) and
+    on an existing heaters database (leaves its tables and rows intact; extends the
+    generation_strategy_must_be_valid constraint). `heaters-db migrate base` removes everything
+    heaters-db added and restores the original constraint. Needs a role that may create
+    extensions (vector, plpython3u).
+    """
+    url = database_url()
+    migrations.migrate(url, revision)
+    click.echo(f"{redact(url)} is at revision {migrations.current_revision(url)}")
+
+
+@click.command()
+def config() -> None:
+    """Show the settings in force and the environment variable for each."""
+    settings = get_settings()
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if name == "database_url":
+            value = settings.resolved_database_url
+            value = redact(value) if value else "(embedded local cluster)"
+        click.echo(f"HEATERS_{name.upper():<16} = {value}")
+        click.echo(f"    {field.description}")
+
+
+COMMANDS = (db, migrate, config)

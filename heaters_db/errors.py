@@ -1,0 +1,25 @@
+"""One root exception for everything heaters-db raises on purpose.
+
+Each subclass's docstring says what went wrong; the CLI prints the message and exits non-zero
+instead of a traceback.
+"""
+
+
+class HeatersError(Exception):
+    """heaters-db could not do what was asked."""
+
+
+class ConfigurationError(HeatersError):
+    """A setting is missing or inconsistent."""
+
+
+class LocalDatabaseError(HeatersError):
+    """The embedded local PostgreSQL cluster could not be created, started or stopped."""
+
+
+class DatabaseUnavailable(HeatersError):
+    """No database could be reached at the configured URL."""
+
+
+class MigrationError(HeatersError):
+    """A schema migration could not be applied or reverted."""

@@ -1,0 +1,109 @@
+"""Helpers the Alembic revisions use to apply the SQL under sql/ and plpython/.
+
+Each revision says which objects it adds, by file; the SQL itself stays in those files so a
+reader finds every function, view and trigger in one place. Statements run on the migration's
+own connection and transaction, through psycopg directly so the SQL is sent as written (no
+SQLAlchemy bind-parameter parsing of ``::`` casts or ``%`` in format strings).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from alembic import op
+
+from heaters_db.resources import plpython_path, read_sql
+
+SEARCH_PATH = "public, pg_temp"
+
+
+def execute(sql: str) -> None:
+    op.get_bind().connection.driver_connection.execute(sql)
+
+
+def fetch_one(sql: str, params: tuple = ()) -> tuple | None:
+    return op.get_bind().connection.driver_connection.execute(sql, params).fetchone()
+
+
+def run_sql_files(*relative_paths: str) -> None:
+    """Run sql/<path> for each path, in order."""
+    for relative in relative_paths:
+        execute(read_sql(relative))
+
+
+def table_exists(name: str) -> bool:
+    row = fetch_one("SELECT to_regclass(%s) IS NOT NULL", (f"public.{name}",))
+    return bool(row and row[0])
+
+
+def meta_get(key: str, default: Any = None) -> Any:
+    if not table_exists("heaters_db_meta"):
+        return default
+    row = fetch_one("SELECT value FROM heaters_db_meta WHERE key = %s", (key,))
+    return row[0] if row else default
+
+
+def meta_set(key: str, value: Any) -> None:
+    op.get_bind().connection.driver_connection.execute(
+        "INSERT INTO heaters_db_meta (key, value) VALUES (%s, %s::jsonb) "
+        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        (key, json.dumps(value)),
+    )
+
+
+def plpython_function_sql(
+    name: str,
+    arguments: str,
+    returns: str,
+    source_file: str,
+    entry_point: str,
+    call_arguments: str,
+    volatility: str = "STABLE",
+) -> str:
+    """CREATE FUNCTION for a PL/Python body kept in plpython/<source_file>.
+
+    The file is a plain module (testable outside Postgres). It is embedded as a string and
+    executed once per session into a module cached in SD, so per-call cost is one dict lookup;
+    ``entry_point(plpy, SD, ...)`` does the work.
+    """
+    source = plpython_path(source_file).read_text()
+    module_key = f"heaters_db:{source_file}"
+    body = (
+        f"# Generated from plpython/{source_file} by heaters_db.schema; edit that file, not this body.\n"
+        f"SOURCE = {source!r}\n"
+        f"module = SD.get({module_key!r})\n"
+        "if module is None or module.__dict__.get('__heaters_source__') != SOURCE:\n"
+        "    import types\n"
+        f"    module = types.ModuleType({source_file.removesuffix('.py')!r})\n"
+        "    exec(compile(SOURCE, "
+        + repr(f"plpython/{source_file}")
+        + ", 'exec'), module.__dict__)\n"
+        "    module.__heaters_source__ = SOURCE\n"
+        f"    SD[{module_key!r}] = module\n"
+        f"return module.{entry_point}(plpy, SD, {call_arguments})\n"
+    )
+    return (
+        f"CREATE OR REPLACE FUNCTION {name}({arguments}) RETURNS {returns}\n"
+        f"LANGUAGE plpython3u {volatility} SECURITY DEFINER SET search_path = {SEARCH_PATH}\n"
+        f"AS $plpython$\n{body}$plpython$;\n"
+        f"REVOKE ALL ON FUNCTION {name}({_argument_types(arguments)}) FROM PUBLIC;\n"
+    )
+
+
+def _argument_types(arguments: str) -> str:
+    """'head_id integer, embedding vector' -> 'integer, vector' (for REVOKE/GRANT/DROP)."""
+    types = []
+    for argument in arguments.split(","):
+        words = argument.split(" DEFAULT ")[0].split()
+        types.append(" ".join(words[1:]))
+    return ", ".join(types)
+
+
+def install_plpython_function(**kwargs: str) -> None:
+    execute(plpython_function_sql(**kwargs))
+
+
+def drop_functions(*signatures: str) -> None:
+    for signature in signatures:
+        execute(f"DROP FUNCTION IF EXISTS {signature}")

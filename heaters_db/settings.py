@@ -1,0 +1,69 @@
+"""Typed settings, read from environment variables (prefix ``HEATERS_``).
+
+`heaters-db config` prints the values in force. Only the CLI and the daemon read settings;
+library functions take what they need as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEATERS_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL. Falls back to DATABASE_URL, then to the embedded local cluster.",
+    )
+    home: Path = Field(
+        default=Path(".heaters"),
+        description="Directory for the embedded cluster, caches and demo data.",
+    )
+    media_root: Path | None = Field(
+        default=None, description="Directory that heaters' clip keys (clips/x.mp4) are relative to."
+    )
+    s3_bucket: str | None = Field(
+        default=None,
+        description="Bucket for heaters' bare clip keys when they are not under media_root.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, R2...); unset for AWS."
+    )
+    cache_dir: Path | None = Field(
+        default=None, description="Download cache for object-store clips (default: <home>/cache)."
+    )
+    model_dir: Path | None = Field(
+        default=None,
+        description="If <model_dir>/<model_name> exists, it is loaded instead of the hub id.",
+    )
+    device: str = Field(
+        default="auto", description="Torch device for the daemon: auto, cpu, cuda, cuda:1."
+    )
+    batch_size: int = Field(default=4, ge=1, description="Clips per model call in the daemon.")
+    lease_seconds: int = Field(
+        default=300, ge=5, description="How long a claimed job is leased before others may take it."
+    )
+    poll_seconds: float = Field(
+        default=10.0, gt=0, description="Queue poll interval when no NOTIFY arrives."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @property
+    def resolved_database_url(self) -> str | None:
+        """HEATERS_DATABASE_URL, else DATABASE_URL, else None (use the embedded cluster)."""
+        return self.database_url or os.environ.get("DATABASE_URL") or None
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir or self.home / "cache"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

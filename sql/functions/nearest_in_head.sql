@@ -1,0 +1,34 @@
+-- The k clips nearest to `query` (cosine) in one projection head's space, leaving out one clip.
+-- Same pattern as nearest_in_variant: literals in dynamic SQL to hit the head's partial index.
+CREATE OR REPLACE FUNCTION nearest_in_head(head_id integer, query vector, k integer, exclude_clip_id integer DEFAULT NULL)
+RETURNS TABLE (clip_id integer, distance double precision, rank integer)
+LANGUAGE plpgsql STABLE
+SET search_path = public, pg_temp
+SET hnsw.ef_search = 100
+AS $$
+DECLARE
+    h projection_heads;
+BEGIN
+    SELECT * INTO h FROM projection_heads WHERE id = head_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown projection head %', head_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF vector_dims(query) <> h.output_dim THEN
+        RAISE EXCEPTION 'query vector has % dimensions, head % outputs %', vector_dims(query), h.id, h.output_dim
+            USING ERRCODE = 'data_exception';
+    END IF;
+    PERFORM set_config('hnsw.ef_search',
+        greatest(heaters_setting('hnsw_ef_search')::integer, 2 * (k + 1))::text, true);
+    RETURN QUERY EXECUTE format(
+        'SELECT n.clip_id, n.distance, (row_number() OVER (ORDER BY n.distance, n.clip_id))::integer '
+        'FROM (SELECT p.clip_id, (p.embedding::vector(%1$s) <=> $1::vector(%1$s))::double precision AS distance '
+        '      FROM projected_embeddings p '
+        '      WHERE p.projection_head_id = %2$s '
+        '      ORDER BY p.embedding::vector(%1$s) <=> $1::vector(%1$s) '
+        '      LIMIT $2) n '
+        'WHERE n.clip_id IS DISTINCT FROM $3 '
+        'ORDER BY n.distance, n.clip_id LIMIT $4',
+        h.output_dim, h.id)
+    USING query, k + 1, exclude_clip_id, k;
+END;
+$$;

@@ -1,0 +1,36 @@
+-- The k clips nearest to `query` (cosine) among one variant's embeddings, leaving out one clip.
+-- Dynamic SQL with the variant's model and strategy as literals, so the planner matches the
+-- partial HNSW index of ensure_variant_index (a bound parameter would not match its predicate).
+CREATE OR REPLACE FUNCTION nearest_in_variant(variant_id integer, query vector, k integer, exclude_clip_id integer DEFAULT NULL)
+RETURNS TABLE (clip_id integer, distance double precision, rank integer)
+LANGUAGE plpgsql STABLE
+SET search_path = public, pg_temp
+SET hnsw.ef_search = 100
+AS $$
+DECLARE
+    v embedding_variants;
+BEGIN
+    SELECT * INTO v FROM embedding_variants WHERE id = variant_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown embedding variant %', variant_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF vector_dims(query) <> v.dim THEN
+        RAISE EXCEPTION 'query vector has % dimensions, variant % / % has %',
+            vector_dims(query), v.model_name, v.generation_strategy, v.dim
+            USING ERRCODE = 'data_exception';
+    END IF;
+    PERFORM set_config('hnsw.ef_search',
+        greatest(heaters_setting('hnsw_ef_search')::integer, 2 * (k + 1))::text, true);
+    RETURN QUERY EXECUTE format(
+        'SELECT n.clip_id, n.distance, (row_number() OVER (ORDER BY n.distance, n.clip_id))::integer '
+        'FROM (SELECT e.clip_id, (e.embedding::vector(%1$s) <=> $1::vector(%1$s))::double precision AS distance '
+        '      FROM embeddings e '
+        '      WHERE e.model_name = %2$L AND e.generation_strategy = %3$L '
+        '      ORDER BY e.embedding::vector(%1$s) <=> $1::vector(%1$s) '
+        '      LIMIT $2) n '
+        'WHERE n.clip_id IS DISTINCT FROM $3 '
+        'ORDER BY n.distance, n.clip_id LIMIT $4',
+        v.dim, v.model_name, v.generation_strategy)
+    USING query, k + 1, exclude_clip_id, k;
+END;
+$$;
