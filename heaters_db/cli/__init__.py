@@ -67,10 +67,13 @@ def cli(log_level: str | None) -> None:
 
 
 def _register() -> None:
-    from heaters_db.cli import database
+    """Adds the COMMANDS of every module in this package (database.py, daemon.py, ...)."""
+    import importlib
+    import pkgutil
 
-    for module in (database,):
-        for command in module.COMMANDS:
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        for command in getattr(module, "COMMANDS", ()):
             cli.add_command(command)
 
 
