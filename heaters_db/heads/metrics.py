@@ -1,0 +1,281 @@
+"""What the sorters' answers say about a space: per-event metrics, and neighbour-set metrics.
+
+A *space* is an embedding function from base vectors (rows of an (n, d) array) to unit vectors:
+``base_space`` (the L2-normalised base vectors themselves) or ``head_space(head)``. The event
+metrics are returned per sorting event, so gate.py can bootstrap over the same holdout events for
+two spaces. Screens and triplets refer to clips by row index into the base-vector array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from heaters_db.heads.module import NORM_EPSILON, ProjectionHead
+
+Space = Callable[[np.ndarray], np.ndarray]
+"""(m, d) base vectors -> (m, k) unit vectors."""
+
+SPLITS = ("train", "holdout")
+
+
+@dataclass(frozen=True)
+class Screen:
+    """One sorting event: an anchor, what was shown next to it, and the answer.
+
+    ``selected_row`` None means the sorter said none of the candidates was similar.
+    ``rejected_rows`` are explicit hard negatives; the other shown candidates are implicit ones.
+    """
+
+    event_id: int
+    anchor_row: int
+    candidate_rows: tuple[int, ...]
+    selected_row: int | None
+    rejected_rows: tuple[int, ...] = ()
+    split: str = "train"
+
+    def shown_rows(self) -> tuple[int, ...]:
+        """Every candidate shown (candidates, then selected and rejected if missing), deduplicated,
+        without the anchor."""
+        extra = (() if self.selected_row is None else (self.selected_row,)) + self.rejected_rows
+        seen: dict[int, None] = {}
+        for row in (*self.candidate_rows, *extra):
+            if row != self.anchor_row:
+                seen.setdefault(int(row), None)
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class Triplets:
+    """Parallel arrays: the anchor was judged closer to the positive than to the negative."""
+
+    event_id: np.ndarray
+    anchor: np.ndarray
+    positive: np.ndarray
+    negative: np.ndarray
+    weight: np.ndarray
+    split: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+
+    def __post_init__(self) -> None:
+        n = len(self.anchor)
+        for name in ("event_id", "anchor", "positive", "negative", "weight"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(
+                    f"Triplets.{name} has {len(getattr(self, name))} rows, expected {n}"
+                )
+        if len(self.split) not in (0, n):
+            raise ValueError(f"Triplets.split has {len(self.split)} rows, expected {n}")
+
+    def __len__(self) -> int:
+        return len(self.anchor)
+
+    def select(self, split: str) -> Triplets:
+        """The triplets of one split (all of them when no split was given)."""
+        if len(self.split) == 0:
+            return self
+        keep = np.asarray(self.split) == split
+        return Triplets(
+            self.event_id[keep],
+            self.anchor[keep],
+            self.positive[keep],
+            self.negative[keep],
+            self.weight[keep],
+            np.asarray(self.split)[keep],
+        )
+
+
+def triplets_from_screens(
+    screens: Sequence[Screen], hard_weight: float = 1.0, implicit_weight: float = 0.3
+) -> Triplets:
+    """(anchor, selected, other shown) for every screen with a selection; rejected -> hard_weight."""
+    rows: list[tuple[int, int, int, int, float, str]] = []
+    for screen in screens:
+        if screen.selected_row is None:
+            continue
+        rejected = set(screen.rejected_rows)
+        for row in screen.shown_rows():
+            if row != screen.selected_row:
+                weight = hard_weight if row in rejected else implicit_weight
+                rows.append(
+                    (
+                        screen.event_id,
+                        screen.anchor_row,
+                        screen.selected_row,
+                        row,
+                        weight,
+                        screen.split,
+                    )
+                )
+    columns = list(zip(*rows, strict=True)) if rows else [[]] * 6
+    return Triplets(
+        np.asarray(columns[0], dtype=np.int64),
+        np.asarray(columns[1], dtype=np.int64),
+        np.asarray(columns[2], dtype=np.int64),
+        np.asarray(columns[3], dtype=np.int64),
+        np.asarray(columns[4], dtype=np.float64),
+        np.asarray(columns[5], dtype=object),
+    )
+
+
+def base_space(vectors: np.ndarray) -> np.ndarray:
+    """The base space: L2-normalised base vectors."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), NORM_EPSILON)
+
+
+def head_space(head: ProjectionHead, batch_size: int = 4096) -> Space:
+    """The space a head maps into (its forward pass, evaluated without gradients)."""
+
+    def embed(vectors: np.ndarray) -> np.ndarray:
+        device = next(head.parameters()).device
+        was_training = head.training
+        head.eval()
+        parts = []
+        with torch.no_grad():
+            for start in range(0, len(vectors), batch_size):
+                chunk = torch.as_tensor(
+                    np.asarray(vectors[start : start + batch_size]), dtype=torch.float32
+                )
+                parts.append(head(chunk.to(device)).cpu().numpy().astype(np.float64))
+        head.train(was_training)
+        if not parts:
+            return np.zeros((0, head.output_dim))
+        return np.concatenate(parts)
+
+    return embed
+
+
+class EmbeddedRows:
+    """A space evaluated on only the base rows some events need (no O(n_clips) work)."""
+
+    def __init__(self, space: Space, base_vectors: np.ndarray, rows: np.ndarray) -> None:
+        self.rows = np.unique(np.asarray(rows, dtype=np.int64))
+        self.vectors = space(np.asarray(base_vectors)[self.rows]) if len(self.rows) else None
+
+    def __getitem__(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        return self.vectors[np.searchsorted(self.rows, np.asarray(rows, dtype=np.int64))]
+
+
+@dataclass
+class EventMetrics:
+    """Per-event metrics in one space; NaN where an event has nothing to measure.
+
+    ``screen_top1`` and ``reciprocal_rank`` need a selection; ``triplet_accuracy`` needs triplets.
+    """
+
+    event_ids: np.ndarray
+    triplet_accuracy: np.ndarray
+    screen_top1: np.ndarray
+    reciprocal_rank: np.ndarray
+
+    def summary(self) -> dict[str, Any]:
+        """Means over the events where each metric is defined, and those counts (JSON-ready)."""
+        out: dict[str, Any] = {"events": len(self.event_ids)}
+        for name in ("triplet_accuracy", "screen_top1", "reciprocal_rank"):
+            values = getattr(self, name)
+            defined = values[~np.isnan(values)]
+            out[name] = float(defined.mean()) if len(defined) else None
+            out[f"{name}_events"] = len(defined)
+        return out
+
+
+def evaluate_events(
+    space: Space,
+    base_vectors: np.ndarray,
+    screens: Sequence[Screen],
+    triplets: Triplets | None = None,
+    split: str | None = "holdout",
+) -> EventMetrics:
+    """Per-event triplet accuracy, screen top-1 and reciprocal rank of the chosen clip.
+
+    Triplet accuracy is the weighted share of an event's triplets with cos(a, p) > cos(a, n)
+    (ties count half). Top-1 is 1 when the selected clip is strictly the closest of the shown
+    candidates to the anchor (k-way ties share it: 1/k); the reciprocal rank uses the mean rank
+    among ties. Without ``triplets`` they are derived from the screens (hard 1.0, implicit 0.3).
+    ``split`` None keeps every event.
+    """
+    if split is not None:
+        screens = [s for s in screens if s.split == split]
+    if triplets is None:
+        triplets = triplets_from_screens(screens)
+    elif split is not None:
+        triplets = triplets.select(split)
+    event_ids = np.unique(
+        np.concatenate(
+            [np.array([s.event_id for s in screens], dtype=np.int64), triplets.event_id]
+        ).astype(np.int64)
+    )
+    needed = [triplets.anchor, triplets.positive, triplets.negative]
+    needed += [np.array([s.anchor_row, *s.shown_rows()], dtype=np.int64) for s in screens]
+    embedded = EmbeddedRows(space, base_vectors, np.concatenate(needed) if needed else [])
+
+    triplet_accuracy = np.full(len(event_ids), np.nan)
+    if len(triplets):
+        anchors = embedded[triplets.anchor]
+        gap = np.einsum("ij,ij->i", anchors, embedded[triplets.positive]) - np.einsum(
+            "ij,ij->i", anchors, embedded[triplets.negative]
+        )
+        correct = np.where(gap > 0, 1.0, np.where(gap == 0, 0.5, 0.0))
+        index = np.searchsorted(event_ids, triplets.event_id)
+        weight = np.asarray(triplets.weight, dtype=np.float64)
+        weighted = np.bincount(index, weights=weight * correct, minlength=len(event_ids))
+        total = np.bincount(index, weights=weight, minlength=len(event_ids))
+        has = total > 0
+        triplet_accuracy[has] = weighted[has] / total[has]
+
+    screen_top1 = np.full(len(event_ids), np.nan)
+    reciprocal_rank = np.full(len(event_ids), np.nan)
+    for screen in screens:
+        if screen.selected_row is None:
+            continue
+        shown = np.array(screen.shown_rows(), dtype=np.int64)
+        similarity = embedded[shown] @ embedded[[screen.anchor_row]][0]
+        chosen = similarity[shown == screen.selected_row][0]
+        greater = int(np.sum(similarity > chosen))
+        tied = int(np.sum(similarity == chosen)) - 1
+        position = np.searchsorted(event_ids, screen.event_id)
+        screen_top1[position] = 0.0 if greater else 1.0 / (1 + tied)
+        reciprocal_rank[position] = 1.0 / (1 + greater + tied / 2)
+    return EventMetrics(event_ids, triplet_accuracy, screen_top1, reciprocal_rank)
+
+
+def nearest_neighbours(embedded: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
+    """(m, k) indices of each row's k most cosine-similar other rows, closest first."""
+    embedded = base_space(embedded)  # cosine, even if the rows were not unit vectors
+    m = len(embedded)
+    k = max(0, min(k, m - 1))
+    out = np.empty((m, k), dtype=np.int64)
+    if k == 0:
+        return out
+    for start in range(0, m, chunk):
+        similarity = embedded[start : start + chunk] @ embedded.T
+        similarity[np.arange(len(similarity)), np.arange(start, start + len(similarity))] = -np.inf
+        top = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(similarity, top, axis=1), axis=1, kind="stable")
+        out[start : start + len(similarity)] = np.take_along_axis(top, order, axis=1)
+    return out
+
+
+def same_label_recall_at_k(embedded: np.ndarray, labels: Sequence[Any], k: int = 10) -> np.ndarray:
+    """Per row: the share of its k nearest neighbours that carry the same label.
+
+    With at least k other rows per label this is recall@k of same-label neighbours (the measure
+    for planted-factor tests: do clips of one trick come back together).
+    """
+    labels = np.asarray(labels)
+    neighbours = nearest_neighbours(embedded, k)
+    return (labels[neighbours] == labels[:, None]).mean(axis=1)
+
+
+def knn_jaccard(first: np.ndarray, second: np.ndarray, k: int = 10) -> np.ndarray:
+    """Per row: Jaccard overlap of its k-nearest-neighbour sets in two spaces over the same rows."""
+    a, b = nearest_neighbours(first, k), nearest_neighbours(second, k)
+    out = np.empty(len(a))
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        sx, sy = set(x.tolist()), set(y.tolist())
+        out[i] = len(sx & sy) / len(sx | sy) if sx or sy else 1.0
+    return out

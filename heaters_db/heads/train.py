@@ -1,0 +1,454 @@
+"""Training a projection head from sorting screens (InfoNCE over what was shown).
+
+The database layer reads the views ``sorting_screens`` / ``sorting_triplets`` and the base
+embeddings, and hands them over as a ``TrainingData`` (rows of one base-vector array); nothing here
+touches the database.
+
+Loss, per screen (anchor a, shown candidates c, temperature T)::
+
+    logit_c    = cos(f(a), f(c)) / T + log(weight_c)     weight: selected 1, rejected 1 (hard),
+                                                         other shown 0.3 (implicit)
+    logit_none = tau / T                                 tau: a learned cosine threshold
+    loss       = cross-entropy(softmax([logit_c..., logit_none]), target)
+
+with the target the selected candidate, or the "none" slot when the sorter said none was similar.
+Adding log(weight) scales a negative's share of the softmax, hence how hard it is pushed away.
+The none slot models the sorter's answer as "pick the most similar, if it beats a threshold", so a
+"none similar" screen still pushes every shown candidate below tau, and a screen with a selection
+also pulls the selected one above it. An optional triplet-margin term (``triplet_weight``, 0 by
+default) exists for triplets that do not come from screens: the screen softmax already contains
+every (anchor, selected, other shown) triplet, so adding the same triplets again would only
+double-count them.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from heaters_db.errors import ConfigurationError, HeatersError
+from heaters_db.heads.metrics import (
+    SPLITS,
+    Screen,
+    Triplets,
+    evaluate_events,
+    head_space,
+)
+from heaters_db.heads.module import ProjectionHead, default_hidden_dim
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDataError(HeatersError):
+    """The sorting events cannot train a projection head (none usable, or inconsistent rows)."""
+
+
+@dataclass
+class TrainingData:
+    """Base vectors (one row per clip) and the sorting events that refer to those rows."""
+
+    base_vectors: np.ndarray
+    clip_rows: dict[int, int]
+    screens: list[Screen]
+    triplets: Triplets | None = None
+
+    def __post_init__(self) -> None:
+        self.base_vectors = np.asarray(self.base_vectors, dtype=np.float32)
+        if self.base_vectors.ndim != 2 or len(self.base_vectors) == 0:
+            raise TrainingDataError(
+                f"base vectors must be a non-empty (n_clips, d) array, got {self.base_vectors.shape}"
+            )
+        if not np.isfinite(self.base_vectors).all():
+            raise TrainingDataError("base vectors contain NaN or infinite values")
+        n = len(self.base_vectors)
+        for screen in self.screens:
+            if screen.split not in SPLITS:
+                raise TrainingDataError(f"event {screen.event_id}: unknown split {screen.split!r}")
+            rows = (screen.anchor_row, *screen.shown_rows())
+            if min(rows) < 0 or max(rows) >= n:
+                raise TrainingDataError(
+                    f"event {screen.event_id} refers to a row outside 0..{n - 1}"
+                )
+        if self.triplets is not None and len(self.triplets):
+            rows = np.concatenate(
+                [self.triplets.anchor, self.triplets.positive, self.triplets.negative]
+            )
+            if rows.min() < 0 or rows.max() >= n:
+                raise TrainingDataError(f"a triplet refers to a row outside 0..{n - 1}")
+
+    @classmethod
+    def from_clip_ids(
+        cls,
+        clip_ids: Sequence[int],
+        base_vectors: np.ndarray,
+        screens: Iterable[Mapping[str, Any]],
+        triplets: Iterable[Mapping[str, Any]] | None = None,
+    ) -> TrainingData:
+        """Build from rows keyed by clip id, as the sorting views return them.
+
+        Screen keys: event_id, anchor_clip_id, candidate_clip_ids, selected_clip_id (None = none
+        similar), rejected_clip_ids, split. Triplet keys: event_id, anchor_clip_id,
+        positive_clip_id, negative_clip_id, weight, split. Clips without a base vector are left
+        out: a candidate is dropped from its screen; a screen whose anchor or selected clip (or a
+        triplet any of whose clips) lacks a vector is skipped.
+        """
+        clip_rows = {int(clip_id): row for row, clip_id in enumerate(clip_ids)}
+        kept: list[Screen] = []
+        for record in screens:
+            anchor = clip_rows.get(int(record["anchor_clip_id"]))
+            selected_id = record.get("selected_clip_id")
+            selected = None if selected_id is None else clip_rows.get(int(selected_id))
+            if anchor is None or (selected_id is not None and selected is None):
+                log.info(
+                    "skipping sorting event without base vectors",
+                    extra={"action": "head_training_skip_event", "event_id": record["event_id"]},
+                )
+                continue
+            kept.append(
+                Screen(
+                    event_id=int(record["event_id"]),
+                    anchor_row=anchor,
+                    candidate_rows=_known_rows(record.get("candidate_clip_ids"), clip_rows),
+                    selected_row=selected,
+                    rejected_rows=_known_rows(record.get("rejected_clip_ids"), clip_rows),
+                    split=record.get("split") or "train",
+                )
+            )
+        table = None
+        if triplets is not None:
+            columns: list[list[Any]] = [[], [], [], [], [], []]
+            for record in triplets:
+                rows = [
+                    clip_rows.get(int(record[key]))
+                    for key in ("anchor_clip_id", "positive_clip_id", "negative_clip_id")
+                ]
+                if None in rows:
+                    continue
+                values = [int(record["event_id"]), *rows, float(record["weight"])]
+                for column, value in zip(
+                    columns, [*values, record.get("split") or "train"], strict=True
+                ):
+                    column.append(value)
+            table = Triplets(
+                *(np.asarray(c, dtype=np.int64) for c in columns[:4]),
+                np.asarray(columns[4], dtype=np.float64),
+                np.asarray(columns[5], dtype=object),
+            )
+        return cls(np.asarray(base_vectors), clip_rows, kept, table)
+
+
+def _known_rows(clip_ids: Iterable[int] | None, clip_rows: Mapping[int, int]) -> tuple[int, ...]:
+    return tuple(clip_rows[int(c)] for c in (clip_ids or ()) if int(c) in clip_rows)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters; ``hidden_dim`` None means 8 x output_dim (2048 for 256)."""
+
+    output_dim: int = 256
+    hidden_dim: int | None = None
+    temperature: float = 0.1
+    hard_negative_weight: float = 1.0
+    implicit_negative_weight: float = 0.3
+    learn_none: bool = True
+    triplet_weight: float = 0.0
+    triplet_margin: float = 0.1
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    max_epochs: int = 200
+    patience: int = 20
+    min_delta: float = 1e-4
+    seed: int = 0
+    device: str = "cpu"
+    pca_max_samples: int = 50_000
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ConfigurationError("temperature must be positive")
+        if self.hard_negative_weight <= 0 or self.implicit_negative_weight < 0:
+            raise ConfigurationError(
+                "negative weights must be positive (an implicit weight of 0 ignores them)"
+            )
+        if self.batch_size < 1 or self.max_epochs < 0 or self.patience < 1:
+            raise ConfigurationError("batch_size and patience must be >= 1, max_epochs >= 0")
+
+
+@dataclass
+class TrainResult:
+    """The best head (by holdout loss), the per-epoch history and summary metrics."""
+
+    head: ProjectionHead
+    history: list[dict[str, Any]]
+    best_epoch: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _ScreenBatch:
+    """Screens as padded arrays: candidate rows, their log-weights (-inf = padding), targets."""
+
+    anchors: np.ndarray  # (S,)
+    candidates: np.ndarray  # (S, C)
+    log_weights: np.ndarray  # (S, C)
+    targets: np.ndarray  # (S,) column of the selected candidate, C for the none slot
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+    def take(self, index: np.ndarray) -> _ScreenBatch:
+        return _ScreenBatch(
+            self.anchors[index],
+            self.candidates[index],
+            self.log_weights[index],
+            self.targets[index],
+        )
+
+
+def _pack_screens(screens: Sequence[Screen], config: TrainConfig) -> _ScreenBatch:
+    usable = [
+        s for s in screens if s.shown_rows() and (config.learn_none or s.selected_row is not None)
+    ]
+    width = max((len(s.shown_rows()) for s in usable), default=1)
+    anchors = np.zeros(len(usable), dtype=np.int64)
+    candidates = np.zeros((len(usable), width), dtype=np.int64)
+    log_weights = np.full((len(usable), width), -np.inf, dtype=np.float32)
+    targets = np.full(len(usable), width, dtype=np.int64)
+    hard, implicit = math.log(config.hard_negative_weight), _log(config.implicit_negative_weight)
+    for i, screen in enumerate(usable):
+        shown = screen.shown_rows()
+        rejected = set(screen.rejected_rows)
+        anchors[i] = screen.anchor_row
+        candidates[i, : len(shown)] = shown
+        candidates[i, len(shown) :] = screen.anchor_row  # padding, masked by -inf
+        for j, row in enumerate(shown):
+            if row == screen.selected_row:
+                log_weights[i, j] = 0.0
+                targets[i] = j
+            else:
+                log_weights[i, j] = hard if row in rejected else implicit
+    return _ScreenBatch(anchors, candidates, log_weights, targets)
+
+
+def _log(weight: float) -> float:
+    return math.log(weight) if weight > 0 else -math.inf
+
+
+class _Objective(torch.nn.Module):
+    """The head plus the learned "none similar" threshold (a cosine), for the screen softmax."""
+
+    def __init__(self, head: ProjectionHead, none_threshold: float) -> None:
+        super().__init__()
+        self.head = head
+        self.none_threshold = torch.nn.Parameter(torch.tensor(float(none_threshold)))
+
+    def embed(self, base: np.ndarray, rows: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        unique = np.unique(rows)
+        device = self.none_threshold.device
+        vectors = torch.from_numpy(base[unique]).to(device)
+        return self.head(vectors), unique
+
+    def cosines(self, base: np.ndarray, batch: _ScreenBatch) -> torch.Tensor:
+        """(S, C) cosine between each screen's anchor and its candidates in head space."""
+        rows = np.concatenate([batch.anchors, batch.candidates.ravel()])
+        embedded, unique = self.embed(base, rows)
+        device = embedded.device
+        anchors = embedded[torch.from_numpy(np.searchsorted(unique, batch.anchors)).to(device)]
+        candidates = embedded[
+            torch.from_numpy(np.searchsorted(unique, batch.candidates)).to(device)
+        ]
+        return torch.einsum("sk,sck->sc", anchors, candidates)
+
+    def logits(self, base: np.ndarray, batch: _ScreenBatch, config: TrainConfig) -> torch.Tensor:
+        cosine = self.cosines(base, batch)
+        logits = cosine / config.temperature + torch.from_numpy(batch.log_weights).to(cosine.device)
+        if config.learn_none:
+            none = (self.none_threshold / config.temperature).expand(len(batch), 1)
+            logits = torch.cat([logits, none], dim=1)
+        return logits
+
+    def screen_loss(
+        self, base: np.ndarray, batch: _ScreenBatch, config: TrainConfig
+    ) -> torch.Tensor:
+        logits = self.logits(base, batch, config)
+        return F.cross_entropy(logits, torch.from_numpy(batch.targets).to(logits.device))
+
+    def triplet_loss(
+        self, base: np.ndarray, triplets: Triplets, index: np.ndarray, margin: float
+    ) -> torch.Tensor:
+        a, p, n = triplets.anchor[index], triplets.positive[index], triplets.negative[index]
+        embedded, unique = self.embed(base, np.concatenate([a, p, n]))
+        device = embedded.device
+
+        def pick(rows: np.ndarray) -> torch.Tensor:
+            return embedded[torch.from_numpy(np.searchsorted(unique, rows)).to(device)]
+
+        ea, ep, en = pick(a), pick(p), pick(n)
+        gap = (ea * ep).sum(-1) - (ea * en).sum(-1)
+        weight = torch.as_tensor(triplets.weight[index], dtype=torch.float32, device=device)
+        return (weight * F.relu(margin - gap)).sum() / weight.sum().clamp_min(1e-12)
+
+
+def _initial_none_threshold(objective: _Objective, base: np.ndarray, batch: _ScreenBatch) -> float:
+    """Halfway between the mean cosine of selected and of other shown candidates at init."""
+    if len(batch) == 0:
+        return 0.0
+    with torch.no_grad():
+        cosine = objective.cosines(base, batch).cpu().numpy()
+    valid = np.isfinite(batch.log_weights)
+    selected = np.zeros_like(valid)
+    has = batch.targets < batch.candidates.shape[1]
+    selected[np.flatnonzero(has), batch.targets[has]] = True
+    others = valid & ~selected
+    if selected.any() and others.any():
+        return float((cosine[selected].mean() + cosine[others].mean()) / 2)
+    return float(np.median(cosine[valid])) if valid.any() else 0.0
+
+
+def _evaluate_loss(
+    objective: _Objective, base: np.ndarray, batch: _ScreenBatch, config: TrainConfig
+) -> float | None:
+    """Mean screen loss over a batch; None without screens (JSON null, not NaN, for jsonb)."""
+    if len(batch) == 0:
+        return None
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(batch), config.batch_size):
+            part = batch.take(np.arange(start, min(start + config.batch_size, len(batch))))
+            total += objective.screen_loss(base, part, config).item() * len(part)
+    return total / len(batch)
+
+
+def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainResult:
+    """Fit a head to the train split, stopping early on the holdout split's screen loss.
+
+    The head starts as the PCA projection of all base vectors (subsampled to pca_max_samples).
+    The best epoch's weights (epoch 0 = the untrained PCA head) are restored. Same data and
+    seed give identical weights on the same device and thread count. Without holdout screens
+    the train loss decides and the run goes to max_epochs or the patience limit on that loss.
+    """
+    config = config or TrainConfig()
+    base = data.base_vectors
+    train_screens = [s for s in data.screens if s.split == "train"]
+    holdout_screens = [s for s in data.screens if s.split == "holdout"]
+    train_batch = _pack_screens(train_screens, config)
+    holdout_batch = _pack_screens(holdout_screens, config)
+    if len(train_batch) == 0:
+        raise TrainingDataError("no usable training screens (each needs shown candidates)")
+    triplets = data.triplets.select("train") if data.triplets is not None else None
+    use_triplets = config.triplet_weight > 0 and triplets is not None and len(triplets) > 0
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        rng = np.random.default_rng(config.seed)
+        hidden = config.hidden_dim or default_hidden_dim(config.output_dim)
+        head = ProjectionHead(base.shape[1], config.output_dim, hidden)
+        sample = base
+        if len(base) > config.pca_max_samples:
+            sample = base[np.sort(rng.choice(len(base), config.pca_max_samples, replace=False))]
+        head.pca_init(sample)
+        objective = _Objective(head, 0.0).to(config.device)
+        with torch.no_grad():
+            objective.none_threshold.fill_(_initial_none_threshold(objective, base, train_batch))
+
+        decay = [p for n, p in objective.named_parameters() if n.endswith("weight")]
+        no_decay = [p for n, p in objective.named_parameters() if not n.endswith("weight")]
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": config.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=config.learning_rate,
+        )
+        monitor = "holdout_loss" if len(holdout_batch) else "train_loss"
+        history = [_epoch_record(0, objective, base, train_batch, holdout_batch, data, config)]
+        best_value, best_epoch = history[0][monitor], 0
+        best_state = copy.deepcopy(objective.state_dict())
+        for epoch in range(1, config.max_epochs + 1):
+            objective.train()
+            order = rng.permutation(len(train_batch))
+            running = 0.0
+            for start in range(0, len(order), config.batch_size):
+                index = order[start : start + config.batch_size]
+                loss = screen_loss = objective.screen_loss(base, train_batch.take(index), config)
+                running += screen_loss.item() * len(index)
+                if use_triplets:
+                    sampled = rng.integers(0, len(triplets), size=len(index) * 4)
+                    loss = loss + config.triplet_weight * objective.triplet_loss(
+                        base, triplets, sampled, config.triplet_margin
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            # With a holdout split the epoch's running loss is enough for the record; without
+            # one the train loss picks the best epoch, so it is measured exactly after the epoch.
+            running_loss = running / len(order) if monitor == "holdout_loss" else None
+            record = _epoch_record(
+                epoch, objective, base, train_batch, holdout_batch, data, config, running_loss
+            )
+            history.append(record)
+            if record[monitor] < best_value - config.min_delta:
+                best_value, best_epoch = record[monitor], epoch
+                best_state = copy.deepcopy(objective.state_dict())
+            elif epoch - best_epoch >= config.patience:
+                break
+        objective.load_state_dict(best_state)
+
+    head = objective.head.cpu().eval()
+    metrics = {
+        "best_epoch": best_epoch,
+        "epochs_run": len(history) - 1,
+        "monitor": monitor,
+        "train_screens": len(train_batch),
+        "holdout_screens": len(holdout_batch),
+        "none_threshold": float(objective.none_threshold.item()),
+        "parameters": head.parameter_count(),
+        "config": asdict(config),
+        **{k: v for k, v in history[best_epoch].items() if k != "epoch"},
+    }
+    log.info(
+        "trained projection head",
+        extra={
+            "action": "head_trained",
+            "best_epoch": best_epoch,
+            "epochs_run": metrics["epochs_run"],
+            "holdout_loss": metrics["holdout_loss"],
+            "train_screens": len(train_batch),
+        },
+    )
+    return TrainResult(head=head, history=history, best_epoch=best_epoch, metrics=metrics)
+
+
+def _epoch_record(
+    epoch: int,
+    objective: _Objective,
+    base: np.ndarray,
+    train_batch: _ScreenBatch,
+    holdout_batch: _ScreenBatch,
+    data: TrainingData,
+    config: TrainConfig,
+    train_loss: float | None = None,
+) -> dict[str, Any]:
+    objective.eval()
+    if train_loss is None:
+        train_loss = _evaluate_loss(objective, base, train_batch, config)
+    record: dict[str, Any] = {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "holdout_loss": _evaluate_loss(objective, base, holdout_batch, config),
+    }
+    if len(holdout_batch):
+        summary = evaluate_events(
+            head_space(objective.head), base, data.screens, split="holdout"
+        ).summary()
+        record["holdout_top1"] = summary["screen_top1"]
+        record["holdout_triplet_accuracy"] = summary["triplet_accuracy"]
+    return record

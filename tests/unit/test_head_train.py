@@ -1,0 +1,285 @@
+"""Training heads on synthetic sorting data with planted trick and spot factors."""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from heaters_db.errors import ConfigurationError
+from heaters_db.heads import (
+    Screen,
+    TrainConfig,
+    TrainingData,
+    TrainingDataError,
+    Triplets,
+    base_space,
+    evaluate_events,
+    gate,
+    head_space,
+    same_label_recall_at_k,
+    train_head,
+    triplets_from_screens,
+)
+
+DIM = 64
+TRICKS, SPOTS, REPEATS = 8, 6, 3
+
+
+@dataclass
+class Library:
+    vectors: np.ndarray
+    tricks: np.ndarray
+    spots: np.ndarray
+
+
+def make_library(factors: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> Library:
+    """Clip vector = trick factor + 2 x spot factor + noise: the base space groups by spot, so
+    finding the same trick is what a head has to learn."""
+    trick_factors, spot_factors = factors
+    tricks, spots, vectors = [], [], []
+    for trick in range(TRICKS):
+        for spot in range(SPOTS):
+            for _ in range(REPEATS):
+                noise = 0.5 * rng.standard_normal(DIM) / np.sqrt(DIM)
+                vectors.append(trick_factors[trick] + 2 * spot_factors[spot] + noise)
+                tricks.append(trick)
+                spots.append(spot)
+    return Library(np.array(vectors, np.float32), np.array(tricks), np.array(spots))
+
+
+def make_factors(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (
+        rng.standard_normal((TRICKS, DIM)) / np.sqrt(DIM),
+        rng.standard_normal((SPOTS, DIM)) / np.sqrt(DIM),
+    )
+
+
+def simulate_screens(
+    labels: np.ndarray,
+    count: int,
+    split: str,
+    rng: np.random.Generator,
+    first_event: int = 0,
+    shown: int = 6,
+    random_answers: bool = False,
+) -> list[Screen]:
+    """A sorter in trick mode: picks the shown clip with the anchor's trick, else "none similar",
+    and explicitly rejects about half of the rest. With random_answers it picks at random."""
+    screens = []
+    rows = np.arange(len(labels))
+    for event in range(first_event, first_event + count):
+        anchor = int(rng.integers(len(labels)))
+        same = rows[(labels == labels[anchor]) & (rows != anchor)]
+        other = rows[labels != labels[anchor]]
+        candidates = [int(c) for c in rng.choice(other, shown, replace=False)]
+        if rng.random() < 0.8:
+            candidates[0] = int(rng.choice(same))
+        rng.shuffle(candidates)
+        if random_answers:
+            selected = int(rng.choice(candidates)) if rng.random() < 0.8 else None
+        else:
+            matches = [c for c in candidates if labels[c] == labels[anchor]]
+            selected = matches[0] if matches else None
+        rejected = tuple(c for c in candidates if c != selected and rng.random() < 0.5)
+        screens.append(Screen(event, anchor, tuple(candidates), selected, rejected, split))
+    return screens
+
+
+def sorting_data(random_answers: bool = False, seed: int = 0) -> tuple[TrainingData, Library]:
+    """Train/holdout screens over one library; a second library (same factors, fresh noise)
+    measures whether what was learned carries over to clips nobody sorted."""
+    rng = np.random.default_rng(seed)
+    factors = make_factors(seed)
+    library, unseen = make_library(factors, rng), make_library(factors, rng)
+    screens = simulate_screens(library.tricks, 240, "train", rng, 0, random_answers=random_answers)
+    screens += simulate_screens(
+        library.tricks, 80, "holdout", rng, 1000, random_answers=random_answers
+    )
+    data = TrainingData(library.vectors, {i: i for i in range(len(library.vectors))}, screens)
+    return data, unseen
+
+
+FAST = TrainConfig(
+    output_dim=32, hidden_dim=128, batch_size=64, learning_rate=1e-2, max_epochs=25, patience=10
+)
+
+
+def gate_against_base(result, data):
+    new = evaluate_events(head_space(result.head), data.base_vectors, data.screens)
+    old = evaluate_events(base_space, data.base_vectors, data.screens)
+    return gate(new, old)
+
+
+def test_head_learns_the_planted_trick_factor_and_passes_the_gate():
+    data, unseen = sorting_data()
+    result = train_head(data, FAST)
+    base_recall = same_label_recall_at_k(base_space(unseen.vectors), unseen.tricks, 10).mean()
+    head_recall = same_label_recall_at_k(head_space(result.head)(unseen.vectors), unseen.tricks, 10)
+    assert base_recall < 0.4
+    assert head_recall.mean() > 0.8
+    assert head_recall.mean() > base_recall + 0.4
+    assert result.best_epoch > 0
+    assert result.history[0]["epoch"] == 0  # the untrained PCA head is the first candidate
+    assert result.metrics["holdout_top1"] > 0.8
+    decision = gate_against_base(result, data)
+    assert decision.passed, decision.reason
+    # What projection_heads.metrics (jsonb, which has no NaN) will hold.
+    json.dumps({**result.metrics, "gate": decision.metrics}, allow_nan=False)
+
+
+def test_head_fitted_to_random_answers_is_rejected_by_the_gate():
+    data, _ = sorting_data(random_answers=True, seed=1)
+    result = train_head(data, FAST)
+    decision = gate_against_base(result, data)
+    assert not decision.passed
+    assert "noise" in decision.reason
+
+
+def test_same_seed_gives_identical_weights():
+    data, _ = sorting_data(seed=2)
+    config = TrainConfig(output_dim=16, hidden_dim=32, max_epochs=4, patience=10, seed=7)
+    first, second = train_head(data, config), train_head(data, config)
+    for a, b in zip(first.head.parameters(), second.head.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert first.history == second.history
+    other = train_head(data, TrainConfig(output_dim=16, hidden_dim=32, max_epochs=4, seed=8))
+    assert not torch.equal(first.head.hidden_layer.weight, other.head.hidden_layer.weight)
+
+
+def test_best_epoch_weights_are_restored():
+    data, _ = sorting_data(seed=3)
+    result = train_head(data, TrainConfig(output_dim=16, hidden_dim=32, max_epochs=25, patience=3))
+    losses = [record["holdout_loss"] for record in result.history]
+    assert losses[result.best_epoch] <= min(losses) + result.metrics["config"]["min_delta"]
+    again = evaluate_events(head_space(result.head), data.base_vectors, data.screens).summary()
+    assert again["screen_top1"] == result.history[result.best_epoch]["holdout_top1"]
+
+
+def test_tiny_data_with_a_none_screen_trains_and_the_gate_refuses_it():
+    rng = np.random.default_rng(4)
+    vectors = rng.standard_normal((12, 16)).astype(np.float32)
+    screens = [
+        Screen(1, 0, (1, 2, 3), 1, (2,), "train"),
+        Screen(2, 4, (5, 6, 7), None, (5, 6), "train"),  # "none similar"
+        Screen(3, 8, (9, 10, 11), 10, (), "train"),
+        Screen(4, 1, (0, 5, 9), 0, (), "holdout"),
+        Screen(5, 2, (3, 7), None, (), "holdout"),
+    ]
+    data = TrainingData(vectors, {100 + i: i for i in range(12)}, screens)
+    result = train_head(data, TrainConfig(output_dim=32, hidden_dim=16, max_epochs=5))
+    assert result.head.architecture["output_dim"] == 32  # wider than the 16-d input: padded
+    decision = gate_against_base(result, data)
+    assert not decision.passed
+    assert "too few holdout events" in decision.reason
+
+
+def test_none_only_screens_still_train():
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((20, 8)).astype(np.float32)
+    screens = [Screen(i, i, (i + 1, i + 2), None, (i + 1,), "train") for i in range(10)]
+    result = train_head(
+        TrainingData(vectors, {}, screens), TrainConfig(output_dim=8, hidden_dim=8, max_epochs=3)
+    )
+    assert result.metrics["holdout_screens"] == 0
+    assert result.metrics["monitor"] == "train_loss"
+    assert np.isfinite(result.history[-1]["train_loss"])
+    json.dumps(result.metrics, allow_nan=False)
+
+
+def test_optional_triplet_term_trains():
+    data, _ = sorting_data(seed=6)
+    triplets = triplets_from_screens(data.screens)
+    data = TrainingData(data.base_vectors, data.clip_rows, data.screens, triplets)
+    config = TrainConfig(output_dim=16, hidden_dim=32, max_epochs=3, triplet_weight=0.5)
+    result = train_head(data, config)
+    assert np.isfinite(result.metrics["train_loss"])
+
+
+def test_a_large_library_only_touches_the_rows_it_needs():
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((100_000, 32)).astype(np.float32)
+    screens = [
+        Screen(i, int(a), tuple(int(c) for c in rng.integers(0, 100_000, 5)), None, (), split)
+        for i, (a, split) in enumerate(
+            zip(rng.integers(0, 100_000, 40), ["train"] * 30 + ["holdout"] * 10, strict=True)
+        )
+    ]
+    config = TrainConfig(output_dim=16, hidden_dim=32, max_epochs=2, pca_max_samples=20_000)
+    result = train_head(TrainingData(vectors, {}, screens), config)
+    assert result.metrics["train_screens"] == 30
+
+
+def test_from_clip_ids_maps_ids_to_rows_and_skips_clips_without_vectors():
+    vectors = np.eye(4, dtype=np.float32)
+    data = TrainingData.from_clip_ids(
+        [10, 20, 30, 40],
+        vectors,
+        [
+            {
+                "event_id": 1,
+                "anchor_clip_id": 10,
+                "candidate_clip_ids": [20, 30, 99],
+                "selected_clip_id": 30,
+                "rejected_clip_ids": [20],
+                "split": "holdout",
+            },
+            {
+                "event_id": 2,
+                "anchor_clip_id": 99,
+                "candidate_clip_ids": [20],
+                "selected_clip_id": None,
+            },
+            {
+                "event_id": 3,
+                "anchor_clip_id": 10,
+                "candidate_clip_ids": [20],
+                "selected_clip_id": 99,
+            },
+        ],
+        [
+            {
+                "event_id": 1,
+                "anchor_clip_id": 10,
+                "positive_clip_id": 30,
+                "negative_clip_id": 20,
+                "weight": 1.0,
+                "split": "holdout",
+            },
+            {
+                "event_id": 1,
+                "anchor_clip_id": 10,
+                "positive_clip_id": 30,
+                "negative_clip_id": 99,
+                "weight": 0.3,
+                "split": "holdout",
+            },
+        ],
+    )
+    assert data.screens == [Screen(1, 0, (1, 2), 2, (1,), "holdout")]
+    assert data.triplets.anchor.tolist() == [0] and data.triplets.negative.tolist() == [1]
+    assert data.clip_rows == {10: 0, 20: 1, 30: 2, 40: 3}
+
+
+def test_invalid_config_is_refused():
+    with pytest.raises(ConfigurationError):
+        TrainConfig(temperature=0)
+    with pytest.raises(ConfigurationError):
+        TrainConfig(hard_negative_weight=0)
+
+
+def test_unusable_data_is_refused_clearly():
+    vectors = np.zeros((3, 4), dtype=np.float32)
+    with pytest.raises(TrainingDataError, match="outside"):
+        TrainingData(vectors, {}, [Screen(1, 0, (1, 5), 1)])
+    with pytest.raises(TrainingDataError, match="split"):
+        TrainingData(vectors, {}, [Screen(1, 0, (1,), 1, (), "test")])
+    with pytest.raises(TrainingDataError, match="no usable training screens"):
+        train_head(TrainingData(vectors, {}, [Screen(1, 0, (1,), 1, (), "holdout")]))
+    with pytest.raises(TrainingDataError, match="non-empty"):
+        TrainingData(np.zeros((0, 4)), {}, [])
+    bad = Triplets(np.array([1]), np.array([0]), np.array([1]), np.array([7]), np.array([1.0]))
+    with pytest.raises(TrainingDataError, match="triplet"):
+        TrainingData(vectors, {}, [], bad)
