@@ -1,0 +1,156 @@
+"""Turn a `clips.clip_filepath` into a local file the decoder can open.
+
+heaters stores object-store keys (`clips/<name>.mp4`); heaters-db also accepts absolute paths
+and `s3://bucket/key` URLs:
+
+- `/abs/path.mp4`: used as is.
+- `s3://bucket/key`: downloaded once to `<cache_dir>/s3/<bucket>/<key>`; a later call re-uses
+  the file while the object's size and ETag are unchanged.
+- `clips/x.mp4` (a bare key): `<media_root>/clips/x.mp4` when that file exists, else
+  `s3://<s3_bucket>/clips/x.mp4` when a bucket is configured.
+
+boto3 is optional (the `s3` extra) and imported only when an object is fetched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from heaters_db.errors import HeatersError
+
+if TYPE_CHECKING:
+    from heaters_db.settings import Settings
+
+log = logging.getLogger(__name__)
+
+S3_PREFIX = "s3://"
+
+
+class ClipFileMissing(HeatersError):
+    """The clip's video file could not be found locally or in the object store."""
+
+
+class ObjectStoreError(HeatersError):
+    """A clip could not be fetched from the object store."""
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """`s3://bucket/key` -> (bucket, key)."""
+    rest = url[len(S3_PREFIX) :]
+    bucket, _, key = rest.partition("/")
+    if not bucket or not key or key.endswith("/"):
+        raise ClipFileMissing(f"{url}: not an s3://bucket/key URL")
+    return bucket, key
+
+
+def _safe_key(key: str, url: str) -> PurePosixPath:
+    """The key as a relative path that cannot climb out of the cache directory."""
+    parts = PurePosixPath(key).parts
+    if any(part in ("..", "") for part in parts) or key.startswith("/"):
+        raise ClipFileMissing(f"{url}: key would leave its directory ('..' or empty parts)")
+    return PurePosixPath(*parts)
+
+
+def _s3_client(settings: Settings) -> Any:
+    try:
+        import boto3
+    except ImportError as error:
+        raise ObjectStoreError(
+            "boto3 is not installed: install heaters-db[s3] to read s3:// clip paths"
+        ) from error
+    return boto3.client("s3", endpoint_url=settings.s3_endpoint_url or None)
+
+
+def _etag_file(path: Path) -> Path:
+    return path.with_name(path.name + ".etag")
+
+
+def download_s3(url: str, settings: Settings, client: Any | None = None) -> Path:
+    """Fetch `s3://bucket/key` into the cache (if not already there unchanged) and return it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = parse_s3_url(url)
+    target = settings.resolved_cache_dir / "s3" / bucket / _safe_key(key, url)
+    client = client or _s3_client(settings)
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchKey", "NotFound"):
+            raise ClipFileMissing(f"{url}: no such object in the object store") from error
+        raise ObjectStoreError(
+            f"{url}: object store refused the request ({code or error})"
+        ) from error
+    except BotoCoreError as error:
+        raise ObjectStoreError(f"{url}: object store unreachable ({error})") from error
+
+    size, etag = int(head["ContentLength"]), str(head.get("ETag", ""))
+    etag_file = _etag_file(target)
+    if (
+        target.is_file()
+        and target.stat().st_size == size
+        and etag_file.is_file()
+        and etag_file.read_text() == etag
+    ):
+        log.debug("clip cached", extra={"action": "s3_cache_hit", "url": url})
+        return target
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Download beside the target and rename: another daemon on this host may read the same key.
+    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
+    os.close(handle)
+    try:
+        client.download_file(bucket, key, partial)
+        os.replace(partial, target)
+    except (ClientError, BotoCoreError) as error:
+        raise ObjectStoreError(f"{url}: download failed ({error})") from error
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    etag_file.write_text(etag)
+    log.info("clip downloaded", extra={"action": "s3_download", "url": url, "bytes": size})
+    return target
+
+
+def resolve_clip_path(clip_filepath: str, settings: Settings | None = None) -> Path:
+    """A local path for `clip_filepath` (see the module docstring for the rules).
+
+    Raises ClipFileMissing naming the path and the settings to set when nothing matches, and
+    ObjectStoreError when the object store fails.
+    """
+    if settings is None:
+        from heaters_db.settings import get_settings
+
+        settings = get_settings()
+    if not clip_filepath:
+        raise ClipFileMissing("clip has no clip_filepath")
+    if clip_filepath.startswith(S3_PREFIX):
+        return download_s3(clip_filepath, settings)
+
+    path = Path(clip_filepath)
+    if path.is_absolute():
+        if not path.is_file():
+            raise ClipFileMissing(f"{path}: video file does not exist")
+        return path
+
+    key = str(_safe_key(str(PurePosixPath(clip_filepath)), clip_filepath))
+    if settings.media_root is not None:
+        local = Path(settings.media_root) / key
+        if local.is_file():
+            return local
+    if settings.s3_bucket:
+        return download_s3(f"{S3_PREFIX}{settings.s3_bucket}/{key}", settings)
+    looked = (
+        f"not under HEATERS_MEDIA_ROOT={settings.media_root}"
+        if settings.media_root is not None
+        else "HEATERS_MEDIA_ROOT is not set"
+    )
+    raise ClipFileMissing(
+        f"{clip_filepath}: clip file not found ({looked}, HEATERS_S3_BUCKET is not set); "
+        "set HEATERS_MEDIA_ROOT to the directory holding heaters' clip keys, "
+        "or HEATERS_S3_BUCKET (and HEATERS_S3_ENDPOINT_URL) to fetch them"
+    )
