@@ -23,6 +23,9 @@ from heaters_db.localdb import LocalCluster
 
 TEMPLATE_DB = "heaters_test_template"
 
+# No test may wait on the model hub (there is no network for weights): fail fast instead.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 
 @dataclass
 class PgServer:
