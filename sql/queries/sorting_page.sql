@@ -1,0 +1,32 @@
+-- Runtime queries of the sorting page (heaters_db/web/store.py, `heaters-db sort`).
+-- Which anchor to ask about and what to show beside it are decided in SQL (next_anchors,
+-- sorting_candidates); the page only shows them and records one event per choice.
+
+-- name: next_anchors
+SELECT clip_id, score, reason FROM next_anchors(%(mode)s, %(n)s);
+
+-- name: sorting_candidates
+SELECT clip_id, position, source, distance
+FROM sorting_candidates(%(anchor)s, %(mode)s, %(n)s)
+ORDER BY position;
+
+-- name: clip_files
+SELECT id, clip_filepath, clip_identifier FROM clips WHERE id = ANY (%(clip_ids)s::integer[]);
+
+-- name: active_head
+-- The active projection head of a mode, or no row (similarity then uses the default variant).
+SELECT id, version, metrics, activated_at, training_event_count
+FROM projection_heads
+WHERE mode = sorting_mode(%(mode)s) AND status = 'active';
+
+-- name: insert_sorting_event
+-- One choice, one row. The BEFORE INSERT trigger (functions/validate_sorting_event.sql) refuses
+-- impossible events with a message the page shows to the person.
+INSERT INTO clip_sorting_events (
+    anchor_clip_id, selected_clip_id, rejected_clip_ids, candidate_clip_ids, sorting_mode,
+    session_id, response_time_ms, candidate_rankings
+) VALUES (
+    %(anchor)s, %(selected)s, %(rejected)s::integer[], %(candidates)s::integer[],
+    sorting_mode(%(mode)s), %(session_id)s::uuid, %(response_time_ms)s, %(candidate_rankings)s::jsonb
+)
+RETURNING id;
