@@ -1,0 +1,278 @@
+"""next_anchors(mode, n): cold-start medoids, ambiguity, random share, skipping used anchors."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+
+from heaters_db import migrations
+from tests.support.planted_space import (
+    insert_active_head,
+    insert_clips,
+    insert_event,
+    planted_clusters,
+    planted_library,
+)
+
+
+def set_setting(conn: psycopg.Connection, name: str, value) -> None:
+    conn.execute("UPDATE heaters_db_settings SET value = %s WHERE name = %s", (str(value), name))
+
+
+def anchors(conn: psycopg.Connection, mode: str = "trick", n: int = 1, seed: float = 0.25):
+    conn.execute("SELECT setseed(%s)", (seed,))
+    return conn.execute("SELECT * FROM next_anchors(%s, %s)", (mode, n)).fetchall()
+
+
+def medoid(vectors: np.ndarray) -> int:
+    """Row with the smallest mean cosine distance to the others."""
+    return int((vectors @ vectors.T).sum(axis=1).argmax())
+
+
+def ask(conn, anchor: int, others: list[int], mode: str = "trick") -> None:
+    """One sorting event about `anchor` (two other clips shown, the first picked)."""
+    shown = [c for c in others if c != anchor][:2]
+    insert_event(conn, mode, anchor, shown, shown[0])
+
+
+def test_cold_start_picks_the_medoid_of_each_planted_cluster(conn):
+    vectors, labels = planted_clusters(clusters=6, per_cluster=25, dim=32, spread=0.02, seed=3)
+    _, clip_ids = planted_library(conn, vectors)
+    set_setting(conn, "anchor_random_share", 0)
+    rows = anchors(conn, n=6)
+    assert [r[2] for r in rows] == ["cold_start_medoid"] * 6
+    picked = [clip_ids.index(r[0]) for r in rows]
+    assert sorted(labels[picked]) == [0, 1, 2, 3, 4, 5]
+    for row in picked:
+        members = np.flatnonzero(labels == labels[row])
+        assert row == members[medoid(vectors[members])]
+    # Equal clusters: each one holds 1/6 of the sample.
+    assert [r[1] for r in rows] == pytest.approx([1 / 6] * 6)
+
+
+def test_cold_start_moves_on_to_clusters_nobody_was_asked_about(conn):
+    vectors, labels = planted_clusters(clusters=4, per_cluster=20, dim=32, spread=0.02, seed=4)
+    _, clip_ids = planted_library(conn, vectors)
+    set_setting(conn, "anchor_random_share", 0)
+    first = [r[0] for r in anchors(conn, n=2)]
+    for anchor in first:
+        ask(conn, anchor, clip_ids)
+    then = [r[0] for r in anchors(conn, n=2)]
+    asked = {labels[clip_ids.index(c)] for c in first}
+    assert len(asked) == 2
+    assert {labels[clip_ids.index(c)] for c in then} == {0, 1, 2, 3} - asked
+    # One at a time, the anchors keep covering new clusters until every cluster has one.
+    for anchor in then:
+        ask(conn, anchor, clip_ids)
+    fifth = anchors(conn)[0][0]
+    assert fifth not in first + then
+
+
+def test_about_fifteen_percent_of_anchors_are_random(conn):
+    vectors, _ = planted_clusters(clusters=5, per_cluster=20, dim=16, spread=0.05, seed=5)
+    planted_library(conn, vectors)
+    conn.execute("SELECT setseed(0.5)")
+    reasons = [
+        conn.execute("SELECT reason FROM next_anchors('trick', 1)").fetchone()[0]
+        for _ in range(300)
+    ]
+    share = reasons.count("random") / len(reasons)
+    assert 0.09 < share < 0.22, share
+    assert set(reasons) == {"random", "cold_start_medoid"}
+
+
+def test_same_seed_same_anchors(conn):
+    vectors, _ = planted_clusters(clusters=5, per_cluster=20, dim=16, spread=0.05, seed=6)
+    planted_library(conn, vectors)
+    runs = []
+    for _ in range(2):
+        conn.execute("SELECT setseed(0.125)")
+        runs.append(
+            [conn.execute("SELECT * FROM next_anchors('trick', 3)").fetchall() for _ in range(10)]
+        )
+    assert runs[0] == runs[1]
+
+
+def test_recently_used_anchors_are_not_proposed_again(conn):
+    vectors, _ = planted_clusters(clusters=3, per_cluster=4, dim=16, spread=0.05, seed=7)
+    _, clip_ids = planted_library(conn, vectors)
+    for anchor in clip_ids[:9]:
+        ask(conn, anchor, clip_ids)
+    for share in (0, 1):  # medoids, then only random draws
+        set_setting(conn, "anchor_random_share", share)
+        rows = anchors(conn, n=10)
+        assert sorted(r[0] for r in rows) == clip_ids[9:]
+        assert len({r[2] for r in rows}) == 1
+    # Only the last 4 events count as recent: older anchors come back.
+    set_setting(conn, "anchor_reuse_after_events", 4)
+    rows = anchors(conn, n=12)
+    assert sorted(r[0] for r in rows) == clip_ids[:5] + clip_ids[9:]
+
+
+def test_no_two_anchors_are_near_duplicates(conn):
+    vectors, _ = planted_clusters(clusters=3, per_cluster=10, dim=16, spread=0.2, seed=8)
+    # Every clip twice (cosine distance ~1e-6 between the copies).
+    doubled = np.repeat(vectors, 2, axis=0)
+    doubled[1::2, 0] += 1e-3
+    _, clip_ids = planted_library(conn, doubled)
+    set_setting(conn, "anchor_random_share", 0)
+    rows = anchors(conn, n=30)
+    pairs = {clip_ids.index(r[0]) // 2 for r in rows}
+    assert len(pairs) == len(rows) == 30
+
+
+def ambiguous_library(dim=16, count=150, seed=9):
+    """Random clips, plus three whose two nearest neighbours are exactly equally close (a top-1 /
+    top-2 margin of zero): those are the most ambiguous anchors."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(count, dim))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    planted = []
+    for query in (0, 1, 2):
+        q = vectors[query]
+        directions = rng.normal(size=(2, dim))
+        directions -= np.outer(directions @ q, q)
+        directions[1] -= (
+            directions[1] @ directions[0] / (directions[0] @ directions[0]) * directions[0]
+        )
+        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+        angle = 0.2  # cosine distance 1 - cos(0.2) = 0.02 from the query
+        twins = np.cos(angle) * q + np.sin(angle) * directions
+        vectors = np.vstack([vectors, twins])
+        planted.append(query)
+    return vectors.astype(np.float32), planted
+
+
+def test_ambiguity_prefers_anchors_with_small_margins(conn):
+    vectors, planted = ambiguous_library()
+    variant_id, clip_ids = planted_library(conn, vectors)
+    # Head space = base space: no disagreement, only the margin speaks.
+    insert_active_head(conn, "trick", variant_id, clip_ids, vectors)
+    set_setting(conn, "anchor_cold_start_events", 0)
+    set_setting(conn, "anchor_random_share", 0)
+    set_setting(conn, "anchor_pool_size", 1000)  # score every clip
+    rows = anchors(conn, n=3)
+    assert {clip_ids.index(r[0]) for r in rows} == set(planted)
+    assert [r[2] for r in rows] == ["ambiguous_margin"] * 3
+    assert [r[1] for r in rows] == pytest.approx([0.5] * 3, abs=1e-4)  # (margin 1 + 0) / 2
+    # The scores are the margins of the exact neighbours.
+    distances = 1 - vectors @ vectors.T
+    np.fill_diagonal(distances, np.inf)
+    scored = anchors(conn, n=20)
+    for clip_id, score, _ in scored:
+        nearest = np.sort(distances[clip_ids.index(clip_id)])[:10]
+        margin = 1 - (nearest[1] - nearest[0]) / (nearest[-1] - nearest[0])
+        assert score == pytest.approx(margin / 2, abs=1e-4)
+    assert [s for _, s, _ in scored] == sorted((s for _, s, _ in scored), reverse=True)
+
+
+def test_head_base_disagreement_finds_clips_the_head_moved(conn):
+    rng = np.random.default_rng(10)
+    vectors = rng.normal(size=(150, 16)).astype(np.float32)
+    variant_id, clip_ids = planted_library(conn, vectors)
+    projected = vectors.copy()
+    moved = [5, 50, 100]
+    projected[moved] = rng.normal(size=(3, 16))  # the head sends these somewhere else entirely
+    insert_active_head(conn, "trick", variant_id, clip_ids, projected)
+    set_setting(conn, "anchor_cold_start_events", 0)
+    set_setting(conn, "anchor_random_share", 0)
+    set_setting(conn, "anchor_pool_size", 1000)
+    rows = anchors(conn, n=3)
+    assert {clip_ids.index(r[0]) for r in rows} == set(moved)
+    # Score = mean of margin ambiguity and kNN disagreement, named after the larger one; with
+    # exact neighbours (the HNSW scans are exact on 150 clips).
+    head_order = exact_neighbours(projected)
+    base_order = exact_neighbours(vectors)
+    for clip_id, score, reason in rows:
+        row = clip_ids.index(clip_id)
+        head_distances = 1 - unit(projected)[row] @ unit(projected)[head_order[row]].T
+        margin = 1 - (head_distances[1] - head_distances[0]) / (
+            head_distances[-1] - head_distances[0]
+        )
+        shared = len(set(head_order[row]) & set(base_order[row]))
+        disagreement = 1 - shared / (20 - shared)
+        assert score == pytest.approx((margin + disagreement) / 2, abs=1e-4)
+        assert reason == ("head_base_disagreement" if disagreement > margin else "ambiguous_margin")
+    assert "head_base_disagreement" in {r[2] for r in rows}
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def exact_neighbours(vectors: np.ndarray, k: int = 10) -> np.ndarray:
+    distances = 1 - unit(vectors) @ unit(vectors).T
+    np.fill_diagonal(distances, np.inf)
+    return np.argsort(distances, axis=1, kind="stable")[:, :k]
+
+
+def test_cold_start_with_a_head_clusters_the_head_space(conn):
+    base, _ = planted_clusters(clusters=1, per_cluster=60, dim=16, spread=0.3, seed=11)
+    projected, labels = planted_clusters(clusters=3, per_cluster=20, dim=8, spread=0.02, seed=12)
+    variant_id, clip_ids = planted_library(conn, base)
+    insert_active_head(conn, "spot", variant_id, clip_ids, projected)
+    set_setting(conn, "anchor_random_share", 0)
+    rows = anchors(conn, mode="spot_similarity", n=3)
+    assert [r[2] for r in rows] == ["cold_start_medoid"] * 3
+    assert sorted(labels[[clip_ids.index(r[0]) for r in rows]]) == [0, 1, 2]
+    # The trick mode has no head: it clusters the base space instead, also fine.
+    assert len(anchors(conn, mode="trick", n=3)) == 3
+
+
+def test_empty_library_gives_no_anchors(conn):
+    assert anchors(conn, n=3) == []
+    insert_clips(conn, 2)  # clips without embeddings are not candidates
+    assert anchors(conn, n=3) == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "n", "message"),
+    [
+        ("skate", 1, "unknown mode"),
+        (None, 1, "unknown mode"),
+        ("trick", 0, "n must be between 1 and 1000"),
+        ("trick", None, "n must be between 1 and 1000"),
+    ],
+)
+def test_bad_arguments_are_refused(conn, mode, n, message):
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=message):
+        conn.execute("SELECT * FROM next_anchors(%s, %s)", (mode, n))
+
+
+def test_no_default_variant_is_a_clear_error(conn):
+    conn.execute("UPDATE embedding_variants SET is_default = false")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="no default"):
+        conn.execute("SELECT * FROM next_anchors()")
+
+
+def test_sorter_role_may_call_the_api_but_not_the_internals(conn):
+    vectors, _ = planted_clusters(clusters=2, per_cluster=10, dim=16, spread=0.05, seed=13)
+    _, clip_ids = planted_library(conn, vectors)
+    conn.execute("SET ROLE heaters_sorter")
+    try:
+        assert len(conn.execute("SELECT * FROM next_anchors('trick', 2)").fetchall()) == 2
+        assert conn.execute(
+            "SELECT count(*) FROM sorting_candidates(%s, 'trick', 4)", (clip_ids[0],)
+        ).fetchone() == (4,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM next_anchors_pick('trick_similarity', 1)")
+    finally:
+        conn.execute("RESET ROLE")
+
+
+def test_downgrade_removes_the_functions_and_settings(db_url):
+    migrations.downgrade(db_url, "0009")
+    with psycopg.connect(db_url) as conn:
+        functions = conn.execute(
+            "SELECT count(*) FROM pg_proc WHERE proname IN "
+            "('next_anchors', 'next_anchors_pick', 'sorting_candidates')"
+        ).fetchone()[0]
+        settings = conn.execute(
+            "SELECT count(*) FROM heaters_db_settings WHERE name LIKE 'anchor%%' "
+            "OR name = 'near_duplicate_distance'"
+        ).fetchone()[0]
+    assert (functions, settings) == (0, 0)
+    migrations.upgrade(db_url, "head")
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM next_anchors()").fetchone() == (0,)

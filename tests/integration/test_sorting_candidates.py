@@ -1,0 +1,162 @@
+"""sorting_candidates(anchor, mode, n): nearest, base and control candidates, shuffled."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+
+from tests.support.planted_space import insert_active_head, insert_clips, planted_library
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def ranking(vectors: np.ndarray, anchor_row: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows by cosine distance to the anchor (anchor left out), and those distances."""
+    distances = 1 - unit(vectors) @ unit(vectors)[anchor_row]
+    distances[anchor_row] = np.inf
+    order = np.argsort(distances, kind="stable")[:-1]
+    return order, distances[order]
+
+
+def candidates(conn, anchor: int, mode: str = "trick", n: int = 8, seed: float = 0.5):
+    conn.execute("SELECT setseed(%s)", (seed,))
+    return conn.execute(
+        "SELECT clip_id, position, source, distance FROM sorting_candidates(%s, %s, %s)",
+        (anchor, mode, n),
+    ).fetchall()
+
+
+@pytest.fixture
+def library(conn):
+    """300 random clips in 16 dimensions, the default variant, no head."""
+    vectors = np.random.default_rng(1).normal(size=(300, 16)).astype(np.float32)
+    variant_id, clip_ids = planted_library(conn, vectors)
+    return vectors, variant_id, clip_ids
+
+
+def test_nearest_and_one_control_without_a_head(conn, library):
+    vectors, _, clip_ids = library
+    anchor_row = 17
+    rows = candidates(conn, clip_ids[anchor_row])
+    assert sorted(r[1] for r in rows) == list(range(1, 9))
+    assert len({r[0] for r in rows}) == 8 and clip_ids[anchor_row] not in {r[0] for r in rows}
+    order, distances = ranking(vectors, anchor_row)
+    ranks = {clip_ids[row]: rank for rank, row in enumerate(order, start=1)}
+    by_source = {}
+    for clip_id, _, source, distance in rows:
+        by_source.setdefault(source, []).append(clip_id)
+        assert distance == pytest.approx(distances[ranks[clip_id] - 1], abs=1e-5)
+    assert sorted(ranks[c] for c in by_source["nearest"]) == list(range(1, 8))
+    assert len(by_source["control"]) == 1
+    assert 24 <= ranks[by_source["control"][0]] <= 80
+    assert set(by_source) == {"nearest", "control"}
+
+
+def test_positions_are_shuffled(conn, library):
+    _, _, clip_ids = library
+    orders = set()
+    for seed in np.linspace(-0.9, 0.9, 12):
+        rows = candidates(conn, clip_ids[3], seed=float(seed))
+        assert sorted(r[1] for r in rows) == list(range(1, 9))
+        by_position = [r[3] for r in sorted(rows, key=lambda r: r[1])]
+        orders.add(tuple(np.argsort(by_position, kind="stable")))
+    # The screen order is not the distance order (nor any one fixed order).
+    assert len(orders) > 6
+
+
+def test_controls_vary_between_calls(conn, library):
+    _, _, clip_ids = library
+    controls = {
+        next(r[0] for r in candidates(conn, clip_ids[3], seed=s) if r[2] == "control")
+        for s in np.linspace(-0.9, 0.9, 10)
+    }
+    assert len(controls) > 3
+
+
+def test_no_near_duplicates_of_the_anchor_or_of_each_other(conn):
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(120, 16)).astype(np.float32)
+    anchor_row = 0
+    order, _ = ranking(vectors, anchor_row)
+    # A copy of the anchor, and two copies of its nearest neighbour: all within 1e-6.
+    copies = vectors[[anchor_row, order[0], order[0]]] * np.array([[1.0001], [0.9999], [1.0002]])
+    vectors = np.vstack([vectors, copies.astype(np.float32)])
+    _, clip_ids = planted_library(conn, vectors)
+    rows = candidates(conn, clip_ids[anchor_row], n=8)
+    shown = [clip_ids.index(r[0]) for r in rows]
+    assert len(shown) == 8
+    assert 120 not in shown  # the anchor's copy
+    assert len({order[0], 121, 122} & set(shown)) == 1  # one of the three copies
+    picked = unit(vectors[shown])
+    distances = 1 - picked @ picked.T
+    np.fill_diagonal(distances, 1)
+    assert distances.min() >= 0.01
+
+
+def test_base_neighbours_the_head_ranks_low(conn, library):
+    vectors, variant_id, clip_ids = library
+    # A head space unrelated to the base space.
+    projected = np.random.default_rng(3).normal(size=(300, 8)).astype(np.float32)
+    insert_active_head(conn, "trick", variant_id, clip_ids, projected)
+    anchor_row = 40
+    head_order, head_distances = ranking(projected, anchor_row)
+    base_order, _ = ranking(vectors, anchor_row)
+    head_rank = {clip_ids[row]: rank for rank, row in enumerate(head_order, start=1)}
+    base_rank = {clip_ids[row]: rank for rank, row in enumerate(base_order, start=1)}
+    for n, wanted in (
+        (8, {"nearest": 5, "base": 2, "control": 1}),
+        (5, {"nearest": 3, "base": 1, "control": 1}),
+        (2, {"nearest": 2}),
+    ):
+        rows = candidates(conn, clip_ids[anchor_row], n=n)
+        sources = [r[2] for r in rows]
+        assert {s: sources.count(s) for s in set(sources)} == wanted
+        for clip_id, _, source, distance in rows:
+            # Distances are always in the current (head) space.
+            assert distance == pytest.approx(head_distances[head_rank[clip_id] - 1], abs=1e-5)
+            if source == "base":
+                assert base_rank[clip_id] <= 2 * n
+                assert head_rank[clip_id] > 3 * n
+            if source == "nearest":
+                assert head_rank[clip_id] <= n
+    # The base picks are the best-ranked base neighbours outside the head's top 24.
+    rows = candidates(conn, clip_ids[anchor_row], n=8)
+    expected = [c for c in sorted(base_rank, key=base_rank.get) if head_rank[c] > 24][:2]
+    assert sorted(r[0] for r in rows if r[2] == "base") == sorted(expected)
+
+
+def test_the_spot_mode_ignores_the_trick_head(conn, library):
+    vectors, variant_id, clip_ids = library
+    projected = np.random.default_rng(4).normal(size=(300, 8)).astype(np.float32)
+    insert_active_head(conn, "trick", variant_id, clip_ids, projected)
+    rows = candidates(conn, clip_ids[5], mode="spot")
+    assert {r[2] for r in rows} == {"nearest", "control"}
+    order, _ = ranking(vectors, 5)
+    assert {clip_ids[r] for r in order[:7]} == {r[0] for r in rows if r[2] == "nearest"}
+
+
+def test_a_small_library_gives_what_it_has(conn):
+    vectors = np.random.default_rng(5).normal(size=(5, 16)).astype(np.float32)
+    _, clip_ids = planted_library(conn, vectors)
+    rows = candidates(conn, clip_ids[0], n=8)
+    assert sorted(r[0] for r in rows) == clip_ids[1:]
+    assert sorted(r[1] for r in rows) == [1, 2, 3, 4]
+    single = candidates(conn, clip_ids[0], n=1)
+    order, _ = ranking(vectors, 0)
+    assert [(r[0], r[2]) for r in single] == [(clip_ids[order[0]], "nearest")]
+
+
+def test_errors(conn, library):
+    _, _, clip_ids = library
+    with pytest.raises(psycopg.errors.NoDataFound, match="unknown clip 999999"):
+        conn.execute("SELECT * FROM sorting_candidates(999999)")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="unknown mode"):
+        conn.execute("SELECT * FROM sorting_candidates(%s, 'skate')", (clip_ids[0],))
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="n must be between 1 and 100"):
+        conn.execute("SELECT * FROM sorting_candidates(%s, 'trick', 0)", (clip_ids[0],))
+    (bare,) = insert_clips(conn, 1, prefix="bare")
+    with pytest.raises(psycopg.errors.NoDataFound, match=f"clip {bare} has no .* embedding yet"):
+        conn.execute("SELECT * FROM sorting_candidates(%s)", (bare,))
