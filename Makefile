@@ -18,8 +18,10 @@ help:
 
 setup: system-deps venv
 
+# PostgreSQL pieces (plpython3u, numpy for it, pgvector), then Chromium for the browser test.
 system-deps:
 	@bash docker/install-system-deps.sh
+	@bash docker/install-browser-deps.sh
 
 venv: $(STAMP)
 
