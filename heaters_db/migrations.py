@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
 from heaters_db.errors import MigrationError
@@ -47,6 +49,10 @@ def downgrade(url: str, revision: str) -> None:
     log.info("migrating down to %s", revision, extra={"action": "migrate"})
     try:
         command.downgrade(alembic_config(url), revision)
+        if revision == "base":
+            # Alembic keeps its (now empty) version table; `base` means nothing of heaters-db stays.
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"DROP TABLE IF EXISTS {VERSION_TABLE}")
     except Exception as exc:
         raise MigrationError(f"downgrade to {revision} failed: {exc}") from exc
 
@@ -76,7 +82,10 @@ def migrate(url: str, revision: str = "head") -> None:
     if revision == "base":
         downgrade(url, "base")
         return
-    target = script.get_revision(revision)
+    try:
+        target = script.get_revision(revision)
+    except CommandError:  # alembic raises for a name it cannot resolve
+        target = None
     if target is None:
         raise MigrationError(f"unknown revision {revision!r}")
     ancestors = (

@@ -34,11 +34,15 @@ def upgrade() -> None:
     schema.meta_set("original_strategy_constraint", original)
     if original is None:
         return  # nothing restricts strategies here; nothing to extend
-    check = original.removeprefix("CHECK ").strip()
+    # pg_get_constraintdef says "CHECK (...)", plus " NOT VALID" for an unvalidated constraint,
+    # which must stay outside the widened expression.
+    not_valid = " NOT VALID" if original.endswith(" NOT VALID") else ""
+    check = original.removeprefix("CHECK ").removesuffix(" NOT VALID").strip()
     video = ", ".join(f"'{s}'::text" for s in VIDEO_STRATEGIES)
     schema.execute(
         f"ALTER TABLE embeddings DROP CONSTRAINT {CONSTRAINT}, "
-        f"ADD CONSTRAINT {CONSTRAINT} CHECK ({check} OR generation_strategy = ANY (ARRAY[{video}]))"
+        f"ADD CONSTRAINT {CONSTRAINT} "
+        f"CHECK ({check} OR generation_strategy = ANY (ARRAY[{video}])){not_valid}"
     )
 
 

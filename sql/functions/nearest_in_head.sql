@@ -5,6 +5,9 @@ RETURNS TABLE (clip_id integer, distance double precision, rank integer)
 LANGUAGE plpgsql STABLE
 SET search_path = public, pg_temp
 SET hnsw.ef_search = 100
+-- ef_search cannot exceed 1000; strict-order iterative scanning lets the index return more rows
+-- than ef_search when k is large, still in distance order (pgvector >= 0.8).
+SET hnsw.iterative_scan = strict_order
 AS $$
 DECLARE
     h projection_heads;
@@ -18,7 +21,7 @@ BEGIN
             USING ERRCODE = 'data_exception';
     END IF;
     PERFORM set_config('hnsw.ef_search',
-        greatest(heaters_setting('hnsw_ef_search')::integer, 2 * (k + 1))::text, true);
+        least(1000, greatest(heaters_setting('hnsw_ef_search')::integer, 2 * (k + 1)))::text, true);
     RETURN QUERY EXECUTE format(
         'SELECT n.clip_id, n.distance, (row_number() OVER (ORDER BY n.distance, n.clip_id))::integer '
         'FROM (SELECT p.clip_id, (p.embedding::vector(%1$s) <=> $1::vector(%1$s))::double precision AS distance '

@@ -6,6 +6,9 @@ RETURNS TABLE (clip_id integer, distance double precision, rank integer)
 LANGUAGE plpgsql STABLE
 SET search_path = public, pg_temp
 SET hnsw.ef_search = 100
+-- ef_search cannot exceed 1000; strict-order iterative scanning lets the index return more rows
+-- than ef_search when k is large, still in distance order (pgvector >= 0.8).
+SET hnsw.iterative_scan = strict_order
 AS $$
 DECLARE
     v embedding_variants;
@@ -14,13 +17,17 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown embedding variant %', variant_id USING ERRCODE = 'no_data_found';
     END IF;
+    IF v.dim IS NULL THEN
+        RAISE EXCEPTION 'embedding variant % (% / %) has no dimension yet: embed a clip first',
+            v.id, v.model_name, v.generation_strategy USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     IF vector_dims(query) <> v.dim THEN
         RAISE EXCEPTION 'query vector has % dimensions, variant % / % has %',
             vector_dims(query), v.model_name, v.generation_strategy, v.dim
             USING ERRCODE = 'data_exception';
     END IF;
     PERFORM set_config('hnsw.ef_search',
-        greatest(heaters_setting('hnsw_ef_search')::integer, 2 * (k + 1))::text, true);
+        least(1000, greatest(heaters_setting('hnsw_ef_search')::integer, 2 * (k + 1)))::text, true);
     RETURN QUERY EXECUTE format(
         'SELECT n.clip_id, n.distance, (row_number() OVER (ORDER BY n.distance, n.clip_id))::integer '
         'FROM (SELECT e.clip_id, (e.embedding::vector(%1$s) <=> $1::vector(%1$s))::double precision AS distance '

@@ -17,6 +17,13 @@ BEGIN
         RAISE EXCEPTION 'sorting event refused: candidate_clip_ids is empty (nothing was shown)'
             USING ERRCODE = 'check_violation';
     END IF;
+    IF NEW.anchor_clip_id IS NULL THEN
+        RAISE EXCEPTION 'sorting event refused: anchor_clip_id is NULL' USING ERRCODE = 'check_violation';
+    END IF;
+    IF array_ndims(NEW.candidate_clip_ids) > 1 OR array_ndims(NEW.rejected_clip_ids) > 1 THEN
+        RAISE EXCEPTION 'sorting event refused: clip id lists must be one-dimensional arrays'
+            USING ERRCODE = 'check_violation';
+    END IF;
     IF array_position(NEW.candidate_clip_ids, NULL) IS NOT NULL
        OR array_position(NEW.rejected_clip_ids, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'sorting event refused: clip id lists must not contain NULL'
