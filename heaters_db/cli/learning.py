@@ -1,0 +1,261 @@
+"""`heaters-db train`, `heads list | rollback | activate`, `report`: the learning loop by hand.
+
+Normally nothing here is needed: after `retrain_every` new sorting events of a mode the database
+queues a train_head job and the daemon runs it. These commands train on demand, show the head
+versions, undo an activation, and report how the versions compare.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from psycopg.rows import dict_row
+
+from heaters_db.db import connect, database_url
+from heaters_db.errors import HeatersError
+from heaters_db.queries import query
+from heaters_db.settings import get_settings
+
+QUERIES = "learning.sql"
+MODE_CHOICE = click.Choice(["trick", "spot"], case_sensitive=False)
+FINAL_STATUSES = ("done", "skipped", "dead")
+
+
+def _factory():
+    url = database_url()
+    return lambda: connect(url, autocommit=True)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+@click.command()
+@click.option("--mode", type=MODE_CHOICE, required=True, help="Which head to train: trick or spot.")
+@click.option(
+    "--now",
+    is_flag=True,
+    help="Train in this process (then gate, store, re-project and activate) instead of queueing "
+    "a train_head job for the daemon.",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="After queueing, wait until the daemon has run the job; print its result.",
+)
+@click.option(
+    "--timeout", type=float, default=3600, show_default=True, help="Seconds --wait waits at most."
+)
+@click.option(
+    "--variant",
+    "variant_id",
+    type=int,
+    help="Base variant id (default: the active head's, else the default variant).",
+)
+@click.option(
+    "--output-dim", type=int, help="Head output dimension (default: setting head_output_dim)."
+)
+@click.option(
+    "--hidden-dim", type=int, help="Residual MLP width (default: setting head_hidden_dim)."
+)
+@click.option(
+    "--epochs", "max_epochs", type=int, help="Most epochs (default: setting head_max_epochs)."
+)
+@click.option("--seed", type=int, help="Training seed (default 0).")
+@click.option(
+    "--no-activate",
+    is_flag=True,
+    help="With --now: store a head that passes the gate as a candidate only (activate it later "
+    "with `heaters-db heads activate ID`).",
+)
+def train(
+    mode: str,
+    now: bool,
+    wait: bool,
+    timeout: float,
+    variant_id: int | None,
+    output_dim: int | None,
+    hidden_dim: int | None,
+    max_epochs: int | None,
+    seed: int | None,
+    no_activate: bool,
+) -> None:
+    """Train a projection head for a mode from its sorting events.
+
+    The new head is gated on the held-out events against the head serving the mode now (or
+    the base space): it goes live only if it is better beyond the holdout's noise, otherwise it
+    is stored as rejected with its metrics. Without --now a train_head job is queued (one per
+    mode at a time) and a running `heaters-db daemon` picks it up.
+    """
+    overrides = {
+        "output_dim": output_dim,
+        "hidden_dim": hidden_dim,
+        "max_epochs": max_epochs,
+        "seed": seed,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    from heaters_db.heads import jobs  # torch: imported only when a command needs it
+
+    connect_new = _factory()
+    if now:
+        result = jobs.train_mode(
+            connect_new,
+            mode,
+            variant_id=variant_id,
+            overrides=overrides,
+            activation="none" if no_activate else "inline",
+            device=get_settings().device,
+        )
+        click.echo(
+            f"{result['mode']} v{result['version']} (head {result['head_id']}): {result['status']} "
+            f"- {result['reason']}"
+        )
+        _echo_json(result)
+        return
+    with connect_new() as conn, conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            query(QUERIES, "enqueue_train_job"),
+            {"mode": mode, "reason": "requested with heaters-db train", "variant_id": variant_id},
+        )
+        row = cur.fetchone()
+        if row["enqueued"] and overrides:
+            cur.execute(
+                "UPDATE pipeline_jobs SET payload = payload || %s::jsonb WHERE id = %s",
+                (json.dumps(overrides), row["job_id"]),
+            )
+    state = "queued" if row["enqueued"] else "already pending"
+    click.echo(f"train_head job {row['job_id']} {state} for {mode}")
+    if wait:
+        _echo_json(_wait_for_job(connect_new, row["job_id"], timeout))
+
+
+def _wait_for_job(connect_new, job_id: int, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    with connect_new() as conn, conn.cursor(row_factory=dict_row) as cur:
+        while True:
+            cur.execute(query(QUERIES, "job"), {"job_id": job_id})
+            job = cur.fetchone()
+            if job is None or job["status"] in FINAL_STATUSES:
+                return job or {"id": job_id, "status": "gone"}
+            if time.monotonic() > deadline:
+                raise HeatersError(
+                    f"job {job_id} is still {job['status']} after {timeout:.0f} s (is a daemon running?)"
+                )
+            time.sleep(2)
+
+
+@click.group()
+def heads() -> None:
+    """Projection head versions: list them, roll back, activate one."""
+
+
+def _short(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@heads.command("list")
+@click.option("--mode", type=MODE_CHOICE, help="Only this mode (default: both).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per head instead of a table."
+)
+def list_heads(mode: str | None, as_json: bool) -> None:
+    """Every head version: status (active / candidate / retired / rejected), when it went live,
+    how many events it learned from, and its holdout numbers against the space it replaced."""
+    from heaters_db.heads import store
+
+    with _factory()() as conn:
+        records = store.list_heads(conn, mode)
+    if as_json:
+        for record in records:
+            values = {k: v for k, v in record.__dict__.items() if k != "weights"}
+            click.echo(json.dumps(values, default=str))
+        return
+    if not records:
+        click.echo("no projection heads yet")
+        return
+    click.echo(
+        f"{'id':>4} {'mode':<6} {'ver':>4} {'status':<10} {'events':>7} {'through':>8} "
+        f"{'dims':>10} {'triplet':>7} {'base':>7} {'top-1':>7} {'base':>7}  activated"
+    )
+    for r in records:
+        holdout, baseline = r.metrics.get("holdout", {}), r.metrics.get("baseline", {})
+        activated = r.activated_at.strftime("%Y-%m-%d %H:%M") if r.activated_at else "-"
+        click.echo(
+            f"{r.id:>4} {r.mode.removesuffix('_similarity'):<6} {r.version:>4} {r.status:<10} "
+            f"{r.training_event_count:>7} {r.trained_through_event_id:>8} "
+            f"{f'{r.input_dim}->{r.output_dim}':>10} "
+            f"{_short(holdout.get('triplet_accuracy')):>7} {_short(baseline.get('triplet_accuracy')):>7} "
+            f"{_short(holdout.get('screen_top1')):>7} {_short(baseline.get('screen_top1')):>7}  {activated}"
+        )
+
+
+@heads.command()
+@click.argument("mode", type=MODE_CHOICE)
+def rollback(mode: str) -> None:
+    """Retire MODE's active head; the previous version serves again, with exactly its old
+    results (its projections were kept). With no earlier version the base space serves."""
+    from heaters_db.heads import store
+
+    with _factory()() as conn:
+        result = store.rollback_head(conn, mode)
+    if result["head_id"] is None:
+        click.echo(
+            f"{mode}: retired head {result['retired_head_id']}; the base variant serves {mode} now"
+        )
+    else:
+        click.echo(
+            f"{mode}: v{result['version']} (head {result['head_id']}) is active again; "
+            f"retired head {result['retired_head_id']}"
+        )
+
+
+@heads.command()
+@click.argument("head_id", type=int)
+def activate(head_id: int) -> None:
+    """Make HEAD_ID serve its mode: a candidate is re-projected and indexed first; a retired
+    head (kept rows) goes live at once. Rejected heads cannot be activated."""
+    from heaters_db.heads import jobs, store
+    from heaters_db.heads.reproject import reproject_head
+
+    connect_new = _factory()
+    with connect_new() as conn:
+        record = store.get_head(conn, head_id)
+        if record.status == "retired":
+            result = store.activate_head(conn, head_id)
+    if record.status != "retired":
+        result = reproject_head(
+            connect_new, head_id, device=jobs.resolve_device(get_settings().device)
+        )
+    _echo_json(result)
+
+
+@click.command()
+@click.option("--mode", type=MODE_CHOICE, help="Only this mode (default: both).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the PNG (default: HEATERS_HOME/reports/heads-<time>.png).",
+)
+def report(mode: str | None, output: Path | None) -> None:
+    """Compare every head version on the current held-out sorting events.
+
+    Per version: triplet accuracy, screen top-1, MRR of the chosen clip, kNN Jaccard@10 with
+    the previous version and with the base space. Prints a table and writes a PNG plot.
+    """
+    from heaters_db.heads.report import build_report, format_report, plot_report
+
+    reports = build_report(_factory(), mode)
+    click.echo(format_report(reports))
+    if output is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        output = get_settings().home / "reports" / f"heads-{stamp}.png"
+    path = plot_report(reports, output)
+    click.echo(f"plot written to {path}")
+
+
+COMMANDS = (train, heads, report)

@@ -1,0 +1,75 @@
+"""Comparing spaces on the database's events: the base space, stored heads, a freshly trained one.
+
+Used by the gate step of a training run (heaters_db/heads/jobs.py) and by the quality report
+(heaters_db/heads/report.py). Everything here works on arrays already read from the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from heaters_db.heads.metrics import (
+    EventMetrics,
+    Space,
+    base_space,
+    evaluate_events,
+    head_space,
+    knn_jaccard,
+)
+from heaters_db.heads.module import ProjectionHead
+
+NEIGHBOURS = 10
+# Clips compared for kNN Jaccard: an exact k-NN over this many rows in every space.
+JACCARD_SAMPLE = 2000
+
+
+def space_of(head: ProjectionHead | None) -> Space:
+    """The head's space, or the base space for None."""
+    return base_space if head is None else head_space(head)
+
+
+def restrict_events(metrics: EventMetrics, event_ids: Sequence[int]) -> EventMetrics:
+    """The per-event metrics of only these events (both sides of a gate must cover the same)."""
+    keep = np.isin(metrics.event_ids, np.asarray(event_ids, dtype=np.int64))
+    return EventMetrics(
+        metrics.event_ids[keep],
+        metrics.triplet_accuracy[keep],
+        metrics.screen_top1[keep],
+        metrics.reciprocal_rank[keep],
+    )
+
+
+def common_events(first: EventMetrics, second: EventMetrics) -> tuple[EventMetrics, EventMetrics]:
+    """Both restricted to the events they share."""
+    shared = np.intersect1d(first.event_ids, second.event_ids)
+    return restrict_events(first, shared), restrict_events(second, shared)
+
+
+def holdout_metrics(space: Space, data) -> EventMetrics:
+    """Per-event holdout metrics of a space on a TrainingData."""
+    return evaluate_events(space, data.base_vectors, data.screens, data.triplets, split="holdout")
+
+
+def summarise(metrics: EventMetrics) -> dict:
+    """Means over the events, JSON-ready, with MRR under its usual name too."""
+    summary = metrics.summary()
+    summary["mrr"] = summary["reciprocal_rank"]
+    return summary
+
+
+def sample_rows(count: int, limit: int = JACCARD_SAMPLE) -> np.ndarray:
+    """Evenly spread row indices (deterministic) for neighbour comparisons."""
+    if count <= limit:
+        return np.arange(count)
+    return np.linspace(0, count - 1, limit).round().astype(np.int64)
+
+
+def neighbour_overlap(
+    first: Space, second: Space, vectors: np.ndarray, k: int = NEIGHBOURS
+) -> float | None:
+    """Mean kNN Jaccard@k between two spaces over the same base vectors (None: too few rows)."""
+    if len(vectors) <= k:
+        return None
+    return float(knn_jaccard(first(vectors), second(vectors), k).mean())

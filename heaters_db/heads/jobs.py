@@ -1,0 +1,291 @@
+"""The learning loop's jobs: train a head for a mode, gate it, store it, re-project and activate.
+
+``train_mode`` is the whole of one training run:
+
+1. read the mode's sorting events (views sorting_screens / sorting_triplets) up to the newest
+   one, the watermark, with the base embeddings of the head's base variant (heads/data.py);
+2. train a head (heads/train.py) with the shape in heaters_db_settings (head_output_dim, ...);
+3. gate it against the space that serves the mode now: the active head, or the base space for
+   the first head, on the same holdout events (heads/gate.py);
+4. store it (heads/store.py) as ``rejected`` with its metrics, or as ``candidate``;
+5. for a candidate: re-project every clip, build the index, activate (heads/reproject.py) —
+   in-process, or as a ``reproject`` job for the daemon.
+
+The daemon calls ``handle_train_head`` / ``handle_reproject`` for claimed jobs of those kinds;
+``heaters-db train --now`` and the tests call ``train_mode`` directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from heaters_db.errors import HeatersError
+from heaters_db.heads import store
+from heaters_db.heads.data import (
+    LoadedEvents,
+    NoTrainingEvents,
+    latest_event_id,
+    load_training_data,
+    resolve_variant,
+    stored_mode,
+)
+from heaters_db.heads.evaluation import (
+    common_events,
+    holdout_metrics,
+    neighbour_overlap,
+    sample_rows,
+    space_of,
+    summarise,
+)
+from heaters_db.heads.gate import gate
+from heaters_db.heads.reproject import reproject_head
+from heaters_db.heads.train import TrainConfig, TrainingDataError, train_head
+from heaters_db.queries import query
+
+log = logging.getLogger(__name__)
+
+QUERIES = "learning.sql"
+Connect = Callable[[], psycopg.Connection]
+ACTIVATION_CHOICES = ("inline", "enqueue", "none")
+# TrainConfig fields a train_head job's payload (or `heaters-db train`) may set.
+PAYLOAD_FIELDS = ("output_dim", "hidden_dim", "max_epochs", "seed", "temperature", "learning_rate")
+
+
+class TrainingSkipped(HeatersError):
+    """There was nothing to train on (no usable sorting events); nothing was stored."""
+
+    def __init__(self, reason: str, result: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.result = result
+
+
+def resolve_device(device: str | None) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'."""
+    if device in (None, "", "auto"):
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _setting(conn: psycopg.Connection, name: str) -> str:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(QUERIES, "setting"), {"name": name})
+        return cur.fetchone()["value"]
+
+
+def train_config(
+    conn: psycopg.Connection, overrides: dict[str, Any] | None = None, device: str = "cpu"
+) -> TrainConfig:
+    """TrainConfig from heaters_db_settings (head_output_dim, head_hidden_dim, head_max_epochs,
+    implicit_negative_weight), with a job payload's or caller's overrides on top."""
+    overrides = {
+        k: v for k, v in (overrides or {}).items() if k in PAYLOAD_FIELDS and v is not None
+    }
+    values: dict[str, Any] = {
+        "output_dim": int(_setting(conn, "head_output_dim")),
+        "hidden_dim": int(_setting(conn, "head_hidden_dim")) or None,
+        "max_epochs": int(_setting(conn, "head_max_epochs")),
+        "implicit_negative_weight": float(_setting(conn, "implicit_negative_weight")),
+        "device": device,
+    }
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _baseline(conn: psycopg.Connection, loaded: LoadedEvents, active: store.HeadRecord | None):
+    """Per-event holdout metrics of the space serving the mode now, and a description of it."""
+    if active is None:
+        described = {"kind": "base", "base_variant_id": loaded.variant.id}
+        return holdout_metrics(space_of(None), loaded.data), described, None
+    record, head = store.load_projection_head(conn, active.id)
+    described = {"kind": "head", "head_id": record.id, "version": record.version}
+    if record.base_variant_id == loaded.variant.id:
+        return holdout_metrics(space_of(head), loaded.data), described, head
+    # The active head maps another variant: evaluate it on that variant's vectors; the gate then
+    # compares the events both could score.
+    other = load_training_data(
+        conn, loaded.mode, resolve_variant(conn, record.base_variant_id), loaded.through_event_id
+    )
+    return holdout_metrics(space_of(head), other.data), described, None
+
+
+def train_mode(
+    connect: Connect,
+    mode: str,
+    *,
+    variant_id: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    activation: str = "inline",
+    device: str | None = "cpu",
+) -> dict[str, Any]:
+    """One training run for a mode; returns a JSON-ready summary (the train_head job's result).
+
+    ``activation``: 'inline' re-projects and activates a head that passed the gate here,
+    'enqueue' leaves that to a reproject job, 'none' stores the candidate only.
+    Raises TrainingSkipped when there is nothing to train on.
+    """
+    if activation not in ACTIVATION_CHOICES:
+        raise ValueError(f"activation must be one of {ACTIVATION_CHOICES}")
+    device = resolve_device(device)
+    started = time.perf_counter()
+    with connect() as conn:
+        mode = stored_mode(conn, mode)
+        active = store.active_head(conn, mode)
+        if variant_id is None and active is not None:
+            variant_id = active.base_variant_id
+        variant = resolve_variant(conn, variant_id)
+        through = latest_event_id(conn, mode)
+        skipped = {"mode": mode, "trained_through_event_id": through, "base_variant_id": variant.id}
+        try:
+            loaded = load_training_data(conn, mode, variant, through)
+        except NoTrainingEvents as exc:
+            raise TrainingSkipped(str(exc), {**skipped, "reason": str(exc)}) from exc
+        config = train_config(conn, overrides, device)
+        seconds_load = time.perf_counter() - started
+
+        tick = time.perf_counter()
+        try:
+            trained = train_head(loaded.data, config)
+        except TrainingDataError as exc:
+            raise TrainingSkipped(str(exc), {**skipped, "reason": str(exc)}) from exc
+        seconds_train = time.perf_counter() - tick
+
+        new_metrics = holdout_metrics(space_of(trained.head), loaded.data)
+        old_metrics, baseline, active_torch = _baseline(conn, loaded, active)
+        new_metrics, old_metrics = common_events(new_metrics, old_metrics)
+        decision = gate(new_metrics, old_metrics)
+
+        sample = loaded.data.base_vectors[sample_rows(len(loaded.data.base_vectors))]
+        overlap = {"base": neighbour_overlap(space_of(trained.head), space_of(None), sample)}
+        if active_torch is not None:
+            overlap["previous"] = neighbour_overlap(
+                space_of(trained.head), space_of(active_torch), sample
+            )
+        training = {k: v for k, v in trained.metrics.items() if k != "config"}
+        metrics = {
+            "holdout": summarise(new_metrics),
+            "baseline": {**baseline, **summarise(old_metrics)},
+            "gate": decision.metrics,
+            "knn_jaccard_at_10": overlap,
+            "training": training,
+            "config": asdict(config),
+            "data": loaded.summary(),
+            "seconds": {"load": round(seconds_load, 3), "train": round(seconds_train, 3)},
+        }
+        status = "candidate" if decision.passed else "rejected"
+        record = store.insert_head(
+            conn,
+            mode=mode,
+            base_variant_id=variant.id,
+            head=trained.head,
+            status=status,
+            trained_through_event_id=through,
+            training_event_count=len(loaded.data.screens),
+            metrics=metrics,
+        )
+    result: dict[str, Any] = {
+        "head_id": record.id,
+        "mode": mode,
+        "version": record.version,
+        "status": status,
+        "passed": decision.passed,
+        "reason": decision.reason,
+        "trained_through_event_id": through,
+        "events": len(loaded.data.screens),
+        "holdout": metrics["holdout"],
+        "baseline": metrics["baseline"],
+        "seconds_train": round(seconds_train, 3),
+    }
+    if decision.passed:
+        result.update(_after_gate(connect, record, activation, device))
+    result["seconds_total"] = round(time.perf_counter() - started, 3)
+    log.info("training run finished", extra={"action": "train_mode_done", **_brief(result)})
+    return store.json_ready(result)
+
+
+def _after_gate(
+    connect: Connect, record: store.HeadRecord, activation: str, device: str
+) -> dict[str, Any]:
+    if activation == "inline":
+        reprojected = reproject_head(connect, record.id, device=device)
+        return {"status": "active", "reprojection": reprojected}
+    if activation == "enqueue":
+        return {"reproject_job_id": enqueue_reproject(connect, record)}
+    return {}
+
+
+def enqueue_reproject(connect: Connect, record: store.HeadRecord) -> int | None:
+    """A reproject job for the head (None when one is already pending)."""
+    with connect() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            query(QUERIES, "enqueue_reproject_job"),
+            {"mode": record.mode, "head_id": record.id, "reason": "passed the held-out gate"},
+        )
+        row = cur.fetchone()
+    return None if row is None else row["job_id"]
+
+
+def _brief(result: dict[str, Any]) -> dict[str, Any]:
+    keys = ("head_id", "mode", "version", "status", "passed", "trained_through_event_id", "events")
+    return {k: result.get(k) for k in keys}
+
+
+def autocommit_factory(connect: Connect) -> Connect:
+    """The learning loop holds no transaction open while it trains: autocommit connections."""
+
+    def open_connection() -> psycopg.Connection:
+        conn = connect()
+        if not conn.autocommit:
+            conn.rollback()
+            conn.autocommit = True
+        return conn
+
+    return open_connection
+
+
+def handle_train_head(connect: Connect, job: Any, settings: Any = None) -> dict[str, Any]:
+    """Daemon handler for a ``train_head`` job: train, gate, store; a head that passed is
+    re-projected and activated by a ``reproject`` job (enqueued here; payload
+    ``{"activation": "inline"}`` does it in this job instead). No usable events: SkipJob."""
+    from heaters_db.daemon import SkipJob  # the daemon imports this module, not the reverse
+
+    payload = dict(getattr(job, "payload", None) or {})
+    device = resolve_device(payload.get("device") or getattr(settings, "device", "auto"))
+    try:
+        return train_mode(
+            autocommit_factory(connect),
+            job.mode,
+            variant_id=getattr(job, "variant_id", None),
+            overrides=payload,
+            activation=payload.get("activation", "enqueue"),
+            device=device,
+        )
+    except TrainingSkipped as skipped:
+        # The result keeps trained_through_event_id: the retrain trigger counts from there.
+        raise SkipJob(skipped.reason, skipped.result) from skipped
+
+
+def handle_reproject(connect: Connect, job: Any, settings: Any = None) -> dict[str, Any]:
+    """Daemon handler for a ``reproject`` job: project every clip, index, activate."""
+    payload = dict(getattr(job, "payload", None) or {})
+    device = resolve_device(payload.get("device") or getattr(settings, "device", "auto"))
+    return store.json_ready(
+        reproject_head(
+            autocommit_factory(connect),
+            job.projection_head_id,
+            activate=payload.get("activate", True),
+            device=device,
+        )
+    )
+
+
+HANDLERS = {"train_head": handle_train_head, "reproject": handle_reproject}

@@ -1,0 +1,138 @@
+"""Re-projection: pass every base embedding through a new head, index it, then switch it live.
+
+Order of work (queries never see a half-built head, because only step 4 makes it visible):
+
+1. stream the base variant's embeddings out with binary COPY (one connection) and project them
+   with torch in batches;
+2. in one transaction on a second connection, delete any earlier rows of this head and COPY the
+   projections in (binary);
+3. build the head's HNSW partial index (ensure_head_index);
+4. activate_head(): in one transaction, project with apply_head the clips embedded since step 1,
+   retire the previous head, mark this one active.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import psycopg
+import torch
+
+from heaters_db.heads import store
+from heaters_db.heads.data import Variant
+from heaters_db.heads.module import ProjectionHead
+from heaters_db.heads.vector_copy import HEADER, TRAILER, pack_copy_rows, read_vector_rows
+from heaters_db.queries import query
+
+log = logging.getLogger(__name__)
+
+QUERIES = "learning.sql"
+DEFAULT_BATCH_ROWS = 8192
+# Statuses whose rows may be rewritten: a rejected head is never served, one still training has
+# no final weights.
+REPROJECTABLE = ("candidate", "retired", "active")
+
+
+def project_batch(head: ProjectionHead, vectors: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """(n, input_dim) base vectors -> (n, output_dim) float32 unit vectors."""
+    with torch.inference_mode():
+        tensor = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)).to(device)
+        return head(tensor).cpu().numpy().astype(np.float32, copy=False)
+
+
+def write_projections(
+    connect: Callable[[], psycopg.Connection],
+    record: store.HeadRecord,
+    head: ProjectionHead,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Steps 1-2: replace this head's projected rows with fresh ones for every clip."""
+    variant = Variant(
+        record.base_variant_id, record.model_name, record.generation_strategy, record.input_dim
+    )
+    head = head.to(device).eval()
+    params = {
+        "model_name": variant.model_name,
+        "generation_strategy": variant.generation_strategy,
+        "dim": variant.dim,
+    }
+    rows = 0
+    seconds_project = 0.0
+    started = time.perf_counter()
+    with connect() as reader, connect() as writer:
+        reader.autocommit = False  # one snapshot for the whole read
+        writer.autocommit = False
+        with reader.cursor() as source, writer.cursor() as target:
+            target.execute(query(QUERIES, "delete_projected_rows"), {"head_id": record.id})
+            with target.copy(query(QUERIES, "copy_projected_rows")) as copy:
+                copy.write(HEADER)
+                for clip_ids, vectors in read_vector_rows(
+                    source, query(QUERIES, "copy_all_vectors"), params, variant.dim, batch_rows
+                ):
+                    tick = time.perf_counter()
+                    projected = project_batch(head, vectors, device)
+                    seconds_project += time.perf_counter() - tick
+                    copy.write(
+                        pack_copy_rows(
+                            [("int4", clip_ids), ("int4", record.id), ("vector", projected)],
+                            len(clip_ids),
+                        )
+                    )
+                    rows += len(clip_ids)
+                copy.write(TRAILER)
+        reader.rollback()
+        writer.commit()
+    return {
+        "rows": rows,
+        "seconds_copy_and_project": round(time.perf_counter() - started, 3),
+        "seconds_project": round(seconds_project, 3),
+    }
+
+
+def build_index(conn: psycopg.Connection, head_id: int) -> dict[str, Any]:
+    """Step 3: the head's HNSW index (no-op if it exists)."""
+    started = time.perf_counter()
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(query(QUERIES, "ensure_head_index"), {"head_id": head_id})
+        name = cur.fetchone()[0]
+    return {"index": name, "seconds_index": round(time.perf_counter() - started, 3)}
+
+
+def reproject_head(
+    connect: Callable[[], psycopg.Connection],
+    head_id: int,
+    activate: bool = True,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Re-project, index and (by default) activate one head; returns what was done and timings.
+
+    ``connect`` opens a new connection (autocommit). An active head is re-projected in place: its
+    rows are replaced in one transaction, so searches see the old rows until it commits.
+    """
+    with connect() as conn:
+        record, head = store.load_projection_head(conn, head_id)
+    if record.status not in REPROJECTABLE:
+        raise store.HeadStateError(
+            f"projection head {record.label} is {record.status}: only candidate, retired or "
+            "active heads are re-projected"
+        )
+    log.info(
+        "re-projecting clips",
+        extra={"action": "reproject_start", "head_id": record.id, "mode": record.mode},
+    )
+    result: dict[str, Any] = {"head_id": record.id, "mode": record.mode, "version": record.version}
+    result.update(write_projections(connect, record, head, batch_rows, device))
+    with connect() as conn:
+        result.update(build_index(conn, record.id))
+        if activate and record.status != "active":
+            started = time.perf_counter()
+            result["activation"] = store.activate_head(conn, record.id)
+            result["seconds_activate"] = round(time.perf_counter() - started, 3)
+    log.info("re-projected projection head", extra={"action": "reproject_done", **result})
+    return result

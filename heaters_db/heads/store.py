@@ -1,0 +1,218 @@
+"""projection_heads rows: store a trained head, read heads back, switch the one that serves a mode.
+
+A head's weights are safetensors bytes with their sha256 (never pickle), its architecture a JSON
+object, its metrics a JSON object. Versions count up per mode. Activation and rollback are SQL
+functions (sql/functions/activate_head.sql, rollback_head.sql): one transaction each.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from heaters_db.errors import HeatersError
+from heaters_db.heads.module import ProjectionHead
+from heaters_db.heads.serialization import (
+    head_from_safetensors,
+    head_to_safetensors,
+    weights_checksum,
+)
+from heaters_db.queries import query
+
+log = logging.getLogger(__name__)
+
+QUERIES = "learning.sql"
+STATUSES = ("training", "candidate", "active", "retired", "rejected")
+
+
+class HeadNotFound(HeatersError):
+    """No projection head has that id."""
+
+
+class HeadStateError(HeatersError):
+    """The projection head is not in a state that allows this (e.g. activating a rejected head)."""
+
+
+@dataclass(frozen=True)
+class HeadRecord:
+    """One projection_heads row (weights only when asked for)."""
+
+    id: int
+    mode: str
+    version: int
+    status: str
+    base_variant_id: int
+    architecture: dict[str, Any]
+    weights_checksum: str | None
+    input_dim: int
+    output_dim: int
+    trained_through_event_id: int
+    training_event_count: int
+    metrics: dict[str, Any]
+    activated_at: datetime | None
+    inserted_at: datetime
+    model_name: str
+    generation_strategy: str
+    weights: bytes | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> HeadRecord:
+        values = {k: row[k] for k in cls.__dataclass_fields__ if k in row}
+        if values.get("weights") is not None:
+            values["weights"] = bytes(values["weights"])
+        return cls(**values)
+
+    @property
+    def label(self) -> str:
+        """'trick v3 (#12)'."""
+        return f"{self.mode.removesuffix('_similarity')} v{self.version} (#{self.id})"
+
+
+def json_ready(value: Any) -> Any:
+    """A copy that JSON and jsonb accept: numpy scalars and arrays as Python, NaN/inf as null."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _jsonb(value: Any) -> Jsonb:
+    return Jsonb(json_ready(value), dumps=lambda obj: json.dumps(obj, allow_nan=False))
+
+
+def insert_head(
+    conn: psycopg.Connection,
+    *,
+    mode: str,
+    base_variant_id: int,
+    head: ProjectionHead,
+    status: str,
+    trained_through_event_id: int,
+    training_event_count: int,
+    metrics: dict[str, Any],
+) -> HeadRecord:
+    """Store a trained head as the mode's next version; returns its row (with weights)."""
+    if status not in STATUSES:
+        raise HeadStateError(f"unknown projection head status {status!r}")
+    weights = head_to_safetensors(head)
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(QUERIES, "lock_head_versions"), {"mode": mode})
+        cur.execute(
+            query(QUERIES, "insert_head"),
+            {
+                "mode": mode,
+                "base_variant_id": base_variant_id,
+                "architecture": _jsonb(head.architecture),
+                "weights": weights,
+                "weights_checksum": weights_checksum(weights),
+                "input_dim": head.input_dim,
+                "output_dim": head.output_dim,
+                "trained_through_event_id": int(trained_through_event_id),
+                "training_event_count": int(training_event_count),
+                "metrics": _jsonb(metrics),
+                "status": status,
+            },
+        )
+        head_id = cur.fetchone()["id"]
+    record = get_head(conn, head_id, with_weights=True)
+    log.info(
+        "stored projection head",
+        extra={
+            "action": "head_stored",
+            "head_id": record.id,
+            "mode": record.mode,
+            "version": record.version,
+            "status": record.status,
+        },
+    )
+    return record
+
+
+def get_head(conn: psycopg.Connection, head_id: int, with_weights: bool = False) -> HeadRecord:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(QUERIES, "head"), {"head_id": head_id})
+        row = cur.fetchone()
+    if row is None:
+        raise HeadNotFound(f"unknown projection head {head_id}")
+    if not with_weights:
+        row["weights"] = None
+    return HeadRecord.from_row(row)
+
+
+def load_projection_head(
+    conn: psycopg.Connection, head_id: int
+) -> tuple[HeadRecord, ProjectionHead]:
+    """The row and the torch head built from its stored weights (checksum verified)."""
+    record = get_head(conn, head_id, with_weights=True)
+    if record.weights is None:
+        raise HeadStateError(f"projection head {record.label} has no weights")
+    if record.weights_checksum and weights_checksum(record.weights) != record.weights_checksum:
+        raise HeadStateError(f"projection head {record.label}: weights do not match their checksum")
+    return record, head_from_safetensors(record.weights, record.architecture)
+
+
+def list_heads(conn: psycopg.Connection, mode: str | None = None) -> list[HeadRecord]:
+    """Every head of a mode ('trick', 'spot', or None for both), by mode then version."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(QUERIES, "heads"), {"mode": mode})
+        return [HeadRecord.from_row(row) for row in cur.fetchall()]
+
+
+def active_head(conn: psycopg.Connection, mode: str) -> HeadRecord | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(QUERIES, "active_head"), {"mode": mode})
+        head_id = cur.fetchone()["head_id"]
+    return None if head_id is None else get_head(conn, head_id)
+
+
+def set_status(
+    conn: psycopg.Connection, head_id: int, status: str, from_statuses: tuple[str, ...]
+) -> bool:
+    """Move a head to ``status`` if it is in one of ``from_statuses``; False otherwise."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            query(QUERIES, "set_head_status"),
+            {"head_id": head_id, "status": status, "from_statuses": list(from_statuses)},
+        )
+        return cur.fetchone() is not None
+
+
+def _call(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query(QUERIES, name), params)
+            return cur.fetchone()["result"]
+    except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+        raise HeadStateError(exc.diag.message_primary or str(exc)) from exc
+    except psycopg.errors.NoDataFound as exc:
+        raise HeadNotFound(exc.diag.message_primary or str(exc)) from exc
+
+
+def activate_head(conn: psycopg.Connection, head_id: int) -> dict[str, Any]:
+    """SQL activate_head(): catch up, index, retire the old head, activate this one (atomic)."""
+    result = _call(conn, "activate_head", {"head_id": head_id})
+    log.info("activated projection head", extra={"action": "head_activated", **result})
+    return result
+
+
+def rollback_head(conn: psycopg.Connection, mode: str) -> dict[str, Any]:
+    """SQL rollback_head(): the previous version serves the mode again (or the base variant)."""
+    result = _call(conn, "rollback_head", {"mode": mode})
+    log.info("rolled back projection head", extra={"action": "head_rolled_back", **result})
+    return result

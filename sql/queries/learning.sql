@@ -1,0 +1,153 @@
+-- Runtime queries of the learning loop: heaters_db/heads/{data,store,reproject,jobs,report}.py
+-- and `heaters-db train | heads | report`. The rules (retraining, activation, rollback) live in
+-- the SQL functions under sql/functions/; these blocks read rows and call those functions.
+
+-- name: stored_mode
+SELECT sorting_mode(%(mode)s) AS mode;
+
+-- name: variant
+-- The base variant a head is trained on: the one named, else the default variant.
+SELECT v.id, v.model_name, v.generation_strategy, v.dim
+FROM embedding_variants v
+WHERE v.id = coalesce(%(variant_id)s::integer, (default_variant()).id);
+
+-- name: latest_event_id
+SELECT coalesce(max(e.id), 0) AS event_id
+FROM clip_sorting_events e
+WHERE e.sorting_mode = sorting_mode(%(mode)s);
+
+-- name: screens
+-- One row per sorting event of the mode up to the watermark (InfoNCE over each screen).
+SELECT s.event_id, s.anchor_clip_id, s.selected_clip_id, s.candidate_clip_ids,
+       s.rejected_clip_ids, s.split
+FROM sorting_screens s
+WHERE s.sorting_mode = sorting_mode(%(mode)s) AND s.event_id <= %(through_event_id)s
+ORDER BY s.event_id;
+
+-- name: triplets
+-- The (anchor, positive, negative) triplets of the same events; "none similar" events have no
+-- positive and train through their screens only.
+SELECT t.event_id, t.anchor_clip_id, t.positive_clip_id, t.negative_clip_id, t.weight, t.split
+FROM sorting_triplets t
+WHERE t.sorting_mode = sorting_mode(%(mode)s) AND t.event_id <= %(through_event_id)s
+  AND t.positive_clip_id IS NOT NULL
+ORDER BY t.event_id, t.negative_clip_id;
+
+-- name: copy_vectors_of_clips
+-- COPY (binary) of one variant's base embeddings for a list of clips.
+COPY (
+    SELECT e.clip_id, e.embedding FROM embeddings e
+    WHERE e.model_name = %(model_name)s AND e.generation_strategy = %(generation_strategy)s
+      AND vector_dims(e.embedding) = %(dim)s AND e.clip_id = ANY (%(clip_ids)s::integer[])
+    ORDER BY e.clip_id
+) TO STDOUT (FORMAT BINARY)
+
+-- name: copy_context_vectors
+-- COPY (binary) of a fixed pseudo-random sample of one variant's embeddings (same clips on every
+-- run: the order is a hash of the clip id), for the head's PCA initialisation.
+COPY (
+    SELECT e.clip_id, e.embedding FROM embeddings e
+    WHERE e.model_name = %(model_name)s AND e.generation_strategy = %(generation_strategy)s
+      AND vector_dims(e.embedding) = %(dim)s
+    ORDER BY hashint4(e.clip_id), e.clip_id
+    LIMIT %(limit)s
+) TO STDOUT (FORMAT BINARY)
+
+-- name: copy_all_vectors
+-- COPY (binary) of every embedding of one variant, in clip order (re-projection).
+COPY (
+    SELECT e.clip_id, e.embedding FROM embeddings e
+    WHERE e.model_name = %(model_name)s AND e.generation_strategy = %(generation_strategy)s
+      AND vector_dims(e.embedding) = %(dim)s
+    ORDER BY e.clip_id
+) TO STDOUT (FORMAT BINARY)
+
+-- name: setting
+SELECT heaters_setting(%(name)s) AS value;
+
+-- name: lock_head_versions
+-- Serialises version numbering per mode until the transaction ends.
+SELECT pg_advisory_xact_lock(hashtext('heaters_db.projection_heads.version'), hashtext(%(mode)s));
+
+-- name: insert_head
+INSERT INTO projection_heads (mode, version, base_variant_id, architecture, weights,
+                              weights_checksum, input_dim, output_dim, trained_through_event_id,
+                              training_event_count, metrics, status)
+SELECT %(mode)s, coalesce(max(h.version), 0) + 1, %(base_variant_id)s, %(architecture)s,
+       %(weights)s, %(weights_checksum)s, %(input_dim)s, %(output_dim)s,
+       %(trained_through_event_id)s, %(training_event_count)s, %(metrics)s, %(status)s
+FROM projection_heads h
+WHERE h.mode = %(mode)s
+RETURNING id;
+
+-- name: head
+SELECT h.id, h.mode, h.version, h.status, h.base_variant_id, h.architecture, h.weights,
+       h.weights_checksum, h.input_dim, h.output_dim, h.trained_through_event_id,
+       h.training_event_count, h.metrics, h.activated_at, h.inserted_at,
+       v.model_name, v.generation_strategy
+FROM projection_heads h
+JOIN embedding_variants v ON v.id = h.base_variant_id
+WHERE h.id = %(head_id)s;
+
+-- name: heads
+-- Every head of one mode (or of all modes when mode is NULL), oldest version first.
+SELECT h.id, h.mode, h.version, h.status, h.base_variant_id, h.architecture, NULL::bytea AS weights,
+       h.weights_checksum, h.input_dim, h.output_dim, h.trained_through_event_id,
+       h.training_event_count, h.metrics, h.activated_at, h.inserted_at,
+       v.model_name, v.generation_strategy
+FROM projection_heads h
+JOIN embedding_variants v ON v.id = h.base_variant_id
+WHERE %(mode)s::text IS NULL OR h.mode = sorting_mode(%(mode)s::text)
+ORDER BY h.mode, h.version;
+
+-- name: active_head
+SELECT active_head_id(%(mode)s) AS head_id;
+
+-- name: set_head_status
+UPDATE projection_heads SET status = %(status)s, updated_at = now()
+WHERE id = %(head_id)s AND status = ANY (%(from_statuses)s::text[])
+RETURNING id;
+
+-- name: delete_projected_rows
+DELETE FROM projected_embeddings WHERE projection_head_id = %(head_id)s;
+
+-- name: copy_projected_rows
+COPY projected_embeddings (clip_id, projection_head_id, embedding) FROM STDIN (FORMAT BINARY)
+
+-- name: ensure_head_index
+SELECT ensure_head_index(%(head_id)s) AS index_name;
+
+-- name: activate_head
+SELECT activate_head(%(head_id)s) AS result;
+
+-- name: rollback_head
+SELECT rollback_head(%(mode)s) AS result;
+
+-- name: enqueue_train_job
+SELECT job_id, enqueued FROM enqueue_train_job(%(mode)s, %(reason)s, %(variant_id)s::integer);
+
+-- name: enqueue_reproject_job
+-- One pending re-projection per head (partial unique index pipeline_jobs_pending_reproject).
+WITH added AS (
+    INSERT INTO pipeline_jobs (kind, mode, projection_head_id, max_attempts, payload)
+    VALUES ('reproject', %(mode)s, %(head_id)s, heaters_setting('job_max_attempts')::integer,
+            jsonb_build_object('reason', %(reason)s::text))
+    ON CONFLICT (projection_head_id) WHERE kind = 'reproject' AND status IN ('queued', 'running')
+    DO NOTHING
+    RETURNING id
+), notified AS (
+    SELECT pg_notify('heaters_db_jobs',
+                     json_build_object('kind', 'reproject', 'head_id', %(head_id)s::integer,
+                                       'job_id', a.id)::text)
+    FROM added a
+)
+SELECT a.id AS job_id, (SELECT count(*) FROM notified) AS notified FROM added a;
+
+-- name: job
+SELECT id, kind, mode, projection_head_id, status, attempts, max_attempts, last_error, result,
+       payload
+FROM pipeline_jobs WHERE id = %(job_id)s;
+
+-- name: projected_count
+SELECT count(*) AS rows FROM projected_embeddings WHERE projection_head_id = %(head_id)s;
+

@@ -1,0 +1,395 @@
+"""The learning loop end to end on a synthetic library with planted trick and spot factors.
+
+Sorting events go in as real rows; the retrain trigger queues train_head jobs; the job handlers
+train, gate, store, re-project and activate; similar_clips serves the new space. Dimensions are
+small (base 64, head 32, hidden 64) and torch runs on one thread, so the file stays quick on two
+shared cores.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+import torch
+from psycopg.rows import dict_row
+
+from heaters_db.daemon import Daemon
+from heaters_db.db import connect
+from heaters_db.heads import jobs, store
+from heaters_db.heads.module import ProjectionHead
+from heaters_db.heads.reproject import project_batch, reproject_head
+from heaters_db.settings import Settings
+from tests.support.simulated_sorter import (
+    SimulatedSorter,
+    insert_clips,
+    insert_embeddings,
+    insert_library,
+    label_recall,
+    make_library,
+    make_test_variant,
+    neighbours,
+    sort_round,
+)
+
+BASE_DIM, HEAD_DIM, HIDDEN_DIM = 64, 32, 64
+TRAIN_SETTINGS = {
+    "holdout_percent": "30",
+    "head_output_dim": str(HEAD_DIM),
+    "head_hidden_dim": str(HIDDEN_DIM),
+    "head_max_epochs": "150",
+    # Only the rounds below trigger training; the trigger test sets its own value.
+    "retrain_every": "150",
+}
+ROUND_EVENTS = 160
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def make_database(pg_server, template: str) -> tuple[str, object]:
+    dbname = f"test_learning_{uuid.uuid4().hex[:10]}"
+    janitor = pg_server.janitor(dbname, template_dbname=template)
+    janitor.init()
+    return pg_server.url(dbname), janitor
+
+
+def prepare(conn: psycopg.Connection, settings: dict[str, str] = TRAIN_SETTINGS):
+    for name, value in settings.items():
+        conn.execute("UPDATE heaters_db_settings SET value = %s WHERE name = %s", (value, name))
+    make_test_variant(conn, BASE_DIM)
+    library = make_library(dim=BASE_DIM)
+    insert_library(conn, library)
+    return library
+
+
+def factory(url: str):
+    return lambda: connect(url, autocommit=True)
+
+
+def run_learning_jobs(url: str) -> list[dict]:
+    """Run the daemon until the train_head / reproject queue is drained; the jobs it ended."""
+    ended = "SELECT id, kind, status, result FROM pipeline_jobs WHERE kind <> 'embed' AND finished_at IS NOT NULL ORDER BY id"
+    with connect(url, autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
+        before = {row["id"] for row in cur.execute(ended).fetchall()}
+    daemon = Daemon(Settings(device="cpu"), url, kinds=["train_head", "reproject"], once=True)
+    assert daemon.run() == 0
+    with connect(url, autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return [row for row in cur.execute(ended).fetchall() if row["id"] not in before]
+
+
+def head_status(conn: psycopg.Connection, mode: str) -> list[tuple[int, str]]:
+    return conn.execute(
+        "SELECT version, status FROM projection_heads WHERE mode = sorting_mode(%s) ORDER BY version",
+        (mode,),
+    ).fetchall()
+
+
+class Trained:
+    """The module's database after the trick and spot rounds, with what was measured on the way."""
+
+    def __init__(self, url, library, recall, results, trick_head_id, spot_head_id):
+        self.url = url
+        self.library = library
+        self.recall = recall
+        self.results = results
+        self.trick_head_id = trick_head_id
+        self.spot_head_id = spot_head_id
+
+
+@pytest.fixture(scope="module")
+def trained(pg_server, migrated_template) -> Iterator[Trained]:
+    url, janitor = make_database(pg_server, migrated_template)
+    try:
+        with connect(url, autocommit=True) as conn:
+            library = prepare(conn)
+            queries = library.clip_ids[::4]
+            recall = {
+                ("base", label): label_recall(conn, library, "trick", label, queries=queries)
+                for label in ("trick", "spot")
+            }
+            results = []
+            # Trick: two rounds; the retrain trigger queues the job, the handlers run it.
+            for round_number in range(2):
+                sort_round(
+                    conn,
+                    library,
+                    SimulatedSorter(library, "trick", seed=round_number),
+                    ROUND_EVENTS,
+                    seed=10 + round_number,
+                )
+                results += run_learning_jobs(url)
+            # Spot: one larger round, trained by hand (what `heaters-db train --now` runs).
+            sort_round(conn, library, SimulatedSorter(library, "spot", seed=5), 200, seed=20)
+            conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
+            results.append(jobs.train_mode(factory(url), "spot"))
+            for space in ("trick", "spot"):
+                for label in ("trick", "spot"):
+                    recall[(space, label)] = label_recall(
+                        conn, library, space, label, queries=queries
+                    )
+            trick_head = conn.execute("SELECT active_head_id('trick')").fetchone()[0]
+            spot_head = conn.execute("SELECT active_head_id('spot')").fetchone()[0]
+        yield Trained(url, library, recall, results, trick_head, spot_head)
+    finally:
+        janitor.drop()
+
+
+# ---- the loop learns -------------------------------------------------------------------------
+def test_trick_head_beats_the_base_space(trained: Trained) -> None:
+    assert trained.trick_head_id is not None, trained.results
+    base, head = trained.recall[("base", "trick")], trained.recall[("trick", "trick")]
+    assert head > base + 0.2, (base, head)
+    ran = [(job["kind"], job["status"]) for job in trained.results if "kind" in job]
+    assert ran[:2] == [("train_head", "done"), ("reproject", "done")], trained.results
+    assert trained.results[1]["result"]["activation"]["head_id"] == trained.trick_head_id
+
+
+def test_spot_head_learns_spot_not_trick(trained: Trained) -> None:
+    assert trained.spot_head_id is not None, trained.results[-1]
+    recall = trained.recall
+    assert recall[("spot", "spot")] > recall[("base", "spot")] + 0.15, recall
+    assert recall[("spot", "trick")] <= recall[("base", "trick")] + 0.02, recall
+
+
+def test_stored_metrics_and_watermarks(trained: Trained) -> None:
+    with connect(trained.url, autocommit=True) as conn:
+        head = store.get_head(conn, trained.trick_head_id)
+        newest = conn.execute(
+            "SELECT max(id) FROM clip_sorting_events WHERE sorting_mode = 'trick_similarity'"
+        ).fetchone()[0]
+    assert head.status == "active" and head.activated_at is not None
+    assert 0 < head.trained_through_event_id <= newest
+    assert head.metrics["gate"]["passed"] is True
+    assert (
+        head.metrics["holdout"]["triplet_accuracy"] > head.metrics["baseline"]["triplet_accuracy"]
+    )
+    assert head.architecture == {
+        "type": "pca_residual_mlp",
+        "input_dim": BASE_DIM,
+        "output_dim": HEAD_DIM,
+        "hidden_dim": HIDDEN_DIM,
+        "activation": "gelu_tanh",
+    }
+
+
+# ---- storage: SQL apply_head == torch ---------------------------------------------------------
+def test_apply_head_matches_torch_on_stored_weights(trained: Trained) -> None:
+    with connect(trained.url, autocommit=True) as conn:
+        record, head = store.load_projection_head(conn, trained.trick_head_id)
+        rows = conn.execute(
+            "SELECT e.clip_id, e.embedding, apply_head(%s, e.embedding), p.embedding "
+            "FROM embeddings e JOIN projected_embeddings p "
+            "  ON p.clip_id = e.clip_id AND p.projection_head_id = %s "
+            "WHERE e.model_name = %s ORDER BY e.clip_id LIMIT 40",
+            (record.id, record.id, record.model_name),
+        ).fetchall()
+    base = np.stack([r[1].to_numpy() for r in rows])
+    in_sql = np.stack([r[2].to_numpy() for r in rows])
+    copied = np.stack([r[3].to_numpy() for r in rows])
+    in_torch = project_batch(head, base)
+    assert np.abs(in_sql - in_torch).max() <= 1e-5
+    assert np.abs(copied - in_torch).max() <= 1e-5
+
+
+# ---- new clips are projected at once ----------------------------------------------------------
+def test_clip_embedded_after_activation_is_searchable_at_once(trained: Trained) -> None:
+    library = trained.library
+    rng = np.random.default_rng(99)
+    with connect(trained.url, autocommit=True) as conn:
+        clip_id = int(insert_clips(conn, 1, prefix="late")[0])
+        insert_embeddings(conn, np.array([clip_id]), library.make_vector(3, 2, rng)[None, :])
+        projected = conn.execute(
+            "SELECT projection_head_id FROM projected_embeddings WHERE clip_id = %s ORDER BY 1",
+            (clip_id,),
+        ).fetchall()
+        found = neighbours(conn, [clip_id], "trick")[clip_id]
+    assert [r[0] for r in projected] == sorted([trained.trick_head_id, trained.spot_head_id])
+    assert len(found) == 10
+    same_trick = np.mean([library.tricks[library.row_of(c)] == 3 for c in found])
+    assert same_trick >= 0.6, same_trick
+
+
+# ---- rollback ---------------------------------------------------------------------------------
+def test_rollback_restores_the_previous_heads_results_exactly(trained: Trained) -> None:
+    library = trained.library
+    queries = library.clip_ids[::37]
+    with connect(trained.url, autocommit=True) as conn:
+        before = conn.execute(
+            "SELECT q, s.clip_id, s.distance FROM unnest(%s::integer[]) q, "
+            "LATERAL similar_clips(q, 'trick') s ORDER BY q, s.rank",
+            (queries.tolist(),),
+        ).fetchall()
+        # A new version goes live without the gate (the untrained PCA head): results change.
+        pca = ProjectionHead(BASE_DIM, HEAD_DIM, HIDDEN_DIM).pca_init(library.vectors)
+        variant = conn.execute("SELECT (default_variant()).id").fetchone()[0]
+        newer = store.insert_head(
+            conn,
+            mode="trick_similarity",
+            base_variant_id=variant,
+            head=pca,
+            status="candidate",
+            trained_through_event_id=0,
+            training_event_count=0,
+            metrics={"note": "test"},
+        )
+        reproject_head(factory(trained.url), newer.id)
+        during = conn.execute(
+            "SELECT q, s.clip_id, s.distance FROM unnest(%s::integer[]) q, "
+            "LATERAL similar_clips(q, 'trick') s ORDER BY q, s.rank",
+            (queries.tolist(),),
+        ).fetchall()
+        result = store.rollback_head(conn, "trick")
+        after = conn.execute(
+            "SELECT q, s.clip_id, s.distance FROM unnest(%s::integer[]) q, "
+            "LATERAL similar_clips(q, 'trick') s ORDER BY q, s.rank",
+            (queries.tolist(),),
+        ).fetchall()
+        assert store.get_head(conn, newer.id).status == "retired"
+        with pytest.raises(store.HeadStateError, match="only a candidate or a retired head"):
+            store.activate_head(conn, trained.trick_head_id)
+    assert during != before
+    assert result["head_id"] == trained.trick_head_id and result["retired_head_id"] == newer.id
+    assert after == before
+
+
+# ---- the gate ---------------------------------------------------------------------------------
+def test_gate_rejects_a_head_trained_on_random_answers(pg_server, migrated_template) -> None:
+    url, janitor = make_database(pg_server, migrated_template)
+    try:
+        with connect(url, autocommit=True) as conn:
+            library = prepare(conn)
+            # An active head to protect: the untrained PCA head, activated by hand.
+            pca = ProjectionHead(BASE_DIM, HEAD_DIM, HIDDEN_DIM).pca_init(library.vectors)
+            variant = conn.execute("SELECT (default_variant()).id").fetchone()[0]
+            live = store.insert_head(
+                conn,
+                mode="trick_similarity",
+                base_variant_id=variant,
+                head=pca,
+                status="candidate",
+                trained_through_event_id=0,
+                training_event_count=0,
+                metrics={},
+            )
+            reproject_head(factory(url), live.id)
+            queries = library.clip_ids[::23]
+            before = neighbours(conn, queries, "trick")
+            sort_round(
+                conn, library, SimulatedSorter(library, "trick", random_answers=True), 200, seed=3
+            )
+            result = jobs.train_mode(factory(url), "trick")
+            rejected = store.get_head(conn, result["head_id"])
+            after = neighbours(conn, queries, "trick")
+            active = conn.execute("SELECT active_head_id('trick')").fetchone()[0]
+    finally:
+        janitor.drop()
+    assert result["passed"] is False and rejected.status == "rejected", result
+    assert rejected.metrics["gate"]["passed"] is False
+    assert (
+        rejected.metrics["holdout"]["events"] > 0 and rejected.metrics["baseline"]["kind"] == "head"
+    )
+    assert active == live.id
+    assert after == before
+
+
+# ---- the retrain trigger ----------------------------------------------------------------------
+def train_jobs(conn: psycopg.Connection) -> list[tuple]:
+    return conn.execute(
+        "SELECT mode, status, payload ->> 'events_through' FROM pipeline_jobs "
+        "WHERE kind = 'train_head' ORDER BY id"
+    ).fetchall()
+
+
+def test_retrain_trigger_enqueues_one_job_per_retrain_every_events(
+    conn: psycopg.Connection,
+) -> None:
+    library = prepare(conn, {"retrain_every": "5"})
+    sorter = SimulatedSorter(library, "trick")
+    listener = psycopg.connect(conn.info.dsn, autocommit=True)
+    listener.execute("LISTEN heaters_db_jobs")
+    try:
+        sort_round(conn, library, sorter, 4, seed=1, batch=1)
+        assert train_jobs(conn) == []
+        (fifth,) = sort_round(conn, library, sorter, 1, seed=2, batch=1)
+        assert train_jobs(conn) == [("trick_similarity", "queued", str(fifth))]
+        notes = [n.payload for n in listener.notifies(timeout=1, stop_after=1)]
+        assert any('"train_head"' in note for note in notes), notes
+        sort_round(conn, library, sorter, 6, seed=3, batch=1)  # pending: no second job
+        sort_round(conn, library, SimulatedSorter(library, "spot"), 4, seed=4, batch=1)
+        assert len(train_jobs(conn)) == 1  # spot counts its own events
+    finally:
+        listener.close()
+    # The job ran and was rejected: its head's watermark holds further jobs back until
+    # retrain_every more events arrive (a rejected training does not re-trigger every event).
+    newest = conn.execute(
+        "SELECT max(id) FROM clip_sorting_events WHERE sorting_mode = 'trick_similarity'"
+    ).fetchone()[0]
+    conn.execute("UPDATE pipeline_jobs SET status = 'done' WHERE kind = 'train_head'")
+    store.insert_head(
+        conn,
+        mode="trick_similarity",
+        base_variant_id=conn.execute("SELECT (default_variant()).id").fetchone()[0],
+        head=ProjectionHead(BASE_DIM, HEAD_DIM, HIDDEN_DIM),
+        status="rejected",
+        trained_through_event_id=newest,
+        training_event_count=11,
+        metrics={},
+    )
+    sort_round(conn, library, sorter, 4, seed=5, batch=1)
+    assert len(train_jobs(conn)) == 1
+    sort_round(conn, library, sorter, 1, seed=6, batch=1)
+    assert [status for _, status, _ in train_jobs(conn)] == ["done", "queued"]
+    # A skipped job (nothing to train on) also moves the watermark.
+    conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
+    sort_round(conn, library, sorter, 4, seed=7, batch=1)
+    assert len(train_jobs(conn)) == 2
+
+
+def test_train_job_without_events_is_skipped(conn: psycopg.Connection, db_url: str) -> None:
+    prepare(conn, {})
+    job_id, enqueued = conn.execute("SELECT * FROM enqueue_train_job('spot', 'test')").fetchone()
+    assert enqueued
+    assert conn.execute("SELECT * FROM enqueue_train_job('spot', 'again')").fetchone() == (
+        job_id,
+        False,
+    )
+    (job,) = run_learning_jobs(db_url)
+    assert job["id"] == job_id and job["status"] == "skipped", job
+    assert job["result"]["reason"] == "no spot_similarity sorting events yet"
+    assert job["result"]["trained_through_event_id"] == 0
+
+
+# ---- the command line -------------------------------------------------------------------------
+def test_heads_list_and_report_commands(trained: Trained, tmp_path: Path) -> None:
+    env = {**os.environ, "HEATERS_DATABASE_URL": trained.url, "OMP_NUM_THREADS": "1"}
+    command = [str(Path(sys.executable).parent / "heaters-db")]
+    listed = subprocess.run(
+        [*command, "heads", "list"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "trick" in listed.stdout and "spot" in listed.stdout and "active" in listed.stdout
+    output = tmp_path / "report.png"
+    report = subprocess.run(
+        [*command, "report", "--output", str(output)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert report.returncode == 0, report.stderr
+    assert output.is_file() and output.stat().st_size > 1000
+    assert str(output) in report.stdout
+    assert "jaccard" in report.stdout.lower()
