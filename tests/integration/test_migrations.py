@@ -1,0 +1,307 @@
+"""Migrations on an empty database and on an existing heaters database, up, down and up again.
+
+What an upgrade and a downgrade do is checked on the catalogs and the rows, never on SQL text.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from heaters_db import migrations
+from heaters_db.errors import MigrationError
+from tests.support.heaters_schema import (
+    constraint_definition,
+    create_heaters_schema,
+    public_objects,
+    snapshot,
+)
+
+HEATERS_DB_TABLES = {
+    "heaters_db_meta",
+    "heaters_db_settings",
+    "embedding_variants",
+    "pipeline_jobs",
+    "clip_sorting_events",
+    "projection_heads",
+    "projected_embeddings",
+}
+HEATERS_DB_VIEWS = {
+    "sorting_screens",
+    "sorting_triplets",
+    "pipeline_queue_status",
+    "pipeline_job_errors",
+}
+# The contract's SQL API (DESIGN.md), as regprocedure text.
+API_FUNCTIONS = {
+    "similar_clips(integer,text,integer)",
+    "similar_to_embedding(vector,text,integer)",
+    "apply_head(integer,vector)",
+    "ensure_variant_index(integer)",
+    "ensure_head_index(integer)",
+    "nearest_in_variant(integer,vector,integer,integer)",
+    "nearest_in_head(integer,vector,integer,integer)",
+    "enqueue_embed_jobs(integer[],boolean)",
+    "claim_jobs(text,text[],integer,integer)",
+    "finish_job(integer,text,text,jsonb)",
+    "fail_job(integer,text,text,text,double precision)",
+    "release_jobs(text,integer[])",
+    "requeue_expired_jobs()",
+    "sorting_mode(text)",
+    "active_head_id(text)",
+    "heaters_setting(text)",
+}
+VIDEO_STRATEGIES = ("video_full_clip", "video_centered_64", "video_trick_window")
+HEATERS_DB_TRIGGERS = {"clips_enqueue_embed_jobs_on_insert", "clips_enqueue_embed_jobs_on_update"}
+
+
+def cli(*args: str, url: str, home: Path) -> subprocess.CompletedProcess:
+    """`heaters-db ARGS` in a subprocess, pointed at `url` through HEATERS_DATABASE_URL."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env |= {"HEATERS_DATABASE_URL": url, "HEATERS_HOME": str(home), "HEATERS_LOG_LEVEL": "WARNING"}
+    script = Path(sys.executable).with_name("heaters-db")
+    return subprocess.run(
+        [str(script), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def relation_names(conn: psycopg.Connection, kinds: str) -> set[str]:
+    rows = conn.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+        "AND relkind = ANY (%s)",
+        (list(kinds),),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def function_signatures(conn: psycopg.Connection) -> set[str]:
+    rows = conn.execute(
+        "SELECT replace(oid::regprocedure::text, ', ', ',') FROM pg_proc "
+        "WHERE pronamespace = 'public'::regnamespace"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def sorter_dependencies(conn: psycopg.Connection) -> int:
+    """Privileges this database still grants to heaters_sorter (shared dependency entries)."""
+    return conn.execute(
+        "SELECT count(*) FROM pg_shdepend d JOIN pg_roles r ON r.oid = d.refobjid "
+        "WHERE r.rolname = 'heaters_sorter' "
+        "AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ).fetchone()[0]
+
+
+def insert_embedding(conn: psycopg.Connection, clip_id: int, strategy: str, model: str = "m"):
+    conn.execute(
+        "INSERT INTO embeddings (clip_id, embedding, model_name, generation_strategy, embedding_dim) "
+        "VALUES (%s, '[1,0,0]', %s, %s, 3)",
+        (clip_id, model, strategy),
+    )
+
+
+def test_empty_database_up_down_up(empty_db_url: str) -> None:
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        before = public_objects(conn)
+        assert before["relations"] == []
+
+        migrations.upgrade(empty_db_url)
+        assert migrations.current_revision(empty_db_url) == migrations.head_revision()
+        tables = relation_names(conn, "r")
+        assert {"source_videos", "clips", "embeddings"} <= tables
+        assert tables >= HEATERS_DB_TABLES
+        assert relation_names(conn, "v") >= HEATERS_DB_VIEWS
+        assert function_signatures(conn) >= API_FUNCTIONS
+        extensions = {r[0] for r in conn.execute("SELECT extname FROM pg_extension")}
+        assert {"vector", "plpython3u"} <= extensions
+
+        # heaters' shape: text states with CHECKs, dimensionless vector, nullable unique filepath.
+        columns = dict(
+            conn.execute(
+                "SELECT table_name || '.' || column_name, udt_name || ':' || is_nullable "
+                "FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND table_name IN ('clips', 'embeddings')"
+            ).fetchall()
+        )
+        assert columns["clips.id"] == "int4:NO"
+        assert columns["clips.clip_filepath"] == "text:YES"
+        assert columns["clips.ingest_state"] == "text:NO"
+        assert columns["clips.processing_metadata"] == "jsonb:YES"
+        assert columns["embeddings.embedding"] == "vector:NO"
+        assert columns["embeddings.generation_strategy"] == "text:NO"
+        typmod = conn.execute(
+            "SELECT atttypmod FROM pg_attribute "
+            "WHERE attrelid = 'embeddings'::regclass AND attname = 'embedding'"
+        ).fetchone()[0]
+        assert typmod == -1, "embeddings.embedding must have no fixed dimension"
+        assert (
+            "nextval('clips_id_seq'"
+            in conn.execute(
+                "SELECT column_default FROM information_schema.columns "
+                "WHERE table_name = 'clips' AND column_name = 'id'"
+            ).fetchone()[0]
+        )
+        definition = constraint_definition(conn)
+        for strategy in (
+            "keyframe_multi_avg",
+            "keyframe_multi",
+            "keyframe_single",
+            *VIDEO_STRATEGIES,
+        ):
+            assert f"'{strategy}'" in definition
+        assert conn.execute(
+            "SELECT model_name, generation_strategy, num_frames, dim FROM embedding_variants "
+            "WHERE is_default"
+        ).fetchall() == [("facebook/vjepa2-vitl-fpc64-256", "video_full_clip", 64, 1024)]
+        assert sorter_dependencies(conn) > 0
+
+        migrations.downgrade(empty_db_url, "base")
+        assert migrations.current_revision(empty_db_url) is None
+        assert public_objects(conn) == before
+        # Roles are cluster-wide: the session's template database made heaters_sorter, so it
+        # stays, but this database must not grant it anything any more.
+        assert sorter_dependencies(conn) == 0
+
+        migrations.upgrade(empty_db_url)
+        assert migrations.current_revision(empty_db_url) == migrations.head_revision()
+        assert conn.execute("SELECT count(*) FROM embedding_variants").fetchone()[0] == 1
+        # The clip trigger is back: a clip with a video gets its embed job.
+        conn.execute(
+            "INSERT INTO clips (clip_identifier, clip_filepath) VALUES ('a', 'clips/a.mp4')"
+        )
+        assert (
+            conn.execute("SELECT count(*) FROM pipeline_jobs WHERE kind = 'embed'").fetchone()[0]
+            == 1
+        )
+
+
+def test_existing_heaters_database_is_left_intact(empty_db_url: str, tmp_path: Path) -> None:
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        create_heaters_schema(conn)
+        before = snapshot(conn)
+        objects_before = public_objects(conn)
+        original = constraint_definition(conn)
+        assert original is not None and "keyframe_single" in original
+
+        result = cli("migrate", url=empty_db_url, home=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert f"is at revision {migrations.head_revision()}" in result.stdout
+
+        after = snapshot(conn)
+        for part in ("columns", "indexes", "functions", "sequences", "rows"):
+            assert after[part] == before[part], f"heaters' {part} changed"
+        extended = [c for c in after["constraints"] if c[1] == "generation_strategy_must_be_valid"]
+        assert [c for c in after["constraints"] if c not in extended] == [
+            c for c in before["constraints"] if c[1] != "generation_strategy_must_be_valid"
+        ]
+        assert len(extended) == 1 and extended[0][3], "the extended constraint must be validated"
+        added_triggers = {t[1] for t in after["triggers"]} - {t[1] for t in before["triggers"]}
+        # heaters-db's own triggers (later revisions may add more); the downgrade removes them all.
+        assert added_triggers >= HEATERS_DB_TRIGGERS
+        assert set(before["triggers"]) <= set(after["triggers"])
+        # vector already existed here: heaters-db must not claim it.
+        assert (
+            conn.execute(
+                "SELECT value FROM heaters_db_meta WHERE key = 'created_vector_extension'"
+            ).fetchone()[0]
+            is False
+        )
+
+        # The widened constraint: heaters' strategies and the video ones pass, a bogus one does not.
+        for strategy in VIDEO_STRATEGIES:
+            insert_embedding(conn, 3, strategy)
+        insert_embedding(conn, 3, "keyframe_single")
+        with pytest.raises(
+            psycopg.errors.CheckViolation, match="generation_strategy_must_be_valid"
+        ):
+            insert_embedding(conn, 4, "bogus_strategy")
+
+        # heaters-db at work on heaters' rows: a new clip is queued, an event is logged.
+        conn.execute(
+            "INSERT INTO clips (clip_identifier, clip_filepath, ingest_state) "
+            "VALUES ('park_0004', 'clips/park_0004.mp4', 'exported')"
+        )
+        assert conn.execute("SELECT count(*) FROM pipeline_jobs").fetchone()[0] == 1
+        conn.execute(
+            "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, candidate_clip_ids, "
+            "sorting_mode) VALUES (1, 2, '{2,3}', 'trick_similarity')"
+        )
+        conn.execute("DELETE FROM clips WHERE clip_identifier = 'park_0004'")
+        conn.execute(
+            "DELETE FROM embeddings WHERE generation_strategy = 'keyframe_single' AND clip_id = 3"
+        )
+
+        migrations.migrate(empty_db_url, "base")
+        assert constraint_definition(conn) == original
+        down = snapshot(conn)
+        # Everything heaters owns is exactly as before, except that the rows inserted and
+        # deleted meanwhile advanced two sequences (as they would without heaters-db).
+        assert {k: v for k, v in down.items() if k != "sequences"} == {
+            k: v for k, v in before.items() if k != "sequences"
+        }
+        sequences = {
+            name: (dict(before["sequences"])[name], last) for name, last in down["sequences"]
+        }
+        assert sequences["clips_id_seq"] == (4, 5)
+        assert sequences["embeddings_id_seq"] == (4, 9)
+        assert sequences["source_videos_id_seq"] == (2, 2)
+        assert public_objects(conn) == objects_before
+
+
+def test_not_valid_strategy_constraint_is_extended_and_restored(empty_db_url: str) -> None:
+    """A heaters database whose constraint was added NOT VALID keeps it NOT VALID both ways."""
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        create_heaters_schema(conn)
+        conn.execute(
+            "ALTER TABLE embeddings DROP CONSTRAINT generation_strategy_must_be_valid, "
+            "ADD CONSTRAINT generation_strategy_must_be_valid CHECK (generation_strategy IN "
+            "('keyframe_multi_avg', 'keyframe_multi', 'keyframe_single')) NOT VALID"
+        )
+        original = constraint_definition(conn)
+        assert original.endswith(" NOT VALID")
+        migrations.upgrade(empty_db_url, "0002")
+        extended = constraint_definition(conn)
+        assert extended.endswith(" NOT VALID") and "video_trick_window" in extended
+        insert_embedding(conn, 3, "video_trick_window")
+        migrations.downgrade(empty_db_url, "base")
+        assert constraint_definition(conn) == original
+
+
+def test_intermediate_revision_and_back(db_url: str, tmp_path: Path) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO clips (clip_identifier) SELECT 'c' || i FROM generate_series(1, 3) i"
+        )
+        conn.execute(
+            "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, candidate_clip_ids, "
+            "sorting_mode) VALUES (1, 2, '{2,3}', 'spot_similarity')"
+        )
+        migrations.migrate(db_url, "0005")
+        assert migrations.current_revision(db_url) == "0005"
+        tables = relation_names(conn, "r")
+        assert {"clip_sorting_events", "pipeline_jobs", "embedding_variants"} <= tables
+        assert not {"projection_heads", "projected_embeddings"} & tables
+        functions = function_signatures(conn)
+        assert "similar_clips(integer,text,integer)" not in functions
+        assert "apply_head(integer,vector)" not in functions
+        assert conn.execute("SELECT count(*) FROM clip_sorting_events").fetchone()[0] == 1
+
+        migrations.migrate(db_url)
+        assert migrations.current_revision(db_url) == migrations.head_revision()
+        assert function_signatures(conn) >= API_FUNCTIONS
+        assert relation_names(conn, "v") >= HEATERS_DB_VIEWS
+        assert conn.execute("SELECT split FROM sorting_screens").fetchone()[0] in (
+            "train",
+            "holdout",
+        )
+
+    with pytest.raises(MigrationError, match="unknown revision"):
+        migrations.migrate(db_url, "does_not_exist")
+    result = cli("migrate", "does_not_exist", url=db_url, home=tmp_path)
+    assert result.returncode == 1
+    assert "error: unknown revision 'does_not_exist'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,167 @@
+"""The sorter role may insert events and call the read functions, nothing else; the privileged
+functions are not executable by PUBLIC and pin their search_path."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import torch
+
+from heaters_db.db import connect
+from heaters_db.heads.module import ProjectionHead
+from heaters_db.heads.serialization import head_to_safetensors, weights_checksum
+
+SEARCH_PATH = "search_path=public, pg_temp"
+
+
+@pytest.fixture
+def sorter_url(conn: psycopg.Connection, db_url: str) -> Iterator[str]:
+    """A login role that is only a member of heaters_sorter (roles are cluster-wide: a unique
+    name, dropped afterwards)."""
+    role = f"sorting_ui_{uuid.uuid4().hex[:8]}"
+    conn.execute(f"CREATE ROLE {role} LOGIN IN ROLE heaters_sorter")
+    try:
+        yield db_url.replace("postgresql://heaters@", f"postgresql://{role}@")
+    finally:
+        conn.execute(f"DROP ROLE {role}")
+
+
+@pytest.fixture
+def library(conn: psycopg.Connection) -> int:
+    """Clips 1..4 with 3-d default-variant embeddings; returns the id of an active trick head.
+    retrain_every = 1, so whatever a sorter's event insert triggers runs in the tests below."""
+    conn.execute("UPDATE heaters_db_settings SET value = '1' WHERE name = 'retrain_every'")
+    conn.execute("INSERT INTO clips (clip_identifier) SELECT 'c' || i FROM generate_series(1, 4) i")
+    conn.execute("UPDATE embedding_variants SET dim = 3 WHERE is_default")
+    conn.execute(
+        "INSERT INTO embeddings (clip_id, embedding, model_name, generation_strategy) "
+        "SELECT i, ARRAY[1, i, i * i]::real[]::vector, model_name, generation_strategy "
+        "FROM generate_series(1, 4) i, embedding_variants WHERE is_default"
+    )
+    torch.manual_seed(0)
+    head = ProjectionHead(3, 2, 4)
+    weights = head_to_safetensors(head)
+    head_id = conn.execute(
+        "INSERT INTO projection_heads (mode, version, base_variant_id, architecture, weights, "
+        "weights_checksum, input_dim, output_dim, status) VALUES ('trick_similarity', 1, "
+        "(SELECT id FROM embedding_variants WHERE is_default), %s::jsonb, %s, %s, 3, 2, 'active') "
+        "RETURNING id",
+        (json.dumps(head.architecture), weights, weights_checksum(weights)),
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO projected_embeddings (clip_id, projection_head_id, embedding) "
+        "SELECT clip_id, %s, apply_head(%s, embedding) FROM embeddings "
+        "ON CONFLICT (clip_id, projection_head_id) DO NOTHING",
+        (head_id, head_id),
+    )
+    return head_id
+
+
+def refused(conn: psycopg.Connection, sql: str) -> str:
+    with pytest.raises(psycopg.errors.InsufficientPrivilege) as error:
+        conn.execute(sql)
+    return error.value.diag.message_primary
+
+
+def test_sorter_may_sort_and_search_and_nothing_else(sorter_url: str, library: int) -> None:
+    with connect(sorter_url, autocommit=True) as sorter:
+        assert sorter.execute("SELECT current_user").fetchone()[0].startswith("sorting_ui_")
+        event_id = sorter.execute(
+            "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, rejected_clip_ids, "
+            "candidate_clip_ids, sorting_mode, session_id, response_time_ms) VALUES "
+            "(1, 2, '{3}', '{2,3,4}', 'trick_similarity', gen_random_uuid(), 900) RETURNING id"
+        ).fetchone()[0]
+        assert event_id >= 1
+        # Validation still runs for the sorter (it cannot read clips itself).
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="unknown clip ids"):
+            sorter.execute(
+                "INSERT INTO clip_sorting_events (anchor_clip_id, candidate_clip_ids, sorting_mode) "
+                "VALUES (1, '{77}', 'trick_similarity')"
+            )
+        # Both read paths: spot falls back to the default variant, trick uses the active head
+        # (apply_head runs inside the SECURITY DEFINER function).
+        spot = sorter.execute("SELECT clip_id FROM similar_clips(1, 'spot', 3)").fetchall()
+        assert sorted(r[0] for r in spot) == [2, 3, 4]
+        trick = sorter.execute("SELECT clip_id FROM similar_clips(1, 'trick', 3)").fetchall()
+        assert sorted(r[0] for r in trick) == [2, 3, 4]
+        nearest = sorter.execute(
+            "SELECT clip_id FROM similar_to_embedding('[1,2,4]', 'trick', 2)"
+        ).fetchall()
+        assert len(nearest) == 2
+        assert (
+            len(sorter.execute("SELECT * FROM similar_to_embedding('[1,2,4]', 'spot')").fetchall())
+            == 4
+        )
+
+        assert "projection_heads" in refused(sorter, "SELECT weights FROM projection_heads")
+        refused(sorter, "SELECT id FROM projection_heads")
+        refused(sorter, "SELECT embedding FROM embeddings")
+        refused(sorter, "SELECT selected_clip_id FROM clip_sorting_events")
+        refused(
+            sorter,
+            "INSERT INTO embeddings (clip_id, embedding, model_name, generation_strategy) "
+            "VALUES (1, '[1,1,1]', 'x', 'video_full_clip')",
+        )
+        refused(sorter, "UPDATE embeddings SET model_name = 'x'")
+        refused(sorter, "DELETE FROM embeddings")
+        refused(sorter, "UPDATE clip_sorting_events SET selected_clip_id = 4")
+        refused(sorter, "DELETE FROM clip_sorting_events")
+        refused(
+            sorter,
+            "INSERT INTO pipeline_jobs (kind, mode) VALUES ('train_head', 'trick_similarity')",
+        )
+        assert "apply_head" in refused(sorter, f"SELECT apply_head({library}, '[1,2,3]')")
+        refused(sorter, "SELECT enqueue_embed_jobs('{1}')")
+        refused(sorter, "SELECT * FROM claim_jobs('me', '{embed}', 1, 60)")
+        refused(sorter, "SELECT ensure_variant_index(1)")
+
+
+def test_privileged_functions_are_not_public_and_pin_search_path(conn: psycopg.Connection) -> None:
+    rows = conn.execute(
+        "SELECT p.oid::regprocedure::text, p.prosecdef, l.lanname, p.proconfig, "
+        "p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a "
+        "                            WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') "
+        "FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang "
+        "WHERE p.pronamespace = 'public'::regnamespace AND (p.prosecdef OR l.lanname = 'plpython3u') "
+        "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"
+    ).fetchall()
+    names = {row[0] for row in rows}
+    # The contract's privileged functions are among them (later revisions may add more).
+    assert {
+        "apply_head(integer,vector)",
+        "similar_clips(integer,text,integer)",
+        "similar_to_embedding(vector,text,integer)",
+        "validate_sorting_event()",
+        "enqueue_clip_embed_jobs()",
+    } <= {name.replace(", ", ",") for name in names}
+    for name, definer, language, config, public_execute in rows:
+        assert not public_execute, f"{name} is executable by PUBLIC"
+        assert SEARCH_PATH in (config or []), f"{name} has no fixed search_path: {config}"
+        if language == "plpython3u":
+            assert definer, f"{name} (PL/Python) should be SECURITY DEFINER"
+
+
+def test_sorter_grants_are_explicit(conn: psycopg.Connection) -> None:
+    """What heaters_sorter holds: exactly the event insert and the two read functions."""
+    tables = conn.execute(
+        "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
+        "WHERE grantee = 'heaters_sorter' ORDER BY 1, 2"
+    ).fetchall()
+    assert tables == [("clip_sorting_events", "INSERT")]
+    functions = conn.execute(
+        "SELECT DISTINCT p.oid::regprocedure::text FROM pg_proc p, aclexplode(p.proacl) a "
+        "WHERE a.grantee = 'heaters_sorter'::regrole AND p.pronamespace = 'public'::regnamespace "
+        "ORDER BY 1"
+    ).fetchall()
+    assert {"similar_clips(integer,text,integer)", "similar_to_embedding(vector,text,integer)"} <= {
+        r[0].replace(", ", ",") for r in functions
+    }
+    column_grants = conn.execute(
+        "SELECT table_name, column_name, privilege_type FROM information_schema.column_privileges "
+        "WHERE grantee = 'heaters_sorter' AND privilege_type <> 'INSERT' ORDER BY 1, 2"
+    ).fetchall()
+    assert column_grants == [("clip_sorting_events", "id", "SELECT")]
