@@ -1,0 +1,398 @@
+"""The `embed` job kind: from a clip and a variant to a row in `embeddings`.
+
+One code path for the daemon and for `heaters-db embed --clip` (and, through
+`heaters_db.embedding.embedder`, for heaters' `run_video_embed` task shape). Stages, each timed:
+
+- prepare (caller's thread): load the clip and variant rows, the encoder (once per model per
+  process), and check that the model's dimension matches the variant's (filling it when NULL).
+- decode (thread pool): resolve `clip_filepath` to a local file (media root, absolute path, S3
+  cache), then the embedder's decode stage (frames chosen by the strategy, decoded small).
+- model (caller's thread): the embedder's batch stage (crop/normalise, one batched model call).
+- database (caller's thread): idempotent upsert on (clip_id, model_name, generation_strategy),
+  then the variant's HNSW index once per variant per process.
+
+`EmbedPipeline.submit` returns at once with the decode running in the pool, so a caller can
+claim and submit the next batch before running the model on the current one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import psycopg
+from psycopg.rows import dict_row
+
+from heaters_db.embedding.embedder import ClipVideo, EmbedResult
+from heaters_db.embedding.embedder import _decode as decode_stage
+from heaters_db.embedding.embedder import _Decoded as Decoded
+from heaters_db.embedding.embedder import _run_batch as model_stage
+from heaters_db.embedding.model import Encoder, load_encoder
+from heaters_db.errors import HeatersError
+from heaters_db.queries import query
+from heaters_db.settings import Settings
+from heaters_db.storage import resolve_clip_path
+
+log = logging.getLogger(__name__)
+
+QUERIES = "embeddings.sql"
+Status = Literal["ok", "error", "skipped"]
+
+
+class VariantDimensionMismatch(HeatersError):
+    """The model produces vectors of another dimension than the embedding variant declares."""
+
+
+@dataclass(frozen=True)
+class EmbedTarget:
+    """One (clip, variant) pair to embed, with what the stages need (embeddings.sql rows)."""
+
+    clip_id: int
+    clip_filepath: str | None
+    variant_id: int
+    model_name: str
+    generation_strategy: str
+    num_frames: int
+    dim: int | None = None
+    enabled: bool = True
+    job_id: int | None = None
+    processing_metadata: dict[str, Any] | None = None
+    start_time_seconds: float | None = None
+    end_time_seconds: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> EmbedTarget:
+        return cls(**{k: v for k, v in row.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def variant(self) -> str:
+        """`model:strategy:frames`, as the logs print it."""
+        return f"{self.model_name}:{self.generation_strategy}:{self.num_frames}"
+
+
+@dataclass
+class Outcome:
+    """What happened to one target; `seconds` has decode/preprocess/model/database."""
+
+    target: EmbedTarget
+    status: Status
+    embedding: np.ndarray | None = None
+    message: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+    model_version: str | None = None
+    frame_indices: list[int] | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    embedding_id: int | None = None
+
+    @property
+    def error(self) -> str:
+        """`Type: message`, what the queue stores as last_error."""
+        return f"{self.error_type}: {self.message}" if self.error_type else str(self.message)
+
+    def result_json(self, worker: str | None = None) -> dict[str, Any]:
+        """The job's `result` jsonb."""
+        result: dict[str, Any] = {
+            "clip_id": self.target.clip_id,
+            "variant": self.target.variant,
+            "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
+        }
+        if self.status == "ok":
+            assert self.embedding is not None
+            result |= {
+                "embedding_id": self.embedding_id,
+                "embedding_dim": int(self.embedding.shape[-1]),
+                "model_version": self.model_version,
+                "frame_indices": self.frame_indices,
+            }
+        else:
+            result["reason"] = self.message
+        if worker:
+            result["worker"] = worker
+        return result
+
+
+@dataclass
+class _Pending:
+    """A target whose outcome is known already (skipped, failed early) or is being decoded."""
+
+    target: EmbedTarget
+    outcome: Outcome | None = None
+    encoder: Encoder | None = None
+    decoded: Future[Decoded] | None = None
+
+
+@dataclass
+class PendingBatch:
+    """Targets submitted to the decode pool; `EmbedPipeline.run` turns them into outcomes."""
+
+    items: list[_Pending]
+
+    @property
+    def targets(self) -> list[EmbedTarget]:
+        return [item.target for item in self.items]
+
+    def wait(self) -> None:
+        """Block until every decode has finished (used before handing jobs back)."""
+        for item in self.items:
+            if item.decoded is not None:
+                item.decoded.exception()
+
+
+def hide_model_loading_bars() -> None:
+    """No per-tensor "Loading weights" bars from transformers (the daemon's log stays
+    grep-able; `embed --clip` shows its own bar). Called by the CLI only."""
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        return
+    transformers_logging.disable_progress_bar()
+
+
+def load_targets_for_jobs(
+    conn: psycopg.Connection, job_ids: Sequence[int]
+) -> dict[int, EmbedTarget]:
+    """job id -> target, for embed jobs whose clip and variant still exist."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(QUERIES, "embed_job_targets"), {"job_ids": list(job_ids)})
+        return {row["job_id"]: EmbedTarget.from_row(row) for row in cur.fetchall()}
+
+
+def load_targets_for_clip(
+    conn: psycopg.Connection, clip_id: int, variant_ids: Sequence[int] | None = None
+) -> list[EmbedTarget]:
+    """The clip with every enabled variant (or the variants named)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            query(QUERIES, "clip_targets"),
+            {"clip_id": clip_id, "variant_ids": list(variant_ids) if variant_ids else None},
+        )
+        return [EmbedTarget.from_row(row) for row in cur.fetchall()]
+
+
+class EmbedPipeline:
+    """Encoders, a decode pool and the database writes of the embed path."""
+
+    def __init__(self, settings: Settings, device: str | None = None, decode_workers: int = 2):
+        self.settings = settings
+        self.device = device or settings.device
+        self._pool = ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode")
+        self._checked_dims: dict[int, int] = {}
+        self._indexed: set[int] = set()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> EmbedPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- prepare ------------------------------------------------------------------------
+    def encoder(self, model_name: str) -> Encoder:
+        """The loaded encoder for `model_name` (load_encoder caches it: one load per process)."""
+        return load_encoder(model_name, device=self.device, model_dir=self.settings.model_dir)
+
+    def check_dimension(
+        self, conn: psycopg.Connection, target: EmbedTarget, encoder: Encoder
+    ) -> None:
+        """Fill the variant's dim when NULL; raise VariantDimensionMismatch when it differs."""
+        known = self._checked_dims.get(target.variant_id)
+        if known is None:
+            row = conn.execute(
+                query(QUERIES, "claim_variant_dim"),
+                {"variant_id": target.variant_id, "dim": encoder.dim},
+            ).fetchone()
+            if row is None:  # the variant was deleted meanwhile
+                raise VariantDimensionMismatch(
+                    f"embedding variant {target.variant} no longer exists"
+                )
+            known = self._checked_dims[target.variant_id] = int(row[0])
+        if known != encoder.dim:
+            raise VariantDimensionMismatch(
+                f"variant {target.variant} (id {target.variant_id}) has dim {known} but "
+                f"{encoder.path} produces {encoder.dim}-d vectors; add a new variant for this "
+                "model instead of changing the weights behind an existing one"
+            )
+
+    def submit(self, conn: psycopg.Connection, targets: Iterable[EmbedTarget]) -> PendingBatch:
+        """Start decoding `targets` in the pool; returns at once."""
+        items = []
+        for target in targets:
+            item = _Pending(target)
+            items.append(item)
+            reason = self._skip_reason(target)
+            if reason:
+                item.outcome = Outcome(target, "skipped", message=reason)
+                continue
+            try:
+                item.encoder = self.encoder(target.model_name)
+                self.check_dimension(conn, target, item.encoder)
+            except HeatersError as error:
+                item.outcome = _failed(target, error)
+                continue
+            item.decoded = self._pool.submit(self._decode, target, item.encoder)
+        return PendingBatch(items)
+
+    @staticmethod
+    def _skip_reason(target: EmbedTarget) -> str | None:
+        if not target.enabled:
+            return f"variant {target.variant} is disabled"
+        if not target.clip_filepath:
+            return f"clip {target.clip_id} has no video (clip_filepath is NULL)"
+        return None
+
+    def _decode(self, target: EmbedTarget, encoder: Encoder) -> Decoded:
+        """Runs in the pool: local file, then the embedder's decode stage."""
+        started = time.perf_counter()
+        item = ClipVideo(
+            clip_id=target.clip_id,
+            path=str(target.clip_filepath),
+            processing_metadata=target.processing_metadata,
+            start_time_seconds=target.start_time_seconds,
+            end_time_seconds=target.end_time_seconds,
+        )
+        try:
+            path = resolve_clip_path(str(target.clip_filepath), self.settings)
+        except HeatersError as error:
+            elapsed = time.perf_counter() - started
+            failure = EmbedResult(
+                clip_id=target.clip_id,
+                status="error",
+                message=str(error),
+                error_type=type(error).__name__,
+                seconds={"decode": elapsed, "total": elapsed},
+            )
+            return Decoded(item, None, failure, elapsed)
+        item = ClipVideo(
+            clip_id=item.clip_id,
+            path=path,
+            processing_metadata=item.processing_metadata,
+            start_time_seconds=item.start_time_seconds,
+            end_time_seconds=item.end_time_seconds,
+        )
+        decoded = decode_stage(
+            item, target.generation_strategy, target.num_frames, encoder.preprocessing.shortest_edge
+        )
+        decoded.decode_seconds = time.perf_counter() - started  # path resolution included
+        return decoded
+
+    # ---- model --------------------------------------------------------------------------
+    def run(self, batch: PendingBatch) -> list[Outcome]:
+        """Wait for the decodes, run the model once per variant group; outcomes in order."""
+        outcomes: list[Outcome | None] = [item.outcome for item in batch.items]
+        groups: dict[int, list[int]] = {}
+        for position, item in enumerate(batch.items):
+            if item.outcome is None:
+                groups.setdefault(item.target.variant_id, []).append(position)
+        for positions in groups.values():
+            encoder = batch.items[positions[0]].encoder
+            assert encoder is not None
+            decoded = [_decoded_or_failure(batch.items[p]) for p in positions]
+            results = model_stage(encoder, decoded)
+            for position, result in zip(positions, results, strict=True):
+                outcomes[position] = _outcome(batch.items[position].target, result, encoder)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    # ---- database -----------------------------------------------------------------------
+    def store(self, conn: psycopg.Connection, outcome: Outcome) -> int:
+        """Upsert the embedding (idempotent); returns its id. Call inside the caller's
+        transaction so the row and the job's status commit together."""
+        assert outcome.status == "ok" and outcome.embedding is not None
+        target = outcome.target
+        row = conn.execute(
+            query(QUERIES, "upsert_embedding"),
+            {
+                "clip_id": target.clip_id,
+                "embedding": np.asarray(outcome.embedding, dtype=np.float32),
+                "model_name": target.model_name,
+                "model_version": outcome.model_version,
+                "generation_strategy": target.generation_strategy,
+                "embedding_dim": int(outcome.embedding.shape[-1]),
+            },
+        ).fetchone()
+        assert row is not None
+        outcome.embedding_id = int(row[0])
+        return outcome.embedding_id
+
+    def ensure_index(self, conn: psycopg.Connection, target: EmbedTarget) -> None:
+        """The variant's HNSW index, once per variant per process, after its first embedding.
+
+        Never fails the job: the index only speeds up search. Two daemons racing to create it
+        is expected; the loser's error is logged at debug level.
+        """
+        if target.variant_id in self._indexed:
+            return
+        try:
+            with conn.transaction():
+                row = conn.execute(
+                    query(QUERIES, "ensure_variant_index"), {"variant_id": target.variant_id}
+                ).fetchone()
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable) as error:
+            log.debug("index created by another worker: %s", error)
+        except psycopg.DatabaseError as error:
+            log.warning(
+                "could not create the variant's HNSW index: %s",
+                error,
+                extra={"action": "ensure_variant_index", "variant": target.variant},
+            )
+            return
+        else:
+            log.info(
+                "variant index ready",
+                extra={
+                    "action": "ensure_variant_index",
+                    "variant": target.variant,
+                    "index": row[0],
+                },
+            )
+        self._indexed.add(target.variant_id)
+
+
+def _failed(target: EmbedTarget, error: BaseException, traceback: str | None = None) -> Outcome:
+    return Outcome(
+        target,
+        "error",
+        message=str(error) or type(error).__name__,
+        error_type=type(error).__name__,
+        traceback=traceback,
+    )
+
+
+def _decoded_or_failure(item: _Pending) -> Decoded:
+    """The decode future's value; a crash inside the pool becomes that clip's error."""
+    assert item.decoded is not None
+    try:
+        return item.decoded.result()
+    except Exception as error:
+        log.exception("decode crashed", extra={"action": "decode", "clip_id": item.target.clip_id})
+        failure = EmbedResult(
+            clip_id=item.target.clip_id,
+            status="error",
+            message=str(error) or type(error).__name__,
+            error_type=type(error).__name__,
+        )
+        return Decoded(
+            ClipVideo(item.target.clip_id, str(item.target.clip_filepath)), None, failure, 0.0
+        )
+
+
+def _outcome(target: EmbedTarget, result: EmbedResult, encoder: Encoder) -> Outcome:
+    seconds = {k: v for k, v in result.seconds.items() if k != "total"}
+    return Outcome(
+        target,
+        result.status,
+        embedding=result.embedding,
+        message=result.message,
+        error_type=result.error_type,
+        traceback=getattr(result, "traceback", None),
+        model_version=encoder.model_version,
+        frame_indices=result.frame_indices,
+        seconds=seconds,
+    )

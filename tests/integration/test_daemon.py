@@ -1,0 +1,370 @@
+"""`heaters-db daemon` as a real process: real PostgreSQL, real H.264 files, the tiny V-JEPA 2.
+
+Daemons run as subprocesses with short leases (5 s) and poll intervals (0.5 s); waits poll the
+database with a deadline. To catch a daemon "mid-job" deterministically, a test holds a row
+lock on the clip: the daemon's embedding insert (its foreign-key check) then waits on it.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from heaters_db import migrations
+from heaters_db.daemon import Daemon, SkipJob
+from heaters_db.db import connect
+from heaters_db.localdb import LocalCluster
+from heaters_db.queue import Job
+from heaters_db.settings import Settings
+from tests.integration.conftest import (
+    BAD_CLIPS,
+    TINY_DIM,
+    DaemonProcess,
+    MediaRoot,
+    embedding_count,
+    insert_clips,
+    job_rows,
+    settled,
+    use_tiny_variant,
+    wait_until,
+)
+
+StartDaemon = Callable[..., DaemonProcess]
+DAEMON_START_TIMEOUT = 120  # importing torch + transformers on a busy 2-core machine
+
+
+def blocked_on_lock(conn: psycopg.Connection) -> bool:
+    """Some daemon backend waits for a row lock (its embedding insert)."""
+    return bool(
+        conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND application_name LIKE 'heaters-db %'"
+        ).fetchone()
+    )
+
+
+def statuses(conn: psycopg.Connection) -> dict[int, str]:
+    return dict(conn.execute("SELECT id, status FROM pipeline_jobs ORDER BY id").fetchall())
+
+
+def test_daemon_embeds_new_clips_and_survives_bad_inputs(
+    db_url: str,
+    conn: psycopg.Connection,
+    tiny_variant: int,
+    media_root: MediaRoot,
+    start_daemon: StartDaemon,
+) -> None:
+    daemon = start_daemon(db_url, "--batch-size", "8")
+    good = [media_root.good("good-1.mp4"), media_root.good("good-2.mp4")]
+    bad = [media_root.bad(name) for name in BAD_CLIPS]
+    # One statement: one trigger run, one NOTIFY, one claim of all 7 jobs (a single batch).
+    keys = [good[0], *bad, good[1]]
+    clip_ids = insert_clips(conn, keys)
+    wait_until(
+        lambda: settled(conn), DAEMON_START_TIMEOUT, what=lambda: f"jobs to settle\n{daemon.log()}"
+    )
+
+    rows = {row["clip_id"]: row for row in job_rows(conn)}
+    good_ids = [clip_ids[0], clip_ids[-1]]
+    for clip_id in good_ids:
+        assert rows[clip_id]["status"] == "done", rows[clip_id]
+        assert rows[clip_id]["result"]["embedding_dim"] == TINY_DIM
+    embedded = conn.execute(
+        "SELECT clip_id, embedding_dim, vector_dims(embedding), model_version, generation_strategy "
+        "FROM embeddings ORDER BY clip_id"
+    ).fetchall()
+    assert [(r[0], r[1], r[2], r[4]) for r in embedded] == [
+        (clip_id, TINY_DIM, TINY_DIM, "video_full_clip") for clip_id in good_ids
+    ]
+    assert all(r[3] for r in embedded)  # model_version recorded
+    # The variant learnt its dimension from the model, and got its HNSW index.
+    assert (
+        conn.execute(
+            "SELECT dim FROM embedding_variants WHERE id = %s", (tiny_variant,)
+        ).fetchone()[0]
+        == TINY_DIM
+    )
+    assert conn.execute(
+        "SELECT 1 FROM pg_indexes WHERE indexname = %s",
+        (f"embeddings_hnsw_variant_{tiny_variant}",),
+    ).fetchone()
+
+    causes = {
+        "missing.mp4": "not found",
+        "zero.mp4": "empty",
+        "truncated.mp4": "",
+        "text.mp4": "not a readable video container",
+        "audio.mp4": "no video stream",
+    }
+    for key, clip_id in zip(bad, clip_ids[1:-1], strict=True):
+        row = rows[clip_id]
+        name = Path(key).name
+        assert row["status"] == "queued" and row["attempts"] == 1, row  # retried later
+        assert name in row["last_error"], row["last_error"]
+        assert causes[name] in row["last_error"], row["last_error"]
+        assert row["last_traceback"]
+    # The clips themselves are untouched.
+    assert conn.execute("SELECT clip_filepath FROM clips ORDER BY id").fetchall() == [
+        (k,) for k in keys
+    ]
+
+    # The daemon carries on: a later clip is embedded too.
+    assert daemon.alive(), daemon.log()
+    (later,) = insert_clips(conn, [media_root.good("good-3.mp4")])
+    wait_until(
+        lambda: embedding_count(conn, [later]) == 1, 60, what=lambda: f"later clip\n{daemon.log()}"
+    )
+
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0
+    log = daemon.log()
+    assert "action=embed " in log and f"clip_id={later}" in log
+    assert "action=embed_error" in log and "zero.mp4" in log
+
+
+def test_kill_9_mid_job_then_second_daemon_completes_it(
+    db_url: str,
+    conn: psycopg.Connection,
+    tiny_variant: int,
+    media_root: MediaRoot,
+    start_daemon: StartDaemon,
+) -> None:
+    (clip_id,) = insert_clips(conn, [media_root.good("good-1.mp4")])
+    with connect(db_url) as locker:
+        locker.execute("SELECT 1 FROM clips WHERE id = %s FOR UPDATE", (clip_id,))
+        first = start_daemon(db_url)
+        wait_until(
+            lambda: blocked_on_lock(conn),
+            DAEMON_START_TIMEOUT,
+            what=lambda: f"daemon mid-job\n{first.log()}",
+        )
+        first.process.kill()  # SIGKILL: no cleanup, no release
+        first.wait(10)
+        locker.rollback()
+    (row,) = job_rows(conn)
+    assert row["status"] == "running" and row["attempts"] == 1
+
+    second = start_daemon(db_url)
+    wait_until(
+        lambda: job_rows(conn)[0]["status"] == "done",
+        DAEMON_START_TIMEOUT,
+        what=lambda: f"second daemon to finish the job\n{second.log()}",
+    )
+    (row,) = job_rows(conn)
+    assert row["attempts"] == 2
+    assert row["result"]["worker"].split(":")[1] == str(second.pid)
+    assert embedding_count(conn) == 1
+
+
+def test_daemon_carries_on_after_postgres_restarts(
+    tmp_path_factory: pytest.TempPathFactory, media_root: MediaRoot, start_daemon: StartDaemon
+) -> None:
+    cluster = LocalCluster(tmp_path_factory.mktemp("restart-pg"), fast_unsafe=True)
+    url = cluster.up()
+    try:
+        migrations.upgrade(url, "head")
+        with connect(url, autocommit=True) as conn:
+            use_tiny_variant(conn)
+            daemon = start_daemon(url)
+            (first,) = insert_clips(conn, [media_root.good("good-1.mp4")])
+            wait_until(
+                lambda: embedding_count(conn, [first]), DAEMON_START_TIMEOUT, what=daemon.log
+            )
+
+        cluster.restart()
+
+        with connect(url, autocommit=True) as conn:
+            (second,) = insert_clips(conn, [media_root.good("good-2.mp4")])
+            wait_until(
+                lambda: embedding_count(conn, [second]),
+                60,
+                what=lambda: f"after restart\n{daemon.log()}",
+            )
+        assert daemon.alive()
+        assert "action=db_reconnect" in daemon.log()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+    finally:
+        cluster.destroy()
+
+
+def test_two_daemons_share_twenty_jobs(
+    db_url: str,
+    conn: psycopg.Connection,
+    tiny_variant: int,
+    media_root: MediaRoot,
+    start_daemon: StartDaemon,
+) -> None:
+    daemons = [start_daemon(db_url, "--batch-size", "2") for _ in range(2)]
+    wait_until(
+        lambda: (
+            conn.execute(
+                "SELECT count(DISTINCT application_name) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name LIKE 'heaters-db %'"
+            ).fetchone()[0]
+            == 2
+        ),
+        DAEMON_START_TIMEOUT,
+        what="both daemons to connect",
+    )
+    clip_ids = insert_clips(conn, [media_root.good(f"share-{i}.mp4") for i in range(20)])
+    wait_until(
+        lambda: all(r["status"] == "done" for r in job_rows(conn)),
+        DAEMON_START_TIMEOUT,
+        what=lambda: "20 jobs done\n" + "\n".join(d.log() for d in daemons),
+    )
+    rows = job_rows(conn)
+    assert len(rows) == 20 and all(r["attempts"] == 1 for r in rows)
+    assert embedding_count(conn, clip_ids) == 20
+    assert conn.execute("SELECT count(DISTINCT clip_id) FROM embeddings").fetchone()[0] == 20
+    workers = {r["result"]["worker"] for r in rows}
+    assert len(workers) == 2, f"one daemon did all the work: {workers}"
+    for daemon in daemons:
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+
+
+def test_sigterm_finishes_current_batch_releases_the_rest_and_exits_0(
+    db_url: str,
+    conn: psycopg.Connection,
+    tiny_variant: int,
+    media_root: MediaRoot,
+    start_daemon: StartDaemon,
+) -> None:
+    clip_ids = insert_clips(conn, [media_root.good(f"term-{i}.mp4") for i in range(6)])
+    with connect(db_url) as locker:
+        locker.execute("SELECT 1 FROM clips WHERE id = %s FOR UPDATE", (clip_ids[0],))
+        daemon = start_daemon(db_url, "--batch-size", "2")
+        wait_until(lambda: blocked_on_lock(conn), DAEMON_START_TIMEOUT, what=daemon.log)
+        # Batch 1 is in the model/database stage, batch 2 is claimed and decoding.
+        wait_until(lambda: list(statuses(conn).values()).count("running") == 4, 30, what=daemon.log)
+        daemon.signal(signal.SIGTERM)
+        locker.rollback()
+    assert daemon.wait(60) == 0, daemon.log()
+
+    rows = job_rows(conn)
+    assert [r["status"] for r in rows] == ["done", "done", "queued", "queued", "queued", "queued"]
+    assert all(r["attempts"] == 0 and r["lease_owner"] is None for r in rows[2:])
+    assert embedding_count(conn) == 2
+    assert "action=release" in daemon.log()
+
+
+def test_once_drains_and_exits(
+    db_url: str,
+    conn: psycopg.Connection,
+    tiny_variant: int,
+    media_root: MediaRoot,
+    start_daemon: StartDaemon,
+) -> None:
+    clip_ids = insert_clips(conn, [media_root.good(f"once-{i}.mp4") for i in range(5)])
+    # A job that is not due yet stays for a later run.
+    (later,) = insert_clips(conn, [media_root.good("once-later.mp4")])
+    conn.execute(
+        "UPDATE pipeline_jobs SET run_after = now() + interval '1 hour' WHERE clip_id = %s",
+        (later,),
+    )
+
+    daemon = start_daemon(db_url, "--once")
+    assert daemon.wait(DAEMON_START_TIMEOUT) == 0, daemon.log()
+    assert embedding_count(conn, clip_ids) == 5
+    outcome = {row["clip_id"]: row["status"] for row in job_rows(conn)}
+    assert outcome == {**dict.fromkeys(clip_ids, "done"), later: "queued"}
+    assert "action=drained" in daemon.log()
+
+
+# ---- in-process: the Daemon class with handlers and retries --------------------------------
+def in_process_daemon(db_url: str, model_dir: Path, media: MediaRoot, **kwargs) -> Daemon:
+    settings = Settings(
+        database_url=db_url,
+        model_dir=model_dir,
+        media_root=media.root,
+        device="cpu",
+        lease_seconds=5,
+        poll_seconds=0.2,
+    )
+    return Daemon(settings, db_url, **kwargs)
+
+
+def run_in_thread(daemon: Daemon) -> threading.Thread:
+    thread = threading.Thread(target=daemon.run, name="test-daemon", daemon=True)
+    thread.start()
+    return thread
+
+
+def test_retries_with_backoff_then_dead_letter(
+    db_url: str,
+    conn: psycopg.Connection,
+    tiny_variant: int,
+    tiny_model_dir: Path,
+    media_root: MediaRoot,
+) -> None:
+    conn.execute("UPDATE heaters_db_settings SET value = '3' WHERE name = 'job_max_attempts'")
+    (clip_id,) = insert_clips(conn, [media_root.bad("text.mp4")])
+    daemon = in_process_daemon(db_url, tiny_model_dir, media_root, retry_delay_seconds=0.3)
+    thread = run_in_thread(daemon)
+    try:
+        wait_until(lambda: job_rows(conn)[0]["status"] == "dead", 60, what="dead letter")
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+    (row,) = job_rows(conn)
+    assert row["attempts"] == 3 and row["max_attempts"] == 3
+    assert "text.mp4" in row["last_error"] and "not a readable video container" in row["last_error"]
+    assert "attempt 3/3" in row["last_traceback"]
+    # Backoff: waits of 0.3 s then 0.6 s between the three attempts.
+    assert (row["finished_at"] - row["inserted_at"]).total_seconds() >= 0.9
+    (error,) = conn.execute("SELECT job_id, status FROM pipeline_job_errors").fetchall()
+    assert error == (row["id"], "dead")
+    assert conn.execute("SELECT count(*) FROM clips WHERE id = %s", (clip_id,)).fetchone()[0] == 1
+
+
+def test_registered_handlers_run_other_kinds(
+    db_url: str, conn: psycopg.Connection, tiny_model_dir: Path, media_root: MediaRoot
+) -> None:
+    seen: list[Job] = []
+
+    def train(connect_: Callable[[], psycopg.Connection], job: Job, settings: Settings) -> dict:
+        with connect_() as own:  # a connection of its own, committed on success
+            own.execute("SELECT 1")
+        seen.append(job)
+        return {"trained": job.mode}
+
+    def reproject(_connect: Callable, job: Job, _settings: Settings) -> dict:
+        if job.payload.get("skip"):
+            raise SkipJob("nothing to project", {"clips": 0})
+        raise RuntimeError("projection exploded")
+
+    conn.execute(
+        "INSERT INTO pipeline_jobs (kind, mode, projection_head_id, payload) VALUES "
+        "('train_head', 'trick_similarity', NULL, '{}'), ('reproject', NULL, 1, '{\"skip\": true}'), "
+        "('reproject', NULL, 2, '{}')"
+    )
+    daemon = in_process_daemon(
+        db_url,
+        tiny_model_dir,
+        media_root,
+        kinds=["train_head", "reproject"],
+        handlers={"train_head": train, "reproject": reproject},
+        once=True,
+    )
+    assert daemon.run() == 0
+    rows = job_rows(conn)
+    assert [r["status"] for r in rows] == ["done", "skipped", "queued"]
+    assert rows[0]["result"]["trained"] == "trick_similarity" and seen[0].mode == "trick_similarity"
+    assert rows[1]["result"] == {"clips": 0, "reason": "nothing to project"}
+    assert rows[2]["last_error"] == "RuntimeError: projection exploded"
+    assert "Traceback" in rows[2]["last_traceback"]
+
+
+def test_unknown_kind_without_handler_is_refused(
+    db_url: str, tiny_model_dir: Path, media_root: MediaRoot
+) -> None:
+    from heaters_db.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="no handler for job kind"):
+        in_process_daemon(db_url, tiny_model_dir, media_root, kinds=["reproject"], handlers={})
