@@ -114,6 +114,13 @@ DELETE FROM projected_embeddings WHERE projection_head_id = %(head_id)s;
 -- name: copy_projected_rows
 COPY projected_embeddings (clip_id, projection_head_id, embedding) FROM STDIN (FORMAT BINARY)
 
+-- name: raise_maintenance_work_mem
+-- For the rest of the transaction only, and never below the server's own setting.
+SELECT set_config('maintenance_work_mem',
+                  CASE WHEN pg_size_bytes(%(value)s) > pg_size_bytes(current_setting('maintenance_work_mem'))
+                       THEN %(value)s ELSE current_setting('maintenance_work_mem') END,
+                  true);
+
 -- name: ensure_head_index
 SELECT ensure_head_index(%(head_id)s) AS index_name;
 
