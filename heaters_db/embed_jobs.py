@@ -28,10 +28,13 @@ import numpy as np
 import psycopg
 from psycopg.rows import dict_row
 
-from heaters_db.embedding.embedder import ClipVideo, EmbedResult
-from heaters_db.embedding.embedder import _decode as decode_stage
-from heaters_db.embedding.embedder import _Decoded as Decoded
-from heaters_db.embedding.embedder import _run_batch as model_stage
+from heaters_db.embedding.embedder import (
+    ClipVideo,
+    Decoded,
+    EmbedResult,
+    decode_stage,
+    model_stage,
+)
 from heaters_db.embedding.model import Encoder, load_encoder
 from heaters_db.errors import HeatersError
 from heaters_db.queries import query
@@ -224,6 +227,7 @@ class EmbedPipeline:
     def submit(self, conn: psycopg.Connection, targets: Iterable[EmbedTarget]) -> PendingBatch:
         """Start decoding `targets` in the pool; returns at once."""
         items = []
+        load_errors: dict[str, HeatersError] = {}  # try a failing model once per batch
         for target in targets:
             item = _Pending(target)
             items.append(item)
@@ -232,7 +236,13 @@ class EmbedPipeline:
                 item.outcome = Outcome(target, "skipped", message=reason)
                 continue
             try:
-                item.encoder = self.encoder(target.model_name)
+                if target.model_name in load_errors:
+                    raise load_errors[target.model_name]
+                try:
+                    item.encoder = self.encoder(target.model_name)
+                except HeatersError as error:
+                    load_errors[target.model_name] = error
+                    raise
                 self.check_dimension(conn, target, item.encoder)
             except HeatersError as error:
                 item.outcome = _failed(target, error)

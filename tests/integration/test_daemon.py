@@ -33,6 +33,7 @@ from tests.integration.conftest import (
     use_tiny_variant,
     wait_until,
 )
+from tests.support.tiny_model import TINY_MODEL_NAME
 
 StartDaemon = Callable[..., DaemonProcess]
 DAEMON_START_TIMEOUT = 120  # importing torch + transformers on a busy 2-core machine
@@ -368,3 +369,37 @@ def test_unknown_kind_without_handler_is_refused(
 
     with pytest.raises(ConfigurationError, match="no handler for job kind"):
         in_process_daemon(db_url, tiny_model_dir, media_root, kinds=["reproject"], handlers={})
+
+
+def test_skips_and_job_errors_that_are_not_the_video(
+    db_url: str, conn: psycopg.Connection, tiny_model_dir: Path, media_root: MediaRoot
+) -> None:
+    """No trick metadata: skipped, never retried. A variant declared with another dimension,
+    or a model that does not load: a clear job error."""
+    conn.execute("UPDATE embedding_variants SET enabled = false")
+    variants = dict(
+        conn.execute(
+            "INSERT INTO embedding_variants (model_name, generation_strategy, num_frames, dim) VALUES "
+            "(%(tiny)s, 'video_trick_window', 8, NULL), (%(tiny)s, 'video_centered_64', 8, 64), "
+            "('no/such-model', 'video_full_clip', 8, NULL) RETURNING generation_strategy, id",
+            {"tiny": TINY_MODEL_NAME},
+        ).fetchall()
+    )
+    (clip_id,) = insert_clips(conn, [media_root.good("good-1.mp4")])
+    daemon = in_process_daemon(db_url, tiny_model_dir, media_root, kinds=["embed"], once=True)
+    assert daemon.run() == 0
+
+    rows = {r["variant_id"]: r for r in job_rows(conn)}
+    trick = rows[variants["video_trick_window"]]
+    assert trick["status"] == "skipped" and trick["attempts"] == 1
+    assert "no trick metadata" in trick["result"]["reason"]
+    mismatch = rows[variants["video_centered_64"]]
+    assert mismatch["status"] == "queued" and "VariantDimensionMismatch" in mismatch["last_error"]
+    assert (
+        "has dim 64" in mismatch["last_error"]
+        and f"produces {TINY_DIM}-d" in mismatch["last_error"]
+    )
+    missing = rows[variants["video_full_clip"]]
+    assert missing["status"] == "queued" and "ModelLoadError" in missing["last_error"]
+    assert "no/such-model" in missing["last_error"]
+    assert embedding_count(conn, [clip_id]) == 0
