@@ -22,7 +22,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Pick the installed PostgreSQL major version (newest), or install the distribution's default.
-pg_major() { ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n 1; }
+# Empty, with status 0, when none is installed: under `set -e -o pipefail` a failing listing of a
+# missing directory would end the script silently on a fresh machine (or a fresh Docker image).
+pg_major() {
+  [ -d /usr/lib/postgresql ] || return 0
+  find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -n 1
+}
 PG_MAJOR="${PG_MAJOR:-$(pg_major)}"
 
 apt_updated=0
@@ -82,15 +87,23 @@ fi
 say "building pgvector from Debian's source package (trixie)"
 apt_install build-essential dpkg-dev
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial"
+trap '$SUDO rm -rf "$work"' EXIT
+# apt downloads as the unprivileged _apt user: it must reach the lists (mktemp's 0700 would not
+# let it) and write the source files, else apt warns "Download is performed unsandboxed as root".
+chmod 755 "$work"
+mkdir -p "$work/lists/partial" "$work/download"
+if id _apt >/dev/null 2>&1; then $SUDO chown _apt "$work/download"; fi
 echo "deb-src http://deb.debian.org/debian trixie main" > "$work/sources.list"
 apt_opts=(-o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
           -o "Dir::State::Lists=$work/lists")
 $SUDO apt-get "${apt_opts[@]}" update -qq
-(cd "$work" && $SUDO apt-get "${apt_opts[@]}" source --download-only pgvector >/dev/null)
-tar -C "$work" -xf "$(ls "$work"/pgvector_*.orig.tar.* | head -n 1)"
+(cd "$work/download" && $SUDO apt-get "${apt_opts[@]}" source --download-only pgvector >/dev/null)
+orig=("$work"/download/pgvector_*.orig.tar.*)
+say "unpacking ${orig[0]##*/}"
+tar -C "$work" -xf "${orig[0]}"
 src="$(find "$work" -maxdepth 1 -type d -name 'pgvector-*' | head -n 1)"
-make -C "$src" -s PG_CONFIG="$PG_CONFIG" with_llvm=no >/dev/null
-$SUDO make -C "$src" -s PG_CONFIG="$PG_CONFIG" with_llvm=no install >/dev/null
+# OPTFLAGS="": no -march=native, so the library also runs on other CPUs than the build's (the
+# Docker image is built once and run anywhere); pgvector picks its SIMD code at run time.
+make -C "$src" -s PG_CONFIG="$PG_CONFIG" with_llvm=no OPTFLAGS="" >/dev/null
+$SUDO make -C "$src" -s PG_CONFIG="$PG_CONFIG" with_llvm=no OPTFLAGS="" install >/dev/null
 say "pgvector $(pgvector_version) installed"
