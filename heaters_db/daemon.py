@@ -62,6 +62,7 @@ from typing import Any
 import psycopg
 
 from heaters_db.db import connect as db_connect
+from heaters_db.db import redact
 from heaters_db.embed_jobs import EmbedPipeline, Outcome, PendingBatch, load_targets_for_jobs
 from heaters_db.errors import ConfigurationError, DatabaseUnavailable, HeatersError
 from heaters_db.queue import DEFAULT_RETRY_DELAY_SECONDS, Job, JobLease, Queue, make_worker_id
@@ -167,6 +168,10 @@ class Daemon:
         self._queue = Queue(
             self._conn, self.worker, self.settings.lease_seconds, self.retry_delay_seconds
         )
+        if not self._queue.schema_ready():
+            raise ConfigurationError(
+                f"{redact(self.database_url)} has no heaters-db job queue: run `heaters-db migrate`"
+            )
         self._queue.listen()
         leftover = self._lease.held()
         if leftover:  # jobs claimed before the connection was lost: hand them back now

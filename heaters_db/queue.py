@@ -100,6 +100,10 @@ class Queue:
         rows = self._rows(name, params)
         return next(iter(rows[0].values())) if rows else None
 
+    def schema_ready(self) -> bool:
+        """The queue's tables and functions exist (`heaters-db migrate` has run)."""
+        return bool(self._value("schema_ready", {}))
+
     def listen(self) -> None:
         """LISTEN heaters_db_jobs on this connection (again after every reconnect)."""
         self.conn.execute(query(QUERIES, "listen"))

@@ -5,6 +5,10 @@
 -- name: listen
 LISTEN heaters_db_jobs;
 
+-- name: schema_ready
+-- The queue exists (the database was migrated): checked once per connection by the daemon.
+SELECT to_regprocedure('claim_jobs(text, text[], integer, integer)') IS NOT NULL AS ready;
+
 -- name: claim_jobs
 -- Up to max_jobs runnable jobs of the given kinds, leased to this worker (FOR UPDATE SKIP LOCKED
 -- inside claim_jobs, so concurrent workers never get the same job). Expired leases are

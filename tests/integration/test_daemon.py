@@ -403,3 +403,13 @@ def test_skips_and_job_errors_that_are_not_the_video(
     assert missing["status"] == "queued" and "ModelLoadError" in missing["last_error"]
     assert "no/such-model" in missing["last_error"]
     assert embedding_count(conn, [clip_id]) == 0
+
+
+def test_unmigrated_database_is_a_clear_error(
+    empty_db_url: str, tiny_model_dir: Path, media_root: MediaRoot
+) -> None:
+    from heaters_db.errors import ConfigurationError
+
+    daemon = in_process_daemon(empty_db_url, tiny_model_dir, media_root, kinds=["embed"], once=True)
+    with pytest.raises(ConfigurationError, match="run `heaters-db migrate`"):
+        daemon.run()
