@@ -11,10 +11,17 @@ Tests load it through the production path (`VJEPA2Model.from_pretrained` via
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import torch
+from heaters_db.embedding.random_weights import preprocessor_config, save_random_vjepa2
+
+__all__ = [
+    "TINY_CONFIG",
+    "TINY_MODEL_NAME",
+    "install_tiny_model",
+    "preprocessor_config",
+    "save_tiny_vjepa2",
+]
 
 TINY_MODEL_NAME = "heaters/vjepa2-tiny"
 TINY_CROP_SIZE = 32
@@ -33,36 +40,9 @@ TINY_CONFIG = {
 }
 
 
-def preprocessor_config(crop_size: int = TINY_CROP_SIZE) -> dict:
-    """The preprocessor_config.json the hub V-JEPA 2 checkpoints carry, scaled to `crop_size`."""
-    return {
-        "video_processor_type": "VJEPA2VideoProcessor",
-        "crop_size": {"height": crop_size, "width": crop_size},
-        "size": {"shortest_edge": int(crop_size * 256 / 224)},
-        "do_resize": True,
-        "do_center_crop": True,
-        "do_rescale": True,
-        "do_normalize": True,
-        "resample": 2,
-        "rescale_factor": 1 / 255,
-        "image_mean": [0.485, 0.456, 0.406],
-        "image_std": [0.229, 0.224, 0.225],
-    }
-
-
 def save_tiny_vjepa2(directory: str | Path, seed: int = 0) -> Path:
     """Build the tiny model with a fixed seed, save it to `directory`, return `directory`."""
-    from transformers import VJEPA2Config, VJEPA2Model
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    model = VJEPA2Model(VJEPA2Config(**TINY_CONFIG)).eval()
-    model.save_pretrained(directory)
-    (directory / "preprocessor_config.json").write_text(
-        json.dumps(preprocessor_config(), indent=2) + "\n"
-    )
-    return directory
+    return save_random_vjepa2(directory, config=TINY_CONFIG, seed=seed)
 
 
 def install_tiny_model(model_dir: str | Path, seed: int = 0) -> Path:

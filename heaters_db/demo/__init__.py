@@ -1,0 +1,1 @@
+"""`heaters-db demo`: the whole pipeline on synthetic sample clips (see run.py)."""
