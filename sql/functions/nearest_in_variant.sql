@@ -9,6 +9,11 @@ SET hnsw.ef_search = 100
 -- ef_search cannot exceed 1000; strict-order iterative scanning lets the index return more rows
 -- than ef_search when k is large, still in distance order (pgvector >= 0.8).
 SET hnsw.iterative_scan = strict_order
+-- pgvector 0.8's cost model can rank a parallel full scan + sort below the HNSW index (at
+-- 100k 1024-d rows it did for ef_search 100 but not 40 or 200: de-TOASTing is not costed):
+-- this function exists to use the index, so the planner is told to (benchmarks/search_latency.py).
+SET enable_seqscan = off
+SET enable_sort = off
 AS $$
 DECLARE
     v embedding_variants;

@@ -393,3 +393,20 @@ def test_heads_list_and_report_commands(trained: Trained, tmp_path: Path) -> Non
     assert output.is_file() and output.stat().st_size > 1000
     assert str(output) in report.stdout
     assert "jaccard" in report.stdout.lower()
+    queued = [
+        subprocess.run(
+            [*command, "train", "--mode", "spot", "--epochs", "5"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        for _ in range(2)
+    ]
+    assert [q.returncode for q in queued] == [0, 0], queued[0].stderr
+    assert "queued for spot" in queued[0].stdout and "already pending" in queued[1].stdout
+    with connect(trained.url, autocommit=True) as conn:
+        payload = conn.execute(
+            "SELECT payload FROM pipeline_jobs WHERE kind = 'train_head' AND status = 'queued'"
+        ).fetchone()[0]
+    assert payload["max_epochs"] == 5 and "events_through" in payload
