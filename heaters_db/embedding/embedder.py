@@ -228,7 +228,7 @@ def embed_clips(
                         "clip_id": result.clip_id,
                         "status": result.status,
                         "strategy": strategy,
-                        "message": result.message,
+                        "reason": result.message,
                         "seconds": {k: round(v, 4) for k, v in result.seconds.items()},
                     },
                 )
