@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,8 @@ class Server:
         if self.external:
             self.admin_url = self.external
         else:
-            self.cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="heaters-bench-")))
+            self.directory = Path(tempfile.mkdtemp(prefix="heaters-bench-"))
+            self.cluster = LocalCluster(self.directory)
             self.admin_url = self.cluster.up()
         self.databases: list[str] = []
 
@@ -68,6 +70,7 @@ class Server:
                 conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         if self.cluster is not None:
             self.cluster.destroy()
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def factory(url: str):
