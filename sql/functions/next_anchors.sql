@@ -1,15 +1,18 @@
 -- Public API: which clips to ask a person about next, as anchors of sorting screens.
 --   SELECT * FROM next_anchors('trick');        -- one anchor
 --   SELECT * FROM next_anchors('spot', 5);
--- Cold start (fewer than anchor_cold_start_events events of the mode, or no active head):
--- typical, diverse clips, the medoids of k-means clusters of a sample of the current space
--- (reason cold_start_medoid). Later: clips whose neighbours the current space is unsure about,
--- a small top-1/top-2 distance margin (ambiguous_margin) or head and base neighbours that
--- disagree (head_base_disagreement). About anchor_random_share of the picks are uniform draws
--- (reason random), an unbiased stream for evaluation. Never two near-duplicates, never a clip used
--- as an anchor in the last anchor_reuse_after_events events of the mode. Scores: higher = better
--- pick, comparable within one reason (0 for random picks). SELECT setseed(x) first to repeat a
--- call. The work is done by next_anchors_pick (PL/Python, plpython/active_learning.py).
+-- Cold start (fewer than anchor_cold_start_events events of the mode): typical, diverse clips,
+-- the medoids of k-means clusters of a sample of the current space, clusters nobody was asked
+-- about first (reason cold_start_medoid). Later: from a random pool of anchor_pool_size clips,
+-- those whose neighbours the current space is unsure about: a small top-1/top-2 distance margin
+-- (ambiguous_margin) or, with an active head, head and base neighbours that disagree
+-- (head_base_disagreement). About anchor_random_share of the picks are uniform draws (reason
+-- random), an unbiased stream for evaluation. Never two near-duplicates (near_duplicate_distance),
+-- never a clip used as an anchor in the last anchor_reuse_after_events events of the mode, unless
+-- every clip was: then the least recently used come back (least_recently_used). Scores: higher =
+-- better pick, comparable within one reason (0 for random and reused picks). The current space
+-- is the mode's active head, else the default variant. SELECT setseed(x) first to repeat a call.
+-- The work is done by next_anchors_pick (PL/Python, plpython/active_learning.py).
 CREATE OR REPLACE FUNCTION next_anchors(mode text DEFAULT 'trick', n integer DEFAULT 1)
 RETURNS TABLE (clip_id integer, score double precision, reason text)
 LANGUAGE plpgsql VOLATILE

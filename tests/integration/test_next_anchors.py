@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import psycopg
 import pytest
@@ -101,13 +103,21 @@ def test_recently_used_anchors_are_not_proposed_again(conn):
         ask(conn, anchor, clip_ids)
     for share in (0, 1):  # medoids, then only random draws
         set_setting(conn, "anchor_random_share", share)
-        rows = anchors(conn, n=10)
+        rows = anchors(conn, n=3)
         assert sorted(r[0] for r in rows) == clip_ids[9:]
         assert len({r[2] for r in rows}) == 1
+        # Asked for more than the unused clips: the least recently used anchors come back.
+        rows = anchors(conn, n=5)
+        assert sorted(r[0] for r in rows[:3]) == clip_ids[9:]
+        assert [(r[0], r[2]) for r in rows[3:]] == [
+            (clip_ids[0], "least_recently_used"),
+            (clip_ids[1], "least_recently_used"),
+        ]
     # Only the last 4 events count as recent: older anchors come back.
     set_setting(conn, "anchor_reuse_after_events", 4)
-    rows = anchors(conn, n=12)
+    rows = anchors(conn, n=8)
     assert sorted(r[0] for r in rows) == clip_ids[:5] + clip_ids[9:]
+    assert "least_recently_used" not in {r[2] for r in rows}
 
 
 def test_no_two_anchors_are_near_duplicates(conn):
@@ -165,6 +175,21 @@ def test_ambiguity_prefers_anchors_with_small_margins(conn):
         margin = 1 - (nearest[1] - nearest[0]) / (nearest[-1] - nearest[0])
         assert score == pytest.approx(margin / 2, abs=1e-4)
     assert [s for _, s, _ in scored] == sorted((s for _, s, _ in scored), reverse=True)
+
+
+def test_after_the_cold_start_without_a_head_ambiguity_in_the_base_space(conn):
+    vectors, planted = ambiguous_library(seed=14)
+    _, clip_ids = planted_library(conn, vectors)
+    set_setting(conn, "anchor_cold_start_events", 2)
+    set_setting(conn, "anchor_random_share", 0)
+    set_setting(conn, "anchor_pool_size", 1000)
+    assert {r[2] for r in anchors(conn, n=3)} == {"cold_start_medoid"}
+    for anchor in clip_ids[10:12]:
+        ask(conn, anchor, clip_ids[20:])
+    rows = anchors(conn, n=3)
+    assert {clip_ids.index(r[0]) for r in rows} == set(planted)
+    assert [r[2] for r in rows] == ["ambiguous_margin"] * 3
+    assert [r[1] for r in rows] == pytest.approx([1.0] * 3, abs=1e-4)  # the margin alone
 
 
 def test_head_base_disagreement_finds_clips_the_head_moved(conn):
@@ -276,3 +301,11 @@ def test_downgrade_removes_the_functions_and_settings(db_url):
     migrations.upgrade(db_url, "head")
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM next_anchors()").fetchone() == (0,)
+
+
+def test_installed_body_is_the_file(conn):
+    source = (Path(__file__).resolve().parents[2] / "plpython" / "active_learning.py").read_text()
+    (body,) = conn.execute(
+        "SELECT prosrc FROM pg_proc WHERE proname = 'next_anchors_pick'"
+    ).fetchone()
+    assert f"SOURCE = {source!r}" in body, "run `heaters-db migrate` after editing the file"
