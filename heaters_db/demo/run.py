@@ -236,6 +236,8 @@ def run_demo(settings: Settings, config: DemoConfig | None = None) -> None:
 
     with connect(url, autocommit=True) as conn:
         conn.row_factory = dict_row
+        # next_anchors mixes in random anchors (random()): seed this session so runs repeat.
+        conn.execute("SELECT setseed(%s)", (rng.random() * 2 - 1,))
         variant = {"model_name": model_name, "strategy": STRATEGY, "frames": frames}
         conn.execute(query(QUERIES, "disable_other_variants"), variant)
         conn.execute(query(QUERIES, "use_variant"), variant)
