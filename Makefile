@@ -50,8 +50,10 @@ test: setup lint
 demo: setup
 	$(BIN)/heaters-db demo
 
+# Each benchmark writes its section of benchmarks/README.md (tens of minutes on 2 CPU cores).
+BENCHMARKS := embed_throughput search_latency learning_scale apply_head_throughput active_learning
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean:
 	-$(BIN)/heaters-db db down
