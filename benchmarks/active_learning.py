@@ -17,7 +17,8 @@ HEATERS_BENCHMARK_SERVER_URL: a superuser URL to a server with pgvector and plpy
 Only the anchor choice differs between the two strategies of a seed: same library, same
 sorter seed, same candidate function, same training settings.
 
-    .venv/bin/python benchmarks/active_learning.py --seeds 0 1 2 --target 0.5
+    .venv/bin/python benchmarks/active_learning.py --seeds 0 1 2 3 4
+    .venv/bin/python benchmarks/active_learning.py --latency --clips 100000
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -70,8 +72,10 @@ class Server:
     def __init__(self) -> None:
         self.url = os.environ.get("HEATERS_BENCHMARK_SERVER_URL")
         self.cluster = None
+        self.directory = None
         if not self.url:
-            self.cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="heaters-bench-")), True)
+            self.directory = Path(tempfile.mkdtemp(prefix="heaters-bench-"))
+            self.cluster = LocalCluster(self.directory, fast_unsafe=True)
             self.url = self.cluster.up()
         self.template = f"bench_template_{uuid.uuid4().hex[:8]}"
         self._admin(f"CREATE DATABASE {self.template}")
@@ -98,6 +102,7 @@ class Server:
         self.drop(self.template)
         if self.cluster is not None:
             self.cluster.destroy()
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def candidate_recall(conn, library, head_id: int) -> float:
@@ -365,8 +370,8 @@ def latency(server: Server, args) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--target", type=float, default=0.5, help="recall@10 to reach")
-    parser.add_argument("--screens", type=int, default=40, help="screens per training run")
+    parser.add_argument("--target", type=float, default=0.75, help="recall@10 to reach")
+    parser.add_argument("--screens", type=int, default=20, help="screens per training run")
     parser.add_argument("--budget", type=int, default=400, help="most screens per run")
     parser.add_argument("--per-pair", type=int, default=8, help="clips per (trick, spot)")
     parser.add_argument("--dim", type=int, default=64, help="base dimension")
