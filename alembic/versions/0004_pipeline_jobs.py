@@ -12,7 +12,7 @@ branch_labels = None
 depends_on = None
 
 FUNCTIONS = (
-    "enqueue_embed_jobs(integer[], boolean)",
+    "enqueue_embed_jobs(integer[], boolean, integer[])",
     "enqueue_clip_embed_jobs()",
     "claim_jobs(text, text[], integer, integer)",
     "requeue_expired_jobs()",

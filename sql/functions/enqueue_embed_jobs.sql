@@ -1,7 +1,9 @@
 -- Enqueue one embed job per (clip, enabled variant) for clips that have a video, skipping work
 -- already pending; NOTIFY once if anything was added. Returns the number of new jobs.
--- only_missing: skip (clip, variant) pairs that already have an embedding (the backfill).
-CREATE OR REPLACE FUNCTION enqueue_embed_jobs(clip_ids integer[], only_missing boolean DEFAULT false)
+-- clip_ids NULL: every clip. only_missing: skip (clip, variant) pairs that already have an
+-- embedding (the backfill). variant_ids: only these variants (NULL: every enabled one).
+CREATE OR REPLACE FUNCTION enqueue_embed_jobs(clip_ids integer[], only_missing boolean DEFAULT false,
+                                              variant_ids integer[] DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = public, pg_temp
@@ -13,9 +15,10 @@ BEGIN
     SELECT 'embed', c.id, v.id, heaters_setting('job_max_attempts')::integer
     FROM clips c
     CROSS JOIN embedding_variants v
-    WHERE c.id = ANY (clip_ids)
+    WHERE (clip_ids IS NULL OR c.id = ANY (clip_ids))
       AND c.clip_filepath IS NOT NULL
       AND v.enabled
+      AND (variant_ids IS NULL OR v.id = ANY (variant_ids))
       AND NOT (only_missing AND EXISTS (
           SELECT 1 FROM embeddings e
           WHERE e.clip_id = c.id

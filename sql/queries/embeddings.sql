@@ -74,30 +74,9 @@ ORDER BY c.id;
 SELECT enqueue_embed_jobs(%(clip_ids)s::integer[], only_missing => %(only_missing)s) AS added;
 
 -- name: enqueue_variant_backfill
--- `variant add`: one embed job per clip with a video that lacks THIS variant (enqueue_embed_jobs
--- would also re-queue other variants' gaps, e.g. clips the trick window skipped). Pending jobs
--- are not duplicated (same partial unique index); one NOTIFY wakes the daemons.
-WITH variant AS (
-    SELECT id, model_name, generation_strategy FROM embedding_variants WHERE id = %(variant_id)s
-), added AS (
-    INSERT INTO pipeline_jobs (kind, clip_id, variant_id, max_attempts)
-    SELECT 'embed', c.id, v.id, heaters_setting('job_max_attempts')::integer
-    FROM clips c CROSS JOIN variant v
-    WHERE c.clip_filepath IS NOT NULL
-      AND NOT EXISTS (
-          SELECT 1 FROM embeddings e
-          WHERE e.clip_id = c.id
-            AND e.model_name = v.model_name
-            AND e.generation_strategy = v.generation_strategy)
-    ORDER BY c.id
-    ON CONFLICT (clip_id, variant_id) WHERE kind = 'embed' AND status IN ('queued', 'running')
-    DO NOTHING
-    RETURNING 1
-)
-SELECT count(*) AS added,
-       CASE WHEN count(*) > 0 THEN pg_notify('heaters_db_jobs',
-           json_build_object('kind', 'embed', 'count', count(*))::text) END AS notified
-FROM added;
+-- `variant add`: one embed job per clip with a video that lacks THIS variant (not other
+-- variants' gaps, e.g. clips the trick window skipped).
+SELECT enqueue_embed_jobs(NULL, only_missing => true, variant_ids => ARRAY[%(variant_id)s]::integer[]) AS added;
 
 -- name: variant_list
 SELECT v.id, v.model_name, v.generation_strategy, v.num_frames, v.dim, v.is_default, v.enabled,

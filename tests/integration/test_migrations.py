@@ -46,7 +46,7 @@ API_FUNCTIONS = {
     "ensure_head_index(integer)",
     "nearest_in_variant(integer,vector,integer,integer)",
     "nearest_in_head(integer,vector,integer,integer)",
-    "enqueue_embed_jobs(integer[],boolean)",
+    "enqueue_embed_jobs(integer[],boolean,integer[])",
     "claim_jobs(text,text[],integer,integer)",
     "finish_job(integer,text,text,jsonb)",
     "fail_job(integer,text,text,text,double precision)",
