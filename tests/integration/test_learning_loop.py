@@ -227,42 +227,44 @@ def test_rollback_restores_the_previous_heads_results_exactly(trained: Trained) 
     library = trained.library
     queries = library.clip_ids[::37]
     with connect(trained.url, autocommit=True) as conn:
-        before = conn.execute(
-            "SELECT q, s.clip_id, s.distance FROM unnest(%s::integer[]) q, "
-            "LATERAL similar_clips(q, 'trick') s ORDER BY q, s.rank",
-            (queries.tolist(),),
-        ).fetchall()
+        before = trick_results(conn, queries)
         # A new version goes live without the gate (the untrained PCA head): results change.
-        pca = ProjectionHead(BASE_DIM, HEAD_DIM, HIDDEN_DIM).pca_init(library.vectors)
-        variant = conn.execute("SELECT (default_variant()).id").fetchone()[0]
-        newer = store.insert_head(
-            conn,
-            mode="trick_similarity",
-            base_variant_id=variant,
-            head=pca,
-            status="candidate",
-            trained_through_event_id=0,
-            training_event_count=0,
-            metrics={"note": "test"},
-        )
+        newer = insert_pca_candidate(conn, library, metrics={"note": "test"})
         reproject_head(factory(trained.url), newer.id)
-        during = conn.execute(
-            "SELECT q, s.clip_id, s.distance FROM unnest(%s::integer[]) q, "
-            "LATERAL similar_clips(q, 'trick') s ORDER BY q, s.rank",
-            (queries.tolist(),),
-        ).fetchall()
+        during = trick_results(conn, queries)
         result = store.rollback_head(conn, "trick")
-        after = conn.execute(
-            "SELECT q, s.clip_id, s.distance FROM unnest(%s::integer[]) q, "
-            "LATERAL similar_clips(q, 'trick') s ORDER BY q, s.rank",
-            (queries.tolist(),),
-        ).fetchall()
+        after = trick_results(conn, queries)
         assert store.get_head(conn, newer.id).status == "retired"
         with pytest.raises(store.HeadStateError, match="only a candidate or a retired head"):
             store.activate_head(conn, trained.trick_head_id)
     assert during != before
     assert result["head_id"] == trained.trick_head_id and result["retired_head_id"] == newer.id
     assert after == before
+
+
+def trick_results(conn: psycopg.Connection, queries: np.ndarray) -> list[tuple]:
+    """(query, neighbour, distance) rows of similar_clips(q, 'trick') for each query, in order."""
+    return conn.execute(
+        "SELECT q, s.clip_id, s.distance FROM unnest(%s::integer[]) q, "
+        "LATERAL similar_clips(q, 'trick') s ORDER BY q, s.rank",
+        (queries.tolist(),),
+    ).fetchall()
+
+
+def insert_pca_candidate(conn: psycopg.Connection, library, metrics: dict) -> store.HeadRecord:
+    """The untrained PCA head of the library's base space, stored as a trick candidate."""
+    pca = ProjectionHead(BASE_DIM, HEAD_DIM, HIDDEN_DIM).pca_init(library.vectors)
+    variant = conn.execute("SELECT (default_variant()).id").fetchone()[0]
+    return store.insert_head(
+        conn,
+        mode="trick_similarity",
+        base_variant_id=variant,
+        head=pca,
+        status="candidate",
+        trained_through_event_id=0,
+        training_event_count=0,
+        metrics=metrics,
+    )
 
 
 # ---- the gate ---------------------------------------------------------------------------------
@@ -272,18 +274,7 @@ def test_gate_rejects_a_head_trained_on_random_answers(pg_server, migrated_templ
         with connect(url, autocommit=True) as conn:
             library = prepare(conn)
             # An active head to protect: the untrained PCA head, activated by hand.
-            pca = ProjectionHead(BASE_DIM, HEAD_DIM, HIDDEN_DIM).pca_init(library.vectors)
-            variant = conn.execute("SELECT (default_variant()).id").fetchone()[0]
-            live = store.insert_head(
-                conn,
-                mode="trick_similarity",
-                base_variant_id=variant,
-                head=pca,
-                status="candidate",
-                trained_through_event_id=0,
-                training_event_count=0,
-                metrics={},
-            )
+            live = insert_pca_candidate(conn, library, metrics={})
             reproject_head(factory(url), live.id)
             queries = library.clip_ids[::23]
             before = neighbours(conn, queries, "trick")
