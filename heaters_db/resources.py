@@ -39,3 +39,8 @@ def alembic_ini_path() -> Path:
 
 def alembic_dir() -> Path:
     return project_root() / "alembic"
+
+
+def released_path(release: str, *parts: str) -> Path:
+    """A file of a released schema, frozen under alembic/released/<release>/."""
+    return alembic_dir().joinpath("released", release, *parts)

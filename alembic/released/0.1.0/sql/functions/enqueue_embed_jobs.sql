@@ -1,0 +1,36 @@
+-- Enqueue one embed job per (clip, enabled variant) for clips that have a video, skipping work
+-- already pending; NOTIFY once if anything was added. Returns the number of new jobs.
+-- clip_ids NULL: every clip. only_missing: skip (clip, variant) pairs that already have an
+-- embedding (the backfill). variant_ids: only these variants (NULL: every enabled one).
+CREATE OR REPLACE FUNCTION enqueue_embed_jobs(clip_ids integer[], only_missing boolean DEFAULT false,
+                                              variant_ids integer[] DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+    added integer;
+BEGIN
+    INSERT INTO pipeline_jobs (kind, clip_id, variant_id, max_attempts)
+    SELECT 'embed', c.id, v.id, heaters_setting('job_max_attempts')::integer
+    FROM clips c
+    CROSS JOIN embedding_variants v
+    WHERE (clip_ids IS NULL OR c.id = ANY (clip_ids))
+      AND c.clip_filepath IS NOT NULL
+      AND v.enabled
+      AND (variant_ids IS NULL OR v.id = ANY (variant_ids))
+      AND NOT (only_missing AND EXISTS (
+          SELECT 1 FROM embeddings e
+          WHERE e.clip_id = c.id
+            AND e.model_name = v.model_name
+            AND e.generation_strategy = v.generation_strategy))
+    ORDER BY c.id, v.id
+    ON CONFLICT (clip_id, variant_id) WHERE kind = 'embed' AND status IN ('queued', 'running')
+    DO NOTHING;
+    GET DIAGNOSTICS added = ROW_COUNT;
+    IF added > 0 THEN
+        PERFORM pg_notify('heaters_db_jobs', json_build_object('kind', 'embed', 'count', added)::text);
+    END IF;
+    RETURN added;
+END;
+$$;

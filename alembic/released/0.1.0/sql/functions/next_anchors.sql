@@ -1,0 +1,34 @@
+-- Public API: which clips to ask a person about next, as anchors of sorting screens.
+--   SELECT * FROM next_anchors('trick');        -- one anchor
+--   SELECT * FROM next_anchors('spot', 5);
+-- Cold start (fewer than anchor_cold_start_events events of the mode): typical, diverse clips,
+-- the medoids of k-means clusters of a sample of the current space, clusters nobody was asked
+-- about first (reason cold_start_medoid). Later: from a random pool of anchor_pool_size clips,
+-- those whose neighbours the current space is unsure about: a small top-1/top-2 distance margin
+-- (ambiguous_margin) or, with an active head, head and base neighbours that disagree
+-- (head_base_disagreement). About anchor_random_share of the picks are uniform draws (reason
+-- random), an unbiased stream for evaluation. Never two near-duplicates (near_duplicate_distance),
+-- never a clip used as an anchor in the last anchor_reuse_after_events events of the mode, unless
+-- every clip was: then the least recently used come back (least_recently_used). Scores: higher =
+-- better pick, comparable within one reason (0 for random and reused picks). The current space
+-- is the mode's active head, else the default variant. SELECT setseed(x) first to repeat a call.
+-- The work is done by next_anchors_pick (PL/Python, plpython/active_learning.py).
+CREATE OR REPLACE FUNCTION next_anchors(mode text DEFAULT 'trick', n integer DEFAULT 1)
+RETURNS TABLE (clip_id integer, score double precision, reason text)
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+    stored_mode text := sorting_mode(mode);  -- also validates the mode
+BEGIN
+    IF n IS NULL OR n < 1 OR n > 1000 THEN
+        RAISE EXCEPTION 'n must be between 1 and 1000, got %', coalesce(n::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF active_head_id(stored_mode) IS NULL THEN
+        PERFORM default_variant();  -- a clear error when there is no space to pick from
+    END IF;
+    RETURN QUERY SELECT p.clip_id, p.score, p.reason FROM next_anchors_pick(stored_mode, n) p;
+END;
+$$;

@@ -1,0 +1,26 @@
+-- Public API: the k clips most similar to a raw base-variant vector (e.g. a clip not in the
+-- library yet). With an active head the vector is projected first.
+--   SELECT * FROM similar_to_embedding('[0.1, ...]'::vector, 'trick', 10);
+CREATE OR REPLACE FUNCTION similar_to_embedding(query vector, mode text DEFAULT 'trick', k integer DEFAULT 10)
+RETURNS TABLE (clip_id integer, distance double precision, rank integer)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+    head_id integer := active_head_id(mode);
+BEGIN
+    IF k IS NULL OR k < 1 OR k > 1000 THEN
+        RAISE EXCEPTION 'k must be between 1 and 1000, got %', coalesce(k::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF query IS NULL THEN
+        RAISE EXCEPTION 'query vector is NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF head_id IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM nearest_in_head(head_id, apply_head(head_id, query), k, NULL);
+    ELSE
+        RETURN QUERY SELECT * FROM nearest_in_variant((default_variant()).id, query, k, NULL);
+    END IF;
+END;
+$$;
