@@ -8,7 +8,7 @@ heaters-db keeps two kinds of SQL, as procrastinate and pgai do:
 
 So an upgraded database and a fresh install end with the same catalog: both replay the same
 frozen deltas, then get today's objects. A released schema keeps its own copy of the list and
-the files (alembic/released/<release>/), which a downgrade to that release re-applies.
+the files (alembic/released/<release>.json), which a downgrade to that release re-applies.
 
 A PL/Python function's file holds its CREATE statement with the line
 ``#@ plpython/<file>.py: <entry_point>(<arguments>)`` where the body goes; the loader puts in
@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 
 import psycopg
 
 from heaters_db import catalog
-from heaters_db.resources import project_root, released_path
+from heaters_db.resources import project_root, read_released
 from heaters_db.schema import plpython_body
 
 log = logging.getLogger(__name__)
@@ -38,32 +39,30 @@ PLPYTHON_LINE = re.compile(
 
 @dataclass(frozen=True)
 class Layer:
-    """Where one version of the re-runnable objects lives: today's, or a release's."""
+    """One version of the re-runnable objects: today's files, or a release's archive."""
 
-    sql_dir: Path
-    plpython_dir: Path
+    read: Callable[[str], str]  # "sql/..." or "plpython/..." -> text
 
     @classmethod
     def current(cls) -> Layer:
-        return cls(project_root() / "sql", project_root() / "plpython")
+        return cls(lambda relative: (project_root() / relative).read_text())
 
     @classmethod
     def released(cls, release: str) -> Layer:
-        return cls(released_path(release, "sql"), released_path(release, "plpython"))
+        return cls(partial(read_released, release))
 
     def files(self) -> list[str]:
-        lines = (self.sql_dir / LIST_FILE).read_text().splitlines()
+        lines = self.read(f"sql/{LIST_FILE}").splitlines()
         return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
     def object_sql(self, relative: str) -> str:
-        """The file's SQL, with PL/Python bodies put in."""
-        text = (self.sql_dir / relative).read_text()
+        """sql/<relative>, with PL/Python bodies put in."""
 
         def body(match: re.Match) -> str:
-            source = (self.plpython_dir / match["file"]).read_text()
+            source = self.read(f"plpython/{match['file']}")
             return plpython_body(match["file"], source, match["entry"], match["arguments"])
 
-        return PLPYTHON_LINE.sub(body, text)
+        return PLPYTHON_LINE.sub(body, self.read(f"sql/{relative}"))
 
 
 def apply(conn: psycopg.Connection, layer: Layer | None = None) -> list[catalog.Change]:

@@ -7,7 +7,7 @@ format strings).
 Two kinds of SQL (see heaters_db/rerunnable.py): a revision holds run-once deltas inline and
 never reads today's sql/ files. The revisions released in 0.1.0 (0001-0011) were written to read
 files; ``run_sql_files`` and ``install_plpython_function`` give them the files *as released*,
-frozen under alembic/released/0.1.0/, so a fresh install replays exactly what a 0.1.0 database
+frozen in alembic/released/0.1.0.json, so a fresh install replays exactly what a 0.1.0 database
 ran. Today's functions, views, triggers and grants are applied afterwards by every migrate.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from alembic import op
 
-from heaters_db.resources import released_path
+from heaters_db.resources import read_released
 
 SEARCH_PATH = "public, pg_temp"
 
@@ -34,7 +34,7 @@ def fetch_one(sql: str, params: tuple = ()) -> tuple | None:
 def run_sql_files(*relative_paths: str) -> None:
     """Run sql/<path> of the 0.1.0 release, for each path in order (revisions 0001-0011 only)."""
     for relative in relative_paths:
-        execute(released_path("0.1.0", "sql", relative).read_text())
+        execute(read_released("0.1.0", f"sql/{relative}"))
 
 
 def table_exists(name: str) -> bool:
@@ -68,7 +68,7 @@ def plpython_function_sql(
 ) -> str:
     """CREATE FUNCTION for a PL/Python body kept in plpython/<source_file>, as released in 0.1.0
     (revisions 0006 and 0010; today's bodies are installed by heaters_db.rerunnable)."""
-    source = released_path("0.1.0", "plpython", source_file).read_text()
+    source = read_released("0.1.0", f"plpython/{source_file}")
     body = plpython_body(source_file, source, entry_point, call_arguments)
     return (
         f"CREATE OR REPLACE FUNCTION {name}({arguments}) RETURNS {returns}\n"

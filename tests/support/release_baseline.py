@@ -2,7 +2,7 @@
 
 A baseline is what a database looked like after `heaters-db migrate` with a release's own code:
 an empty database, and a heaters-shaped one (tests/support/heaters_schema.sql), each dumped with
-pg_dump into tests/fixtures/baseline-<release>-<kind>.sql. The dumps are committed, so the test
+pg_dump into tests/fixtures/baseline-<release>-<kind>.sql.gz. The dumps are committed, so the test
 runs offline and does not depend on git; this module rebuilds them from the release's commit
 (git archive, run with today's .venv), which needs only the local git history:
 
@@ -14,6 +14,7 @@ runs offline and does not depend on git; this module rebuilds them from the rele
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import subprocess
 import sys
@@ -34,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def baseline_path(release: str, kind: str) -> Path:
-    return FIXTURES / f"baseline-{release}-{kind}.sql"
+    return FIXTURES / f"baseline-{release}-{kind}.sql.gz"
 
 
 def _psql_env(url: str) -> tuple[list[str], dict[str, str]]:
@@ -51,9 +52,9 @@ def load_baseline(url: str, release: str, kind: str) -> None:
         )
     args, env = _psql_env(url)
     subprocess.run(
-        ["psql", "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", *args,
-         "--file", str(baseline_path(release, kind))],
-        env=env, check=True, capture_output=True, text=True,
+        ["psql", "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", *args],
+        input=gzip.decompress(baseline_path(release, kind).read_bytes()),
+        env=env, check=True, capture_output=True,
     )  # fmt: skip
 
 
@@ -97,7 +98,9 @@ def build(release: str) -> None:
                     "after `heaters-db migrate`.\n-- Rebuilt by "
                     f"`python -m tests.support.release_baseline {release}`; do not edit.\n"
                 )
-                baseline_path(release, kind).write_text(header + dump)
+                # mtime=0: the same dump gives the same bytes, so a rebuild shows no diff.
+                compressed = gzip.compress((header + dump).encode(), mtime=0)
+                baseline_path(release, kind).write_bytes(compressed)
                 print(f"wrote {baseline_path(release, kind)}")
         finally:
             cluster.destroy()
