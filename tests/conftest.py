@@ -33,14 +33,21 @@ class PgServer:
     host: str
     port: int
     user: str
+    password: str | None = None
     cluster: LocalCluster | None = None
 
     def url(self, dbname: str) -> str:
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
+        login = f"{self.user}:{self.password}" if self.password else self.user
+        return f"postgresql://{login}@{self.host}:{self.port}/{dbname}"
 
     def janitor(self, dbname: str, **kwargs) -> DatabaseJanitor:
         return DatabaseJanitor(
-            user=self.user, host=self.host, port=self.port, dbname=dbname, **kwargs
+            user=self.user,
+            host=self.host,
+            port=self.port,
+            dbname=dbname,
+            password=self.password,
+            **kwargs,
         )
 
 
@@ -50,13 +57,17 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
     if external:
         info = psycopg.conninfo.conninfo_to_dict(external)
         yield PgServer(
-            info.get("host", "127.0.0.1"), int(info.get("port", 5432)), info.get("user", "postgres")
+            info.get("host", "127.0.0.1"),
+            int(info.get("port", 5432)),
+            info.get("user", "postgres"),
+            info.get("password"),
         )
         return
     cluster = LocalCluster(tmp_path_factory.mktemp("pg"), fast_unsafe=True)
     cluster.up()
     try:
-        yield PgServer("127.0.0.1", cluster.port, "heaters", cluster)
+        password = psycopg.conninfo.conninfo_to_dict(cluster.url()).get("password")
+        yield PgServer("127.0.0.1", cluster.port, "heaters", password, cluster)
     finally:
         cluster.destroy()
 
