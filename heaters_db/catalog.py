@@ -25,9 +25,7 @@ _SORTED_ACL = "(SELECT coalesce(string_agg(a, ',' ORDER BY a), '') FROM unnest({
 # A NULL ACL means the default privileges: compare it as those, so a GRANT followed by its
 # REVOKE (which leaves an explicit ACL) compares equal to never having granted.
 _FUNCTION_ACL = "coalesce(p.proacl, acldefault('f', p.proowner))"
-_RELATION_ACL = (
-    "coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's'::\"char\" ELSE 'r'::\"char\" END, c.relowner))"
-)
+_RELATION_ACL = "coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's'::\"char\" ELSE 'r'::\"char\" END, c.relowner))"
 
 QUERIES: dict[str, str] = {
     "functions": (

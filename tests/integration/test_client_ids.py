@@ -52,7 +52,9 @@ def test_every_public_function_takes_numpy_ids_and_counts(
         conn, "SELECT enqueue_embed_jobs(%s, only_missing => false, variant_ids => %s)",
         ([ONE, TWO], [numpy.int64(1)]),
     ) == [(0,)]  # fmt: skip
-    assert rows(conn, "SELECT enqueue_embed_jobs(%s, true)", ([Decimal(3), Decimal("4.0")],)) == [(0,)]
+    assert rows(conn, "SELECT enqueue_embed_jobs(%s, true)", ([Decimal(3), Decimal("4.0")],)) == [
+        (0,)
+    ]
     files = rows(conn, "SELECT id FROM sorting_clip_files(%s) ORDER BY id", ([ONE, TWO],))
     assert files == [(1,), (2,)]
 
@@ -75,8 +77,13 @@ def test_every_public_function_takes_numpy_ids_and_counts(
         ("SELECT * FROM sorting_clip_files('{0.5}')", "clip_ids must hold whole numbers"),
     ],
 )
-def test_fractional_ids_are_refused_by_name(conn: psycopg.Connection, call: str, message: str) -> None:
-    with pytest.raises(psycopg.errors.DatabaseError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+def test_fractional_ids_are_refused_by_name(
+    conn: psycopg.Connection, call: str, message: str
+) -> None:
+    with pytest.raises(
+        psycopg.errors.DatabaseError,
+        match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\."),
+    ):
         conn.execute(call)
 
 

@@ -92,7 +92,12 @@ def test_filter_options_list_strategies_heaters_enum_must_know(heaters: psycopg.
             "SELECT DISTINCT generation_strategy FROM embeddings ORDER BY generation_strategy"
         ).fetchall()
     ]
-    assert strategies == ["keyframe_multi", "keyframe_multi_avg", "keyframe_single", "video_full_clip"]
+    assert strategies == [
+        "keyframe_multi",
+        "keyframe_multi_avg",
+        "keyframe_single",
+        "video_full_clip",
+    ]
     allowed = heaters.execute(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
         "WHERE conname = 'generation_strategy_must_be_valid'"
@@ -114,6 +119,8 @@ def test_similar_clips_from_an_untyped_prepared_statement(heaters: psycopg.Conne
         "SELECT parameter_types::text FROM pg_prepared_statements WHERE name = 'similar_embedded'"
     ).fetchone()
     # The double precision overload (integral check, then the integer function) serves them.
-    assert types == "{\"double precision\",\"double precision\"}"
-    with pytest.raises(psycopg.errors.InvalidParameterValue, match="clip_id must be a whole number"):
+    assert types == '{"double precision","double precision"}'
+    with pytest.raises(
+        psycopg.errors.InvalidParameterValue, match="clip_id must be a whole number"
+    ):
         heaters.execute("EXECUTE similar_embedded(1.5, 5)")

@@ -12,7 +12,9 @@ from tests.integration.test_sorting_events import insert_event
 
 @pytest.fixture
 def clips_60(conn: psycopg.Connection) -> psycopg.Connection:
-    conn.execute("INSERT INTO clips (clip_identifier) SELECT 'c' || i FROM generate_series(1, 60) i")
+    conn.execute(
+        "INSERT INTO clips (clip_identifier) SELECT 'c' || i FROM generate_series(1, 60) i"
+    )
     return conn
 
 
@@ -37,7 +39,9 @@ def test_candidates_per_event_are_limited_by_a_setting(clips_60: psycopg.Connect
         match=r"51 candidates, at most 50 per event \(setting max_candidates_per_event\)",
     ):
         event_with(conn, list(range(2, 53)))
-    conn.execute("UPDATE heaters_db_settings SET value = '3' WHERE name = 'max_candidates_per_event'")
+    conn.execute(
+        "UPDATE heaters_db_settings SET value = '3' WHERE name = 'max_candidates_per_event'"
+    )
     assert event_with(conn, [2, 3, 4]) >= 1
     with pytest.raises(psycopg.errors.CheckViolation, match="4 candidates, at most 3"):
         event_with(conn, [2, 3, 4, 5])

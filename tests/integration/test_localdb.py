@@ -64,7 +64,9 @@ def test_db_commands_on_a_fresh_cluster(home: Path) -> None:
     # scram-sha-256, not trust: without the password (or with another) nobody gets in.
     without_password = url.replace(f":{password}@", "@")
     for wrong in (without_password, url.replace(password, "not-the-password")):
-        with pytest.raises(psycopg.OperationalError, match="password authentication failed|no password supplied"):
+        with pytest.raises(
+            psycopg.OperationalError, match="password authentication failed|no password supplied"
+        ):
             psycopg.connect(wrong, connect_timeout=10).close()
 
     with psycopg.connect(url, autocommit=True) as conn:
