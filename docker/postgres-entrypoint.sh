@@ -4,7 +4,9 @@
 # First start (no cluster in $PGDATA): initdb with the superuser $POSTGRES_USER (default postgres)
 # and the password from $POSTGRES_PASSWORD or the file named by $POSTGRES_PASSWORD_FILE, create the
 # database $POSTGRES_DB (default: the user's name), and allow password (scram-sha-256) logins from
-# any address. Every start: run postgres in the foreground, listening on all interfaces.
+# any address; with $HEATERS_UI_PASSWORD / $HEATERS_DAEMON_PASSWORD, the logins heaters_ui
+# (heaters_sorter) and heaters_daemon (heaters_worker). Every start: run postgres in the
+# foreground, listening on all interfaces.
 #
 # `docker run IMAGE -c shared_buffers=1GB` passes the options to postgres; any other command
 # (`docker run -it IMAGE bash`) runs instead of the server.
@@ -64,16 +66,36 @@ init_cluster() {
   printf '# heaters-db image: password logins from any address (the compose network, the host).\n%s\n' \
     'host all all all scram-sha-256' >> "$PGDATA/pg_hba.conf"
 
+  # A short private start on the socket only (no TCP, so the healthcheck stays red meanwhile).
+  "$PG_BIN/pg_ctl" --pgdata="$PGDATA" --options="-c listen_addresses=''" --wait --silent start
   if [ "$POSTGRES_DB" != "postgres" ]; then
-    # A short private start on the socket only (no TCP, so the healthcheck stays red meanwhile).
-    "$PG_BIN/pg_ctl" --pgdata="$PGDATA" --options="-c listen_addresses=''" --wait --silent start
     "$PG_BIN/psql" --no-psqlrc --quiet --set=ON_ERROR_STOP=1 --username="$POSTGRES_USER" \
       --dbname=postgres --set=db="$POSTGRES_DB" <<'SQL'
 CREATE DATABASE :"db";
 SQL
-    "$PG_BIN/pg_ctl" --pgdata="$PGDATA" --mode=fast --wait --silent stop
     say "created database $POSTGRES_DB"
   fi
+  create_login heaters_ui heaters_sorter "${HEATERS_UI_PASSWORD:-}"
+  create_login heaters_daemon heaters_worker "${HEATERS_DAEMON_PASSWORD:-}"
+  "$PG_BIN/pg_ctl" --pgdata="$PGDATA" --mode=fast --wait --silent stop
+}
+
+# create_login LOGIN GROUP PASSWORD: a login that is only a member of heaters-db's GROUP role
+# (heaters_sorter: the sorting page; heaters_worker: the daemon). The group is created NOLOGIN
+# here, before `heaters-db migrate` runs, which then finds it and only grants it its privileges.
+# Nothing is created without a password. It reaches psql through its environment, not argv.
+create_login() {
+  local login="$1" group="$2" secret="$3"
+  if [ -z "$secret" ]; then
+    return
+  fi
+  HEATERS_LOGIN_PASSWORD="$secret" "$PG_BIN/psql" --no-psqlrc --quiet --set=ON_ERROR_STOP=1 \
+    --username="$POSTGRES_USER" --dbname=postgres --set=login="$login" --set=grp="$group" <<'SQL'
+\getenv pw HEATERS_LOGIN_PASSWORD
+CREATE ROLE :"grp" NOLOGIN;
+CREATE ROLE :"login" LOGIN PASSWORD :'pw' IN ROLE :"grp";
+SQL
+  say "created login $login (member of $group)"
 }
 
 # `IMAGE -c x=y` means `IMAGE postgres -c x=y`.

@@ -22,18 +22,22 @@ _NOT_FROM_EXTENSION = (
 )
 _SCHEMAS = "NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
 _SORTED_ACL = "(SELECT coalesce(string_agg(a, ',' ORDER BY a), '') FROM unnest({acl}::text[]) a)"
+# A NULL ACL means the default privileges: compare it as those, so a GRANT followed by its
+# REVOKE (which leaves an explicit ACL) compares equal to never having granted.
+_FUNCTION_ACL = "coalesce(p.proacl, acldefault('f', p.proowner))"
+_RELATION_ACL = "coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's'::\"char\" ELSE 'r'::\"char\" END, c.relowner))"
 
 QUERIES: dict[str, str] = {
     "functions": (
         "SELECT p.oid::regprocedure::text, "
-        "pg_get_functiondef(p.oid) || ' ACL ' || " + _SORTED_ACL.format(acl="p.proacl") + " "
+        "pg_get_functiondef(p.oid) || ' ACL ' || " + _SORTED_ACL.format(acl=_FUNCTION_ACL) + " "
         "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
         f"WHERE n.nspname {_SCHEMAS} AND p.prokind <> 'a' AND "
         + _NOT_FROM_EXTENSION.format(cls="pg_proc", oid="p.oid")
     ),
     "views": (
         "SELECT c.oid::regclass::text, pg_get_viewdef(c.oid, true) || ' ACL ' || "
-        + _SORTED_ACL.format(acl="c.relacl")
+        + _SORTED_ACL.format(acl=_RELATION_ACL)
         + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         f"WHERE c.relkind IN ('v', 'm') AND n.nspname {_SCHEMAS} AND "
         + _NOT_FROM_EXTENSION.format(cls="pg_class", oid="c.oid")
@@ -67,7 +71,7 @@ QUERIES: dict[str, str] = {
     ),
     "relations": (
         "SELECT c.oid::regclass::text, c.relkind::text || ' ACL ' || "
-        + _SORTED_ACL.format(acl="c.relacl")
+        + _SORTED_ACL.format(acl=_RELATION_ACL)
         + " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         f"WHERE c.relkind IN ('r', 'p', 'S', 'v', 'm') AND n.nspname {_SCHEMAS} AND "
         + _NOT_FROM_EXTENSION.format(cls="pg_class", oid="c.oid")

@@ -1,9 +1,10 @@
 """The embedded local PostgreSQL cluster behind `heaters-db db up|down|status|url`.
 
-It lives under ``$HEATERS_HOME`` (default ``./.heaters``): a data directory, a log and
-``cluster.json`` with the port. It listens on 127.0.0.1 only (no unix socket, so no path-length
-or /var/run permission problems) with trust authentication: it is for one developer's machine,
-never for production.
+It lives under ``$HEATERS_HOME`` (default ``./.heaters``): a data directory, a log,
+``cluster.json`` with the port, and ``password`` (mode 0600): the superuser's password, generated
+by ``db up``. It listens on 127.0.0.1 only (no unix socket, so no path-length or /var/run
+permission problems) and asks every connection for a scram-sha-256 password, so other users of
+the machine cannot connect: it is for one developer's machine, never for production.
 
 PostgreSQL refuses to run as root. When invoked as root, the server runs as the unprivileged
 ``postgres`` user (``runuser``); if that user cannot reach ``$HEATERS_HOME`` (a checkout under
@@ -18,11 +19,15 @@ import json
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import psycopg
 
 from heaters_db.errors import LocalDatabaseError
 
@@ -107,10 +112,17 @@ class LocalCluster:
     def log_file(self) -> Path:
         return self.data_dir / "postgres.log"
 
-    def url(self) -> str:
+    @property
+    def password_file(self) -> Path:
+        return self.home / "password"
+
+    def url(self, database: str = DATABASE) -> str:
         if self.port is None:
             raise LocalDatabaseError(f"No local cluster under {self.home}: run `heaters-db db up`.")
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
+        # A cluster made before passwords (trust authentication) has no password file.
+        password = self.password_file.read_text().strip() if self.password_file.exists() else None
+        user = f"{SUPERUSER}:{password}" if password else SUPERUSER
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 
     # ---- commands ----------------------------------------------------------------------
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -160,16 +172,28 @@ class LocalCluster:
         data_dir = self._prepare_data_dir()
         self._save_state(data_dir=str(data_dir))
         log.info("initdb %s", data_dir, extra={"action": "db_init"})
-        self._run(
-            self.bindir / "initdb",
-            "-D",
-            data_dir,
-            "-U",
-            SUPERUSER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C.UTF-8",
-        )
+        password = secrets.token_hex(24)  # hex: safe in a URL as is
+        self.password_file.touch(mode=0o600, exist_ok=True)
+        self.password_file.chmod(0o600)
+        self.password_file.write_text(password + "\n")
+        # initdb reads the password from a file its user can read; the copy goes away at once.
+        with tempfile.NamedTemporaryFile("w", prefix="heaters-db-pw-") as pwfile:
+            pwfile.write(password + "\n")
+            pwfile.flush()
+            if self.as_root:
+                service = pwd.getpwnam(SERVICE_USER)
+                os.chown(pwfile.name, service.pw_uid, service.pw_gid)
+            self._run(
+                self.bindir / "initdb",
+                "-D",
+                data_dir,
+                "-U",
+                SUPERUSER,
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile.name}",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            )
         settings = {"listen_addresses": "'127.0.0.1'", "unix_socket_directories": "''"}
         if self.fast_unsafe:
             settings |= FAST_UNSAFE_SETTINGS
@@ -221,21 +245,10 @@ class LocalCluster:
         return result.stdout
 
     def _ensure_database(self) -> None:
-        psql = [
-            self.bindir / "psql",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-U",
-            SUPERUSER,
-            "-d",
-            "postgres",
-            "-tAc",
-        ]
-        exists = self._run(*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'")
-        if exists.stdout.strip() != "1":
-            self._run(*psql, f"CREATE DATABASE {DATABASE}")
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
+            if exists.fetchone() is None:
+                conn.execute(f"CREATE DATABASE {DATABASE}")  # a constant, not user input
 
     def down(self) -> bool:
         """Stop the cluster (fast shutdown). Returns False if it was not running."""
@@ -277,3 +290,5 @@ class LocalCluster:
             shutil.rmtree(self.data_dir)
         if self.state_file.exists():
             self.state_file.unlink()
+        if self.password_file.exists():
+            self.password_file.unlink()

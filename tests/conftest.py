@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import psycopg
 import pytest
+from psycopg import sql
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from heaters_db import migrations
@@ -32,14 +33,21 @@ class PgServer:
     host: str
     port: int
     user: str
+    password: str | None = None
     cluster: LocalCluster | None = None
 
     def url(self, dbname: str) -> str:
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
+        login = f"{self.user}:{self.password}" if self.password else self.user
+        return f"postgresql://{login}@{self.host}:{self.port}/{dbname}"
 
     def janitor(self, dbname: str, **kwargs) -> DatabaseJanitor:
         return DatabaseJanitor(
-            user=self.user, host=self.host, port=self.port, dbname=dbname, **kwargs
+            user=self.user,
+            host=self.host,
+            port=self.port,
+            dbname=dbname,
+            password=self.password,
+            **kwargs,
         )
 
 
@@ -49,13 +57,17 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
     if external:
         info = psycopg.conninfo.conninfo_to_dict(external)
         yield PgServer(
-            info.get("host", "127.0.0.1"), int(info.get("port", 5432)), info.get("user", "postgres")
+            info.get("host", "127.0.0.1"),
+            int(info.get("port", 5432)),
+            info.get("user", "postgres"),
+            info.get("password"),
         )
         return
     cluster = LocalCluster(tmp_path_factory.mktemp("pg"), fast_unsafe=True)
     cluster.up()
     try:
-        yield PgServer("127.0.0.1", cluster.port, "heaters", cluster)
+        password = psycopg.conninfo.conninfo_to_dict(cluster.url()).get("password")
+        yield PgServer("127.0.0.1", cluster.port, "heaters", password, cluster)
     finally:
         cluster.destroy()
 
@@ -98,6 +110,41 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection to the test's database, with pgvector adapters."""
     with connect(db_url, autocommit=True) as connection:
         yield connection
+
+
+@pytest.fixture
+def login_as(conn: psycopg.Connection, db_url: str) -> Iterator[Callable[[str], str]]:
+    """login_as('heaters_sorter') -> the URL of a new login role (with a password) that is only
+    a member of that role. Roles are cluster-wide: unique names, dropped afterwards."""
+    made: list[str] = []
+
+    def make(group: str) -> str:
+        role = f"{group.removeprefix('heaters_')}_login_{uuid.uuid4().hex[:8]}"
+        password = uuid.uuid4().hex
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
+                sql.Identifier(role), sql.Literal(password), sql.Identifier(group)
+            )
+        )
+        made.append(role)
+        info = psycopg.conninfo.conninfo_to_dict(db_url)
+        return f"postgresql://{role}:{password}@{info['host']}:{info['port']}/{info['dbname']}"
+
+    yield make
+    for role in made:
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@pytest.fixture
+def sorter_url(login_as: Callable[[str], str]) -> str:
+    """A login that is only a member of heaters_sorter (what the sorting page runs as)."""
+    return login_as("heaters_sorter")
+
+
+@pytest.fixture
+def worker_url(login_as: Callable[[str], str]) -> str:
+    """A login that is only a member of heaters_worker (what the daemon runs as)."""
+    return login_as("heaters_worker")
 
 
 @pytest.fixture

@@ -6,3 +6,11 @@ LANGUAGE plpython3u STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $plpython$
 #@ plpython/apply_head.py: plpython_body(head_id, embedding)
 $plpython$;
+
+-- The head id sent as bigint, smallint or numeric (functions/integral_argument.sql); integer literals pick the function above.
+CREATE OR REPLACE FUNCTION apply_head(head_id double precision, embedding vector) RETURNS vector
+LANGUAGE sql STABLE
+SET search_path = public, pg_temp
+AS $$
+    SELECT apply_head(integral_argument($1, 'head_id'), $2);
+$$;

@@ -2,23 +2,28 @@
 -- already pending; NOTIFY once if anything was added. Returns the number of new jobs.
 -- clip_ids NULL: every clip. only_missing: skip (clip, variant) pairs that already have an
 -- embedding (the backfill). variant_ids: only these variants (NULL: every enabled one).
-CREATE OR REPLACE FUNCTION enqueue_embed_jobs(clip_ids integer[], only_missing boolean DEFAULT false,
-                                              variant_ids integer[] DEFAULT NULL)
+-- The ids are numeric[] so that integer[], bigint[] (numpy, JDBC) and numeric[] arrays and
+-- untyped literals ('{1,2}', NULL) all fit one function; overloads per array type would make
+-- the untyped ones ambiguous. They are checked and turned into integer[] first.
+CREATE OR REPLACE FUNCTION enqueue_embed_jobs(clip_ids numeric[], only_missing boolean DEFAULT false,
+                                              variant_ids numeric[] DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = public, pg_temp
 AS $$
 DECLARE
     added integer;
+    wanted_clips integer[] := integral_array(clip_ids, 'clip_ids');
+    wanted_variants integer[] := integral_array(variant_ids, 'variant_ids');
 BEGIN
     INSERT INTO pipeline_jobs (kind, clip_id, variant_id, max_attempts)
     SELECT 'embed', c.id, v.id, heaters_setting('job_max_attempts')::integer
     FROM clips c
     CROSS JOIN embedding_variants v
-    WHERE (clip_ids IS NULL OR c.id = ANY (clip_ids))
+    WHERE (wanted_clips IS NULL OR c.id = ANY (wanted_clips))
       AND c.clip_filepath IS NOT NULL
       AND v.enabled
-      AND (variant_ids IS NULL OR v.id = ANY (variant_ids))
+      AND (wanted_variants IS NULL OR v.id = ANY (wanted_variants))
       AND NOT (only_missing AND EXISTS (
           SELECT 1 FROM embeddings e
           WHERE e.clip_id = c.id

@@ -3,6 +3,8 @@
 CREATE OR REPLACE FUNCTION ensure_head_index(head_id integer)
 RETURNS text
 LANGUAGE plpgsql
+-- SECURITY DEFINER: building an index needs the table's owner; the worker role only calls this.
+SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 DECLARE

@@ -4,6 +4,8 @@
 CREATE OR REPLACE FUNCTION ensure_variant_index(variant_id integer)
 RETURNS text
 LANGUAGE plpgsql
+-- SECURITY DEFINER: building an index needs the table's owner; the worker role only calls this.
+SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 DECLARE

@@ -31,6 +31,11 @@ BEGIN
             vector_dims(query), v.model_name, v.generation_strategy, v.dim
             USING ERRCODE = 'data_exception';
     END IF;
+    IF vector_norm(query) = 0 THEN
+        -- A zero vector has no direction: every cosine distance to it is NaN, so no ranking.
+        RAISE EXCEPTION 'query vector is all zeros: it has no cosine distance to anything'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     PERFORM set_config('hnsw.ef_search',
         least(1000, greatest(heaters_setting('hnsw_ef_search')::integer, 2 * (k + 1)))::text, true);
     RETURN QUERY EXECUTE format(

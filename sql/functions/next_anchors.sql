@@ -32,3 +32,13 @@ BEGIN
     RETURN QUERY SELECT p.clip_id, p.score, p.reason FROM next_anchors_pick(stored_mode, n) p;
 END;
 $$;
+
+-- n sent as bigint, smallint or numeric (functions/integral_argument.sql). No defaults here: next_anchors() and next_anchors('spot') would
+-- match both functions equally and be ambiguous.
+CREATE OR REPLACE FUNCTION next_anchors(mode text, n double precision)
+RETURNS TABLE (clip_id integer, score double precision, reason text)
+LANGUAGE sql VOLATILE
+SET search_path = public, pg_temp
+AS $$
+    SELECT * FROM next_anchors($1, integral_argument($2, 'n'));
+$$;

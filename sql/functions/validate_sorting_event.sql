@@ -20,6 +20,11 @@ BEGIN
     IF NEW.anchor_clip_id IS NULL THEN
         RAISE EXCEPTION 'sorting event refused: anchor_clip_id is NULL' USING ERRCODE = 'check_violation';
     END IF;
+    IF cardinality(NEW.candidate_clip_ids) > heaters_setting('max_candidates_per_event')::integer THEN
+        RAISE EXCEPTION 'sorting event refused: % candidates, at most % per event (setting max_candidates_per_event)',
+            cardinality(NEW.candidate_clip_ids), heaters_setting('max_candidates_per_event')
+            USING ERRCODE = 'check_violation';
+    END IF;
     IF array_ndims(NEW.candidate_clip_ids) > 1 OR array_ndims(NEW.rejected_clip_ids) > 1 THEN
         RAISE EXCEPTION 'sorting event refused: clip id lists must be one-dimensional arrays'
             USING ERRCODE = 'check_violation';
@@ -30,11 +35,11 @@ BEGIN
             USING ERRCODE = 'check_violation';
     END IF;
     IF (SELECT count(DISTINCT x) FROM unnest(NEW.candidate_clip_ids) x) <> cardinality(NEW.candidate_clip_ids) THEN
-        RAISE EXCEPTION 'sorting event refused: duplicate clip ids in candidate_clip_ids %', NEW.candidate_clip_ids
+        RAISE EXCEPTION 'sorting event refused: duplicate clip ids in candidate_clip_ids %', clip_id_list(NEW.candidate_clip_ids)
             USING ERRCODE = 'check_violation';
     END IF;
     IF (SELECT count(DISTINCT x) FROM unnest(NEW.rejected_clip_ids) x) <> cardinality(NEW.rejected_clip_ids) THEN
-        RAISE EXCEPTION 'sorting event refused: duplicate clip ids in rejected_clip_ids %', NEW.rejected_clip_ids
+        RAISE EXCEPTION 'sorting event refused: duplicate clip ids in rejected_clip_ids %', clip_id_list(NEW.rejected_clip_ids)
             USING ERRCODE = 'check_violation';
     END IF;
     IF NEW.anchor_clip_id = ANY (NEW.candidate_clip_ids) THEN
@@ -43,12 +48,12 @@ BEGIN
     END IF;
     IF NEW.selected_clip_id IS NOT NULL AND NOT (NEW.selected_clip_id = ANY (NEW.candidate_clip_ids)) THEN
         RAISE EXCEPTION 'sorting event refused: selected clip % is not among the candidates %',
-            NEW.selected_clip_id, NEW.candidate_clip_ids USING ERRCODE = 'check_violation';
+            NEW.selected_clip_id, clip_id_list(NEW.candidate_clip_ids) USING ERRCODE = 'check_violation';
     END IF;
     IF NOT (NEW.rejected_clip_ids <@ NEW.candidate_clip_ids) THEN
         RAISE EXCEPTION 'sorting event refused: rejected clips % are not among the candidates %',
-            ARRAY(SELECT x FROM unnest(NEW.rejected_clip_ids) x WHERE NOT x = ANY (NEW.candidate_clip_ids)),
-            NEW.candidate_clip_ids USING ERRCODE = 'check_violation';
+            clip_id_list(ARRAY(SELECT x FROM unnest(NEW.rejected_clip_ids) x WHERE NOT x = ANY (NEW.candidate_clip_ids))),
+            clip_id_list(NEW.candidate_clip_ids) USING ERRCODE = 'check_violation';
     END IF;
     IF NEW.selected_clip_id = ANY (NEW.rejected_clip_ids) THEN
         RAISE EXCEPTION 'sorting event refused: selected clip % is also listed as rejected', NEW.selected_clip_id
@@ -62,7 +67,7 @@ BEGIN
     FROM unnest(NEW.anchor_clip_id || NEW.candidate_clip_ids) x
     WHERE NOT EXISTS (SELECT 1 FROM clips c WHERE c.id = x);
     IF unknown IS NOT NULL THEN
-        RAISE EXCEPTION 'sorting event refused: unknown clip ids %', unknown
+        RAISE EXCEPTION 'sorting event refused: unknown clip ids %', clip_id_list(unknown)
             USING ERRCODE = 'foreign_key_violation';
     END IF;
     -- Append-only rows carry their insertion time; clients cannot backdate them.

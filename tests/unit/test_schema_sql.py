@@ -20,7 +20,8 @@ CREATE_FUNCTION = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(\w+)\s*\
 @pytest.mark.parametrize("path", FUNCTION_FILES, ids=lambda p: p.name)
 def test_one_function_per_file_with_a_pinned_search_path(path) -> None:
     text = path.read_text()
-    assert CREATE_FUNCTION.findall(text) == [path.stem]
+    # One function per file; its overloads for clients' id types live beside it.
+    assert set(CREATE_FUNCTION.findall(text)) == {path.stem}
     assert "SET search_path = public, pg_temp" in text
 
 

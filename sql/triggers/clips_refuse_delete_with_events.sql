@@ -1,0 +1,5 @@
+-- One check per DELETE statement over all its rows (functions/refuse_clip_delete_with_events.sql).
+CREATE OR REPLACE TRIGGER clips_refuse_delete_with_events
+AFTER DELETE ON clips
+REFERENCING OLD TABLE AS deleted_clips
+FOR EACH STATEMENT EXECUTE FUNCTION refuse_clip_delete_with_events();
