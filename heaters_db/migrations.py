@@ -1,4 +1,6 @@
-"""Runs the Alembic migrations in alembic/ against a database URL."""
+"""Brings a database's schema to a revision: the Alembic revisions in alembic/ (run-once deltas),
+then the re-runnable objects (heaters_db.rerunnable), so an upgraded database and a fresh
+install end with the same catalog. `check` says what a migrate would do, and does nothing."""
 
 from __future__ import annotations
 
@@ -12,12 +14,16 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
+from heaters_db import rerunnable
+from heaters_db.catalog import Change
 from heaters_db.errors import MigrationError
 from heaters_db.resources import alembic_dir, alembic_ini_path
 
 log = logging.getLogger(__name__)
 
 VERSION_TABLE = "heaters_db_alembic_version"
+# The last revision of each release: a downgrade to it re-applies that release's objects.
+RELEASE_OF_REVISION = {"0011": "0.1.0"}
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -37,24 +43,71 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "head") -> list[Change]:
+    """Alembic up to `revision`; at head, then every re-runnable object. Returns what they changed."""
     log.info("migrating up to %s", revision, extra={"action": "migrate"})
     try:
         command.upgrade(alembic_config(url), revision)
     except Exception as exc:  # alembic wraps driver errors in many types
         raise MigrationError(f"upgrade to {revision} failed: {exc}") from exc
+    if revision == "head" or revision == head_revision():
+        return apply_rerunnable(url)
+    return []
+
+
+def apply_rerunnable(url: str, layer: rerunnable.Layer | None = None, dry_run: bool = False):
+    """Re-apply the re-runnable objects in one transaction; rolled back when `dry_run`."""
+    with psycopg.connect(url) as conn:
+        try:
+            changes = rerunnable.apply(conn, layer)
+        except RuntimeError as exc:
+            raise MigrationError(
+                f"re-applying functions, views and triggers failed: {exc}"
+            ) from exc
+        if dry_run:
+            conn.rollback()
+        else:
+            conn.commit()
+    for change in changes:
+        log.info("%s", change, extra={"action": "migrate", "dry_run": dry_run})
+    return changes
+
+
+def check(url: str) -> tuple[list[str], list[Change]]:
+    """(revisions not applied yet, objects that differ from their files): what migrate would do.
+
+    The comparison applies the files inside a transaction and rolls it back, so what is reported
+    is exactly what Postgres would change, and nothing is changed."""
+    current = current_revision(url)
+    script = ScriptDirectory.from_config(alembic_config(url))
+    pending = [r.revision for r in script.iterate_revisions("heads", current or "base")]
+    if current is None or pending:
+        return list(reversed(pending)), []
+    return [], apply_rerunnable(url, dry_run=True)
 
 
 def downgrade(url: str, revision: str) -> None:
     log.info("migrating down to %s", revision, extra={"action": "migrate"})
     try:
         command.downgrade(alembic_config(url), revision)
-        if revision == "base":
-            # Alembic keeps its (now empty) version table; `base` means nothing of heaters-db stays.
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(f"DROP TABLE IF EXISTS {VERSION_TABLE}")
     except Exception as exc:
         raise MigrationError(f"downgrade to {revision} failed: {exc}") from exc
+    if revision == "base":
+        # Alembic keeps its (now empty) version table; `base` means nothing of heaters-db stays.
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {VERSION_TABLE}")
+        return
+    release = RELEASE_OF_REVISION.get(revision)
+    if release is not None:
+        # The objects in place are today's; the release's own ones fit its tables again.
+        apply_rerunnable(url, rerunnable.Layer.released(release))
+    else:
+        log.warning(
+            "revision %s is not the last of a release: functions, views and triggers stay as "
+            "they were; migrate to head or to a release's last revision",
+            revision,
+            extra={"action": "migrate"},
+        )
 
 
 def current_revision(url: str) -> str | None:
@@ -72,16 +125,15 @@ def head_revision() -> str:
     return script.get_current_head()
 
 
-def migrate(url: str, revision: str = "head") -> None:
+def migrate(url: str, revision: str = "head") -> list[Change]:
     """`heaters-db migrate [REVISION]`: up to head (default) or a revision; `base` removes heaters-db."""
     if revision == "head":
-        upgrade(url, "head")
-        return
+        return upgrade(url, "head")
     current = current_revision(url)
     script = ScriptDirectory.from_config(alembic_config(url))
     if revision == "base":
         downgrade(url, "base")
-        return
+        return []
     try:
         target = script.get_revision(revision)
     except CommandError:  # alembic raises for a name it cannot resolve
@@ -93,5 +145,5 @@ def migrate(url: str, revision: str = "head") -> None:
     )
     if revision in ancestors and revision != current:
         downgrade(url, revision)
-    else:
-        upgrade(url, revision)
+        return []
+    return upgrade(url, revision)

@@ -44,7 +44,7 @@ def make_worker_id() -> str:
 
 @dataclass(frozen=True)
 class Job:
-    """One claimed row of pipeline_jobs (see sql/tables/pipeline_jobs.sql)."""
+    """One claimed row of pipeline_jobs (created by alembic revision 0004)."""
 
     id: int
     kind: str

@@ -6,7 +6,8 @@ heaters_db/_bundled/ (see pyproject.toml). An editable install reads them from t
 
 from __future__ import annotations
 
-from functools import lru_cache
+import json
+from functools import cache, lru_cache
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -39,3 +40,18 @@ def alembic_ini_path() -> Path:
 
 def alembic_dir() -> Path:
     return project_root() / "alembic"
+
+
+@cache
+def _released_files(release: str) -> dict[str, str]:
+    archive = alembic_dir() / "released" / f"{release}.json"
+    return json.loads(archive.read_text())["files"]
+
+
+def read_released(release: str, relative: str) -> str:
+    """A file (``sql/...`` or ``plpython/...``) of a released schema, frozen in
+    alembic/released/<release>.json: an archive that is read, never edited."""
+    try:
+        return _released_files(release)[relative]
+    except KeyError:
+        raise FileNotFoundError(f"{relative} is not in the {release} release archive") from None

@@ -1,9 +1,14 @@
-"""Helpers the Alembic revisions use to apply the SQL under sql/ and plpython/.
+"""Helpers the Alembic revisions use.
 
-Each revision says which objects it adds, by file; the SQL itself stays in those files so a
-reader finds every function, view and trigger in one place. Statements run on the migration's
-own connection and transaction, through psycopg directly so the SQL is sent as written (no
-SQLAlchemy bind-parameter parsing of ``::`` casts or ``%`` in format strings).
+Statements run on the migration's own connection and transaction, through psycopg directly so
+the SQL is sent as written (no SQLAlchemy bind-parameter parsing of ``::`` casts or ``%`` in
+format strings).
+
+Two kinds of SQL (see heaters_db/rerunnable.py): a revision holds run-once deltas inline and
+never reads today's sql/ files. The revisions released in 0.1.0 (0001-0011) were written to read
+files; ``run_sql_files`` and ``install_plpython_function`` give them the files *as released*,
+frozen in alembic/released/0.1.0.json, so a fresh install replays exactly what a 0.1.0 database
+ran. Today's functions, views, triggers and grants are applied afterwards by every migrate.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 
 from alembic import op
 
-from heaters_db.resources import plpython_path, read_sql
+from heaters_db.resources import read_released
 
 SEARCH_PATH = "public, pg_temp"
 
@@ -27,9 +32,9 @@ def fetch_one(sql: str, params: tuple = ()) -> tuple | None:
 
 
 def run_sql_files(*relative_paths: str) -> None:
-    """Run sql/<path> for each path, in order."""
+    """Run sql/<path> of the 0.1.0 release, for each path in order (revisions 0001-0011 only)."""
     for relative in relative_paths:
-        execute(read_sql(relative))
+        execute(read_released("0.1.0", f"sql/{relative}"))
 
 
 def table_exists(name: str) -> bool:
@@ -61,15 +66,26 @@ def plpython_function_sql(
     call_arguments: str,
     volatility: str = "STABLE",
 ) -> str:
-    """CREATE FUNCTION for a PL/Python body kept in plpython/<source_file>.
+    """CREATE FUNCTION for a PL/Python body kept in plpython/<source_file>, as released in 0.1.0
+    (revisions 0006 and 0010; today's bodies are installed by heaters_db.rerunnable)."""
+    source = read_released("0.1.0", f"plpython/{source_file}")
+    body = plpython_body(source_file, source, entry_point, call_arguments)
+    return (
+        f"CREATE OR REPLACE FUNCTION {name}({arguments}) RETURNS {returns}\n"
+        f"LANGUAGE plpython3u {volatility} SECURITY DEFINER SET search_path = {SEARCH_PATH}\n"
+        f"AS $plpython$\n{body}$plpython$;\n"
+        f"REVOKE ALL ON FUNCTION {name}({_argument_types(arguments)}) FROM PUBLIC;\n"
+    )
 
-    The file is a plain module (testable outside Postgres). It is embedded as a string and
-    executed once per session into a module cached in SD, so per-call cost is one dict lookup;
-    ``entry_point(plpy, SD, ...)`` does the work.
+
+def plpython_body(source_file: str, source: str, entry_point: str, call_arguments: str) -> str:
+    """The body of a PL/Python function that runs ``entry_point`` of a plpython/ module.
+
+    The module is embedded as a string and executed once per session into a module cached in
+    SD, so per-call cost is one dict lookup; ``entry_point(plpy, SD, ...)`` does the work.
     """
-    source = plpython_path(source_file).read_text()
     module_key = f"heaters_db:{source_file}"
-    body = (
+    return (
         f"# Generated from plpython/{source_file} by heaters_db.schema; edit that file, not this body.\n"
         f"SOURCE = {source!r}\n"
         f"module = SD.get({module_key!r})\n"
@@ -82,12 +98,6 @@ def plpython_function_sql(
         "    module.__heaters_source__ = SOURCE\n"
         f"    SD[{module_key!r}] = module\n"
         f"return module.{entry_point}(plpy, SD, {call_arguments})\n"
-    )
-    return (
-        f"CREATE OR REPLACE FUNCTION {name}({arguments}) RETURNS {returns}\n"
-        f"LANGUAGE plpython3u {volatility} SECURITY DEFINER SET search_path = {SEARCH_PATH}\n"
-        f"AS $plpython$\n{body}$plpython$;\n"
-        f"REVOKE ALL ON FUNCTION {name}({_argument_types(arguments)}) FROM PUBLIC;\n"
     )
 
 

@@ -98,3 +98,9 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection to the test's database, with pgvector adapters."""
     with connect(db_url, autocommit=True) as connection:
         yield connection
+
+
+@pytest.fixture
+def other_empty_db_url(pg_server: PgServer) -> Iterator[str]:
+    """A second new, empty database, for tests that compare two."""
+    yield from _fresh_database(pg_server, None)

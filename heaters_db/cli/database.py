@@ -52,17 +52,42 @@ def url() -> None:
 
 @click.command()
 @click.argument("revision", default="head")
-def migrate(revision: str) -> None:
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Report what migrate would do (revisions not applied, functions/views/triggers/grants "
+    "that differ from sql/) and change nothing; exit status 1 when there is something to do.",
+)
+def migrate(revision: str, check: bool) -> None:
     """Bring the schema to REVISION (default: head).
+
+    Two steps: the Alembic revisions not applied yet (run-once changes to tables), then, at
+    head, every function, view, trigger and grant re-applied from sql/ and plpython/ — so a
+    function changed by hand, or left behind by an older release, is put back as the files say.
+    It prints what changed; at an up-to-date head that is "nothing to change".
 
     Works on an empty database (creates heaters-compatible source_videos, clips, embeddings) and
     on an existing heaters database (leaves its tables and rows intact; extends the
     generation_strategy_must_be_valid constraint). `heaters-db migrate base` removes everything
     heaters-db added and restores the original constraint. Needs a role that may create
-    extensions (vector, plpython3u).
+    extensions (vector, plpython3u) the first time.
     """
     url = database_url()
-    migrations.migrate(url, revision)
+    if check:
+        pending, drift = migrations.check(url)
+        for name in pending:
+            click.echo(f"revision {name} not applied")
+        for change in drift:
+            click.echo(f"{change} (would be re-applied)")
+        if pending or drift:
+            raise SystemExit(1)
+        click.echo(f"{redact(url)} is at revision {migrations.current_revision(url)}, no drift")
+        return
+    changes = migrations.migrate(url, revision)
+    for change in changes:
+        click.echo(str(change))
+    if revision == "head" and not changes:
+        click.echo("functions, views, triggers and grants: nothing to change")
     click.echo(f"{redact(url)} is at revision {migrations.current_revision(url)}")
 
 

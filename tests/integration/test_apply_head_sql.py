@@ -4,7 +4,6 @@ what the loader generates from plpython/apply_head.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 
@@ -13,11 +12,10 @@ import psycopg
 import pytest
 import torch
 
-from heaters_db import schema
 from heaters_db.db import connect
 from heaters_db.heads.module import ProjectionHead
 from heaters_db.heads.serialization import head_to_safetensors, weights_checksum
-from heaters_db.resources import alembic_dir
+from heaters_db.rerunnable import Layer
 
 INPUT_DIM, OUTPUT_DIM, HIDDEN_DIM = 24, 12, 40
 
@@ -151,11 +149,7 @@ def test_apply_head_errors(conn: psycopg.Connection) -> None:
 
 def test_installed_body_is_generated_from_plpython_apply_head(conn: psycopg.Connection) -> None:
     """Fails when the installed apply_head differs from what the loader makes of the file now."""
-    revision = next(alembic_dir().glob("versions/0006_*.py"))
-    spec = importlib.util.spec_from_file_location("revision_0006", revision)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    generated = schema.plpython_function_sql(**module.APPLY_HEAD)
+    generated = Layer.current().object_sql("functions/apply_head.sql")
     body = re.search(r"AS \$plpython\$(.*)\$plpython\$;", generated, re.DOTALL).group(1)
 
     installed, language, definer, config = conn.execute(

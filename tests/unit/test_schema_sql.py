@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from heaters_db import schema
+from heaters_db.rerunnable import Layer
 from heaters_db.resources import plpython_path, project_root
 
 FUNCTION_FILES = sorted((project_root() / "sql" / "functions").glob("*.sql"))
@@ -25,19 +25,32 @@ def test_one_function_per_file_with_a_pinned_search_path(path) -> None:
 
 
 def test_plpython_wrapper_keeps_the_file_verbatim() -> None:
-    sql = schema.plpython_function_sql(
-        name="apply_head",
-        arguments="head_id integer, embedding vector",
-        returns="vector",
-        source_file="apply_head.py",
-        entry_point="plpython_body",
-        call_arguments="head_id, embedding",
-    )
-    assert sql.startswith(
-        "CREATE OR REPLACE FUNCTION apply_head(head_id integer, embedding vector)"
-    )
+    sql = Layer.current().object_sql("functions/apply_head.sql")
+    assert "CREATE OR REPLACE FUNCTION apply_head(head_id integer, embedding vector)" in sql
     assert "LANGUAGE plpython3u STABLE SECURITY DEFINER SET search_path = public, pg_temp" in sql
-    assert sql.rstrip().endswith("REVOKE ALL ON FUNCTION apply_head(integer, vector) FROM PUBLIC;")
+    assert not re.search(r"^#@ plpython/", sql, re.MULTILINE)
     # The body embeds the file as a Python string literal: evaluating it gives the file back.
     literal = re.search(r"^SOURCE = (.*)$", sql, re.MULTILINE).group(1)
     assert ast.literal_eval(literal) == plpython_path("apply_head.py").read_text()
+
+
+def test_every_rerunnable_file_is_listed_once_in_order() -> None:
+    """A file under functions/, views/, triggers/ or grants/ that rerunnable.txt does not list
+    would never be installed; one listed twice or missing on disk is a mistake too."""
+    sql_dir = project_root() / "sql"
+    listed = Layer.current().files()
+    on_disk = sorted(
+        str(path.relative_to(sql_dir))
+        for folder in ("functions", "views", "triggers", "grants")
+        for path in (sql_dir / folder).glob("*.sql")
+    )
+    assert len(listed) == len(set(listed))
+    assert sorted(listed) == on_disk
+
+
+@pytest.mark.parametrize(
+    "path", sorted((project_root() / "sql" / "triggers").glob("*.sql")), ids=lambda p: p.name
+)
+def test_triggers_are_rerunnable(path) -> None:
+    text = path.read_text()
+    assert "CREATE TRIGGER" not in text.replace("CREATE OR REPLACE TRIGGER", "")

@@ -1,0 +1,29 @@
+-- Who may call what. New functions are executable by PUBLIC unless revoked, so every
+-- heaters-db function that is not part of the public read API is revoked here, each migrate.
+-- heaters_sorter (alembic revision 0009 creates it) gets the read API and event inserts.
+REVOKE ALL ON FUNCTION enqueue_clip_embed_jobs() FROM PUBLIC;
+REVOKE ALL ON FUNCTION validate_sorting_event() FROM PUBLIC;
+REVOKE ALL ON FUNCTION apply_head(integer, vector) FROM PUBLIC;
+REVOKE ALL ON FUNCTION next_anchors_pick(text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION similar_clips(integer, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION similar_to_embedding(vector, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION next_anchors(text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sorting_candidates(integer, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION enqueue_train_job(text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION enqueue_train_job_if_due(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION activate_head(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION rollback_head(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION enqueue_due_train_jobs() FROM PUBLIC;
+REVOKE ALL ON FUNCTION project_new_embeddings() FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA public TO heaters_sorter;
+GRANT INSERT ON clip_sorting_events TO heaters_sorter;
+-- INSERT ... RETURNING id needs SELECT on the returned column, and nothing more.
+GRANT SELECT (id) ON clip_sorting_events TO heaters_sorter;
+GRANT USAGE ON SEQUENCE clip_sorting_events_id_seq TO heaters_sorter;
+GRANT EXECUTE ON FUNCTION
+    similar_clips(integer, text, integer),
+    similar_to_embedding(vector, text, integer),
+    next_anchors(text, integer),
+    sorting_candidates(integer, text, integer)
+TO heaters_sorter;
