@@ -399,6 +399,14 @@ class Daemon:
                     },
                 )
                 return
+        if self._clip_moved(job):  # the failure or skip was about the old file
+            self._queue.release([job.id])
+            self._lease.remove([job.id])
+            log.info(
+                "clip_filepath changed while the job ran: requeued",
+                extra=context | {"action": "embed_requeued"},
+            )
+            return
         if outcome.status == "skipped":
             self._settle_simple(job, "skipped", outcome.result_json(self.worker))
             return
@@ -420,6 +428,13 @@ class Daemon:
             outcome.error,
             extra=context | {"action": "embed_error", "status": status or "lease_lost"},
         )
+
+    def _clip_moved(self, job: Job) -> bool:
+        """The job is still ours and its clip got another clip_filepath while it ran."""
+        assert self._queue is not None and self._conn is not None
+        with self._conn.transaction():
+            payload = self._queue.lock_lease(job)
+        return bool(payload and payload.get("requeue"))
 
     def _settle_simple(self, job: Job, status: str, result: dict[str, Any]) -> None:
         """finish_job with done/skipped, and its log line."""

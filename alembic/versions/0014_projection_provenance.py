@@ -1,8 +1,8 @@
 """Projected rows remember the base embedding they were computed from.
 
-projected_embeddings gets base_embedding_id and base_checksum (the embeddings row and
-md5(vector_send(embedding)) when it was projected; heaters' updated_at has one-second precision
-and is not always touched, so it cannot tell). A row whose base was re-embedded since (another
+projected_embeddings gets base_checksum: md5(vector_send(embedding)) of the base row (the
+head's base variant, same clip) it was computed from. heaters' updated_at has one-second
+precision and is not always touched, so it cannot tell. A row whose base was re-embedded since (another
 checksum, or NULL for rows written before this revision) is stale: activate_head and the
 re-projection refresh exactly those rows, so a head that was a candidate or retired while a
 clip was re-embedded never serves the old vector.
@@ -22,10 +22,7 @@ depends_on = None
 def upgrade() -> None:
     schema.execute(
         """
-        ALTER TABLE projected_embeddings
-            ADD COLUMN base_embedding_id integer REFERENCES embeddings (id) ON DELETE CASCADE,
-            ADD COLUMN base_checksum text;
-        CREATE INDEX projected_embeddings_base ON projected_embeddings (base_embedding_id);
+        ALTER TABLE projected_embeddings ADD COLUMN base_checksum text;
         """
     )
 
@@ -34,13 +31,13 @@ def downgrade() -> None:
     # New re-runnable functions of this release (sql/functions/lock_job_lease.sql,
     # dead_letter_job.sql): gone below it.
     schema.drop_functions(
-        "lock_job_lease(integer, text, timestamptz)", "dead_letter_job(integer, text, text, text)"
+        "lock_job_lease(integer, text, timestamptz)",
+        "dead_letter_job(integer, text, text, text)",
+        "apply_head_batch(integer, vector[])",
+        "refresh_head_projections(integer)",
     )
     schema.execute(
         """
-        DROP INDEX projected_embeddings_base;
-        ALTER TABLE projected_embeddings
-            DROP COLUMN base_checksum,
-            DROP COLUMN base_embedding_id;
+        ALTER TABLE projected_embeddings DROP COLUMN base_checksum;
         """
     )

@@ -13,7 +13,9 @@ Order of work (queries never see a half-built head, because only step 4 makes it
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +45,15 @@ def project_batch(head: ProjectionHead, vectors: np.ndarray, device: str = "cpu"
     with torch.inference_mode():
         tensor = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)).to(device)
         return head(tensor).cpu().numpy().astype(np.float32, copy=False)
+
+
+def base_checksums(vectors: np.ndarray) -> list[str]:
+    """md5(vector_send(embedding)) of each base row, as the database computes it (int16 dim,
+    int16 0, big-endian float32 values): what projected_embeddings.base_checksum holds so that
+    activate_head can tell a row whose base was re-embedded since."""
+    matrix = np.ascontiguousarray(vectors, dtype=">f4")
+    prefix = struct.pack(">hh", matrix.shape[1], 0)
+    return [hashlib.md5(prefix + row.tobytes()).hexdigest() for row in matrix]
 
 
 def write_projections(
@@ -80,7 +91,12 @@ def write_projections(
                     seconds_project += time.perf_counter() - tick
                     copy.write(
                         pack_copy_rows(
-                            [("int4", clip_ids), ("int4", record.id), ("vector", projected)],
+                            [
+                                ("int4", clip_ids),
+                                ("int4", record.id),
+                                ("vector", projected),
+                                ("text", base_checksums(vectors)),
+                            ],
                             len(clip_ids),
                         )
                     )

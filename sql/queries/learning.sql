@@ -112,7 +112,7 @@ RETURNING id;
 DELETE FROM projected_embeddings WHERE projection_head_id = %(head_id)s;
 
 -- name: copy_projected_rows
-COPY projected_embeddings (clip_id, projection_head_id, embedding) FROM STDIN (FORMAT BINARY)
+COPY projected_embeddings (clip_id, projection_head_id, embedding, base_checksum) FROM STDIN (FORMAT BINARY)
 
 -- name: raise_maintenance_work_mem
 -- For the rest of the transaction only, and never below the server's own setting.
