@@ -37,6 +37,7 @@ from heaters_db.embedding.embedder import (
 )
 from heaters_db.embedding.model import Encoder, load_encoder
 from heaters_db.errors import HeatersError, PermanentJobError
+from heaters_db.index_build import build_concurrently
 from heaters_db.queries import query
 from heaters_db.settings import Settings
 from heaters_db.storage import ClipFileMissing, resolve_clip_path
@@ -347,10 +348,14 @@ class EmbedPipeline:
         if target.variant_id in self._indexed:
             return
         try:
-            with conn.transaction():
-                row = conn.execute(
-                    query(QUERIES, "ensure_variant_index"), {"variant_id": target.variant_id}
-                ).fetchone()
+            if conn.autocommit:  # the daemon: CONCURRENTLY, heaters' inserts never wait
+                name = build_concurrently(conn, "variant", target.variant_id)["index"]
+            else:
+                with conn.transaction():
+                    row = conn.execute(
+                        query(QUERIES, "ensure_variant_index"), {"variant_id": target.variant_id}
+                    ).fetchone()
+                    name = row[0]
         except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable) as error:
             log.debug("index created by another worker: %s", error)
         except psycopg.DatabaseError as error:
@@ -366,7 +371,7 @@ class EmbedPipeline:
                 extra={
                     "action": "ensure_variant_index",
                     "variant": target.variant,
-                    "index": row[0],
+                    "index": name,
                 },
             )
         self._indexed.add(target.variant_id)

@@ -35,6 +35,8 @@ def downgrade() -> None:
         "dead_letter_job(integer, text, text, text)",
         "apply_head_batch(integer, vector[])",
         "refresh_head_projections(integer)",
+        "head_index_definition(integer)",
+        "variant_index_definition(integer)",
     )
     schema.execute(
         """
