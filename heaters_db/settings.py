@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(
         default=10.0, gt=0, description="Queue poll interval when no NOTIFY arrives."
     )
+    sort_access_token: str | None = Field(
+        default=None,
+        description="When set, the sorting page (heaters-db sort) answers only requests that "
+        "carry it (Authorization: Bearer, or ?token= once, then a cookie).",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
     def max_running_seconds(self, kind: str) -> float | None:
