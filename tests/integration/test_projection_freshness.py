@@ -150,3 +150,45 @@ def test_a_broken_active_head_never_fails_an_embedding_insert(conn: psycopg.Conn
         == 0
     )  # not projected yet
     assert any(f"projection head {head_id} could not project 3" in n for n in notices), notices
+
+
+def test_prune_frees_older_retired_heads_and_a_pruned_head_can_come_back(
+    db_url: str, conn: psycopg.Connection
+) -> None:
+    from heaters_db.heads.store import prune_retired_heads
+
+    bases = add_clips_with_embeddings(conn, 5)
+    heads = []
+    for version in range(1, 5):  # v1..v3 retired in turn, v4 active
+        head_id = insert_head(conn, random_head(10 + version), version, "candidate")
+        conn.execute("SELECT activate_head(%s)", (head_id,))
+        conn.execute("SELECT ensure_head_index(%s)", (head_id,))
+        heads.append(head_id)
+
+    def rows_of(head_id: int) -> int:
+        return conn.execute(
+            "SELECT count(*) FROM projected_embeddings WHERE projection_head_id = %s", (head_id,)
+        ).fetchone()[0]
+
+    def has_index(head_id: int) -> bool:
+        return bool(
+            conn.execute(
+                "SELECT 1 FROM pg_indexes WHERE indexname = %s",
+                (f"projected_embeddings_hnsw_head_{head_id}",),
+            ).fetchone()
+        )
+
+    with connect(db_url, autocommit=True) as own:
+        pruned = prune_retired_heads(own, keep=1)
+    assert [p["id"] for p in pruned] == heads[:2] and all(p["rows"] == 5 for p in pruned)
+    assert [rows_of(h) for h in heads] == [0, 0, 5, 5]
+    assert [has_index(h) for h in heads] == [False, False, True, True]
+    statuses = dict(conn.execute("SELECT id, status FROM projection_heads").fetchall())
+    assert [statuses[h] for h in heads] == ["retired", "retired", "retired", "active"]
+    with connect(db_url, autocommit=True) as own:
+        assert prune_retired_heads(own, keep=1) == []  # nothing more to do
+
+    conn.execute("SELECT activate_head(%s)", (heads[0],))  # a pruned head comes back whole
+    for clip_id, base in bases.items():
+        assert_fresh(conn, heads[0], clip_id, base)
+    assert has_index(heads[0])
