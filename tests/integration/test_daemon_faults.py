@@ -321,3 +321,37 @@ def test_db_down_up_with_a_connected_client_keeps_the_port_and_the_daemon_reconn
         assert daemon.wait(30) == 0
     finally:
         cluster.destroy()
+
+
+def test_postgres_restart_in_the_middle_of_a_write_gives_the_attempt_back(
+    tmp_path_factory: pytest.TempPathFactory, media_root: MediaRoot, start_daemon: StartDaemon
+) -> None:
+    cluster = LocalCluster(tmp_path_factory.mktemp("busy-restart-pg"), fast_unsafe=True)
+    url = cluster.up()
+    try:
+        migrations.upgrade(url, "head")
+        with connect(url, autocommit=True) as conn:
+            use_tiny_variant(conn)
+            (clip_id,) = insert_clips(conn, [media_root.good("busy-restart.mp4")])
+            locker = connect(url)
+            # The daemon's embedding insert (its foreign-key check) waits on this row lock:
+            # the restart hits it inside its write transaction.
+            locker.execute("SELECT 1 FROM clips WHERE id = %s FOR UPDATE", (clip_id,))
+            daemon = start_daemon(url)
+            wait_until(lambda: blocked_on_lock(conn), DAEMON_START_TIMEOUT, what=daemon.log)
+        cluster.restart()
+        locker.close()
+        with connect(url, autocommit=True) as conn:
+            wait_until(
+                lambda: job_rows(conn)[0]["status"] == "done",
+                60,
+                what=lambda: f"the job after the restart\n{daemon.log()}",
+            )
+            (row,) = job_rows(conn)
+            assert row["attempts"] == 1, row  # the interrupted attempt was given back
+            assert embedding_count(conn, [clip_id]) == 1
+        assert "action=db_reconnect" in daemon.log() and "action=release" in daemon.log()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+    finally:
+        cluster.destroy()
