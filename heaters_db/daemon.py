@@ -13,17 +13,28 @@ variant's first embedding in this process its HNSW index is ensured (`ensure_var
 
 Outcomes: done (result jsonb: embedding id, dim, model_version, seconds per stage, worker);
 skipped (nothing to do, never retried: no trick metadata, variant disabled, no video);
-failed (`fail_job`: retried with exponential backoff, dead after max_attempts, error and
-traceback kept; see `heaters-db jobs`).
+failed, classified by `heaters_db.failures`: a job error (`fail_job`: retried with exponential
+backoff, dead after max_attempts, error and traceback kept) or a permanent input error
+(`dead_letter_job`: dead at once with the reason); see `heaters-db jobs`.
 
-Robustness: a lost database connection (restart, failover) is caught, the daemon backs off,
-reconnects, LISTENs again and hands back the jobs it held. SIGTERM/SIGINT: the batch whose
-vectors are computed is written, jobs not started are released (no attempt spent), exit 0;
-a second signal stops at once (held jobs are still released). `--once` drains what is
-runnable now and exits.
+Fencing: the transaction that writes an embedding first locks the job row while the lease is
+still this claim's (`lock_job_lease`: same owner, same claim time, not expired); a lost lease
+rolls the write back (action=lease_lost). A clip whose clip_filepath changed while its job ran
+is requeued instead (action=embed_requeued). Each kind has a maximum running time
+(settings `*_max_seconds`) after which the heartbeat stops renewing its lease.
+
+Robustness: a lost database connection (restart, failover; connection-class SQLSTATEs only)
+is caught, the daemon backs off, reconnects to the same URL, LISTENs again and hands back the
+jobs it held (no attempt spent). Other database errors in the loop itself are retried the same
+way. SIGTERM/SIGINT: the batch whose vectors are computed is written, jobs not started are
+released (no attempt spent), exit 0; a second signal stops at once (held jobs are still
+released). `--once` drains what is runnable now and exits; it always returns (exit 1 after
+ONCE_RETRIES failed reconnects). Before a train/reproject job runs, prefetched embed jobs are
+released so other workers can take them.
 
 Logs (key=value, grep-able): action=embed clip_id= variant= seconds=, action=embed_error,
-action=embed_skipped, action=job_done / job_error (other kinds), action=db_reconnect,
+action=embed_skipped, action=job_done / job_error (other kinds), action=db_reconnect /
+db_reconnected / db_error, action=lease_lost, action=lease_requeued, action=lease_not_renewed,
 action=release, action=start / stop.
 
 Job kinds other than embed are plugged in through a registry. A handler is::
@@ -37,7 +48,11 @@ Job kinds other than embed are plugged in through a registry. A handler is::
 - `raise SkipJob("reason", result=None)`: the job ends as skipped with that reason (and the
   optional result dict), never retried.
 - Any other exception (preferably a `HeatersError` subclass whose message says what is wrong)
-  fails the attempt: retried with backoff, then dead-lettered with the error and traceback.
+  fails the attempt: retried with backoff, then dead-lettered with the error and traceback;
+  a `PermanentJobError` (or SQLSTATE 55000 / class 22) is dead at once; a lost connection
+  (SQLSTATE class 08, 57P01-57P03) gives the attempt back.
+- Only the final status is fenced for these kinds (finish_job checks the lease owner); the
+  handler's own writes commit on its own connections.
 - The lease is renewed while the handler runs; handlers run one at a time in the main thread.
 
 `heaters_db.heads.jobs` (when present) exposes `HANDLERS = {"train_head": ..., "reproject": ...}`
