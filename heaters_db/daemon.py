@@ -13,17 +13,28 @@ variant's first embedding in this process its HNSW index is ensured (`ensure_var
 
 Outcomes: done (result jsonb: embedding id, dim, model_version, seconds per stage, worker);
 skipped (nothing to do, never retried: no trick metadata, variant disabled, no video);
-failed (`fail_job`: retried with exponential backoff, dead after max_attempts, error and
-traceback kept; see `heaters-db jobs`).
+failed, classified by `heaters_db.failures`: a job error (`fail_job`: retried with exponential
+backoff, dead after max_attempts, error and traceback kept) or a permanent input error
+(`dead_letter_job`: dead at once with the reason); see `heaters-db jobs`.
 
-Robustness: a lost database connection (restart, failover) is caught, the daemon backs off,
-reconnects, LISTENs again and hands back the jobs it held. SIGTERM/SIGINT: the batch whose
-vectors are computed is written, jobs not started are released (no attempt spent), exit 0;
-a second signal stops at once (held jobs are still released). `--once` drains what is
-runnable now and exits.
+Fencing: the transaction that writes an embedding first locks the job row while the lease is
+still this claim's (`lock_job_lease`: same owner, same claim time, not expired); a lost lease
+rolls the write back (action=lease_lost). A clip whose clip_filepath changed while its job ran
+is requeued instead (action=embed_requeued). Each kind has a maximum running time
+(settings `*_max_seconds`) after which the heartbeat stops renewing its lease.
+
+Robustness: a lost database connection (restart, failover; connection-class SQLSTATEs only)
+is caught, the daemon backs off, reconnects to the same URL, LISTENs again and hands back the
+jobs it held (no attempt spent). Other database errors in the loop itself are retried the same
+way. SIGTERM/SIGINT: the batch whose vectors are computed is written, jobs not started are
+released (no attempt spent), exit 0; a second signal stops at once (held jobs are still
+released). `--once` drains what is runnable now and exits; it always returns (exit 1 after
+ONCE_RETRIES failed reconnects). Before a train/reproject job runs, prefetched embed jobs are
+released so other workers can take them.
 
 Logs (key=value, grep-able): action=embed clip_id= variant= seconds=, action=embed_error,
-action=embed_skipped, action=job_done / job_error (other kinds), action=db_reconnect,
+action=embed_skipped, action=job_done / job_error (other kinds), action=db_reconnect /
+db_reconnected / db_error, action=lease_lost, action=lease_requeued, action=lease_not_renewed,
 action=release, action=start / stop.
 
 Job kinds other than embed are plugged in through a registry. A handler is::
@@ -37,7 +48,11 @@ Job kinds other than embed are plugged in through a registry. A handler is::
 - `raise SkipJob("reason", result=None)`: the job ends as skipped with that reason (and the
   optional result dict), never retried.
 - Any other exception (preferably a `HeatersError` subclass whose message says what is wrong)
-  fails the attempt: retried with backoff, then dead-lettered with the error and traceback.
+  fails the attempt: retried with backoff, then dead-lettered with the error and traceback;
+  a `PermanentJobError` (or SQLSTATE 55000 / class 22) is dead at once; a lost connection
+  (SQLSTATE class 08, 57P01-57P03) gives the attempt back.
+- Only the final status is fenced for these kinds (finish_job checks the lease owner); the
+  handler's own writes commit on its own connections.
 - The lease is renewed while the handler runs; handlers run one at a time in the main thread.
 
 `heaters_db.heads.jobs` (when present) exposes `HANDLERS = {"train_head": ..., "reproject": ...}`
@@ -64,7 +79,8 @@ import psycopg
 from heaters_db.db import connect as db_connect
 from heaters_db.db import redact
 from heaters_db.embed_jobs import EmbedPipeline, Outcome, PendingBatch, load_targets_for_jobs
-from heaters_db.errors import ConfigurationError, DatabaseUnavailable, HeatersError
+from heaters_db.errors import ConfigurationError, DatabaseUnavailable, HeatersError, LeaseLost
+from heaters_db.failures import PERMANENT, classify, is_connection_lost
 from heaters_db.queue import DEFAULT_RETRY_DELAY_SECONDS, Job, JobLease, Queue, make_worker_id
 from heaters_db.settings import Settings
 
@@ -77,7 +93,7 @@ EMBED = "embed"
 OTHER_KINDS = ("train_head", "reproject")
 HEADS_HANDLERS_MODULE = "heaters_db.heads.jobs"
 RECONNECT_MAX_SECONDS = 30.0
-_CONNECTION_LOST = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
+ONCE_RETRIES = 3  # --once: reconnect attempts before it exits 1 (it always returns)
 
 
 class SkipJob(HeatersError):
@@ -87,6 +103,10 @@ class SkipJob(HeatersError):
         super().__init__(reason)
         self.reason = reason
         self.result = result
+
+
+class _PathChanged(Exception):
+    """The clip's clip_filepath changed while its embed job ran: requeue, write nothing."""
 
 
 class _StopNow(BaseException):
@@ -227,22 +247,44 @@ class Daemon:
             self._pipeline = EmbedPipeline(self.settings, self.device)
         self._lease.start()
         backoff = 0.5
+        failures = 0  # consecutive, for --once: it gives up instead of retrying forever
+        code = 0
         try:
             while not self._stop.is_set():
                 try:
                     self._open()
-                    backoff = 0.5
+                    if failures:
+                        log.info(
+                            "database connection is back",
+                            extra={"action": "db_reconnected", "worker": self.worker},
+                        )
+                    backoff, failures = 0.5, 0
                     self._loop()
                     break
-                except _CONNECTION_LOST as error:
+                except (psycopg.Error, DatabaseUnavailable) as error:
+                    # A job's own database errors are settled where the job runs; what gets
+                    # here met the loop itself (claim, LISTEN, a lost connection).
                     self._abandon_in_flight()
                     self._close()
+                    failures += 1
+                    lost = is_connection_lost(error)
                     log.warning(
-                        "database connection lost (%s); reconnecting in %.1f s",
+                        "%s (%s); %s in %.1f s",
+                        "database connection lost" if lost else "database error in the queue loop",
                         _first_line(error),
+                        "giving up (--once)"
+                        if self.once and failures > ONCE_RETRIES
+                        else "retrying",
                         backoff,
-                        extra={"action": "db_reconnect", "worker": self.worker},
+                        extra={
+                            "action": "db_reconnect" if lost else "db_error",
+                            "worker": self.worker,
+                            "sqlstate": getattr(error, "sqlstate", None),
+                        },
                     )
+                    if self.once and failures > ONCE_RETRIES:
+                        code = 1
+                        break
                     if self._stop.wait(backoff):
                         break
                     backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
@@ -250,7 +292,7 @@ class Daemon:
             self._abandon_in_flight()
         finally:
             self._shutdown()
-        return 0
+        return code
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -298,7 +340,7 @@ class Daemon:
         jobs = self._queue.claim([EMBED], self.batch_size)
         if not jobs:
             return None
-        self._lease.add(job.id for job in jobs)
+        self._lease.add((job.id for job in jobs), self.settings.max_running_seconds(EMBED))
         targets = load_targets_for_jobs(self._conn, [job.id for job in jobs])
         for job in jobs:
             if job.id not in targets:  # clip or variant deleted since the job was queued
@@ -327,15 +369,35 @@ class Daemon:
             started = time.perf_counter()
             try:
                 with self._conn.transaction():
+                    # Fencing: the job row is locked while the lease is still this claim's,
+                    # so the embedding and the job's status commit together or not at all.
+                    payload = self._queue.lock_lease(job)
+                    if payload is None:
+                        raise LeaseLost(f"{job.describe()}: lease lost before the write")
+                    if payload.get("requeue"):
+                        raise _PathChanged()
                     self._pipeline.store(self._conn, outcome)
                     outcome.seconds["database"] = time.perf_counter() - started
-                    finished = self._queue.finish(job.id, "done", outcome.result_json(self.worker))
-            except psycopg.OperationalError:
-                raise
+                    self._queue.finish(job.id, "done", outcome.result_json(self.worker))
+            except LeaseLost:
+                self._lease.remove([job.id])
+                _warn_lease_lost(job, self.worker)
+                return
+            except _PathChanged:
+                self._queue.release([job.id])
+                self._lease.remove([job.id])
+                log.info(
+                    "clip_filepath changed while the job ran: requeued, result not written",
+                    extra=context | {"action": "embed_requeued"},
+                )
+                return
             except psycopg.DatabaseError as error:
+                if is_connection_lost(error):
+                    raise
                 outcome.status, outcome.error_type = "error", type(error).__name__
                 outcome.message = f"writing the embedding failed: {_first_line(error)}"
                 outcome.traceback = traceback.format_exc()
+                outcome.permanent = classify(error) == PERMANENT
             else:
                 self._pipeline.ensure_index(self._conn, target)
                 self._lease.remove([job.id])
@@ -351,9 +413,15 @@ class Daemon:
                         **{k: round(v, 3) for k, v in seconds.items()},
                     },
                 )
-                if not finished:
-                    _warn_lease_lost(job, self.worker)
                 return
+        if self._clip_moved(job):  # the failure or skip was about the old file
+            self._queue.release([job.id])
+            self._lease.remove([job.id])
+            log.info(
+                "clip_filepath changed while the job ran: requeued",
+                extra=context | {"action": "embed_requeued"},
+            )
+            return
         if outcome.status == "skipped":
             self._settle_simple(job, "skipped", outcome.result_json(self.worker))
             return
@@ -361,15 +429,27 @@ class Daemon:
         # least where it happened so a dead-lettered job explains itself.
         detail = outcome.traceback or (
             f"{outcome.error}\n  job {job.id} attempt {job.attempts}/{job.max_attempts}, clip "
-            f"{target.clip_id} ({target.clip_filepath}), variant {target.variant}, worker {self.worker}"
+            f"{target.clip_id} ({target.clip_filepath!r}), variant {target.variant}, "
+            f"worker {self.worker}"
         )
-        status = self._queue.fail(job.id, outcome.error, detail)
+        if outcome.permanent:
+            status = self._queue.dead_letter(job.id, outcome.error, detail)
+        else:
+            status = self._queue.fail(job.id, outcome.error, detail)
         self._lease.remove([job.id])
         log.warning(
-            "embed failed: %s",
+            "embed failed%s: %s",
+            " (permanent: dead at once)" if outcome.permanent else "",
             outcome.error,
             extra=context | {"action": "embed_error", "status": status or "lease_lost"},
         )
+
+    def _clip_moved(self, job: Job) -> bool:
+        """The job is still ours and its clip got another clip_filepath while it ran."""
+        assert self._queue is not None and self._conn is not None
+        with self._conn.transaction():
+            payload = self._queue.lock_lease(job)
+        return bool(payload and payload.get("requeue"))
 
     def _settle_simple(self, job: Job, status: str, result: dict[str, Any]) -> None:
         """finish_job with done/skipped, and its log line."""
@@ -397,25 +477,37 @@ class Daemon:
         if not jobs:
             return False
         (job,) = jobs
-        self._lease.add([job.id])
+        self._lease.add([job.id], self.settings.max_running_seconds(job.kind))
+        # A training run can take minutes: embed jobs prefetched for the next batch must not
+        # stay leased (and unprocessed) meanwhile; other workers may take them.
+        self._release_in_flight("before running " + job.describe())
         started = time.perf_counter()
         try:
             result = self.handlers[job.kind](self.connect, job, self.settings) or {}
         except SkipJob as skip:
             self._settle_simple(job, "skipped", {**(skip.result or {}), "reason": skip.reason})
             return True
-        except _CONNECTION_LOST:
-            raise
         except Exception as error:
-            status = self._queue.fail(
-                job.id, f"{type(error).__name__}: {error}", traceback.format_exc()
-            )
+            failure = classify(error)
+            if failure == "connection":
+                raise  # reconnect; the job is handed back without spending an attempt
+            message = f"{type(error).__name__}: {error}"
+            if failure == PERMANENT:
+                status = self._queue.dead_letter(job.id, message, traceback.format_exc())
+            else:
+                status = self._queue.fail(job.id, message, traceback.format_exc())
             self._lease.remove([job.id])
             log.warning(
-                "%s failed: %s",
+                "%s failed%s: %s",
                 job.describe(),
+                " (permanent: dead at once)" if failure == PERMANENT else "",
                 _first_line(error),
-                extra={"action": "job_error", "job_id": job.id, "status": status or "lease_lost"},
+                extra={
+                    "action": "job_error",
+                    "job_id": job.id,
+                    "status": status or "lease_lost",
+                    "sqlstate": getattr(error, "sqlstate", None),
+                },
             )
             return True
         result.setdefault("seconds", round(time.perf_counter() - started, 3))
@@ -423,6 +515,22 @@ class Daemon:
         self._settle_simple(job, "done", result)
         self.processed += 1
         return True
+
+    def _release_in_flight(self, why: str) -> None:
+        """Hand back prefetched embed batches (no attempt spent)."""
+        if not self._in_flight:
+            return
+        assert self._queue is not None
+        ids = [job_id for batch in self._in_flight for job_id in batch.jobs]
+        self._abandon_in_flight()
+        released = self._queue.release(ids)
+        self._lease.remove(ids)
+        log.info(
+            "released %s prefetched embed job(s) %s",
+            released,
+            why,
+            extra={"action": "release", "jobs": released, "worker": self.worker},
+        )
 
     # ---- stopping -----------------------------------------------------------------------
     def _abandon_in_flight(self) -> None:

@@ -36,10 +36,11 @@ from heaters_db.embedding.embedder import (
     model_stage,
 )
 from heaters_db.embedding.model import Encoder, load_encoder
-from heaters_db.errors import HeatersError
+from heaters_db.errors import HeatersError, PermanentJobError
+from heaters_db.index_build import build_concurrently
 from heaters_db.queries import query
 from heaters_db.settings import Settings
-from heaters_db.storage import resolve_clip_path
+from heaters_db.storage import ClipFileMissing, resolve_clip_path
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class Outcome:
     frame_indices: list[int] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     embedding_id: int | None = None
+    permanent: bool = False  # dead at once (PermanentJobError): retrying cannot help
 
     @property
     def error(self) -> str:
@@ -235,6 +237,11 @@ class EmbedPipeline:
             if reason:
                 item.outcome = Outcome(target, "skipped", message=reason)
                 continue
+            if not str(target.clip_filepath).strip():  # '' is a bad key, not "no video yet"
+                item.outcome = _failed(
+                    target, ClipFileMissing(f"clip {target.clip_id} has an empty clip_filepath")
+                )
+                continue
             try:
                 if target.model_name in load_errors:
                     raise load_errors[target.model_name]
@@ -254,7 +261,7 @@ class EmbedPipeline:
     def _skip_reason(target: EmbedTarget) -> str | None:
         if not target.enabled:
             return f"variant {target.variant} is disabled"
-        if not target.clip_filepath:
+        if target.clip_filepath is None:
             return f"clip {target.clip_id} has no video (clip_filepath is NULL)"
         return None
 
@@ -278,6 +285,7 @@ class EmbedPipeline:
                 message=str(error),
                 error_type=type(error).__name__,
                 seconds={"decode": elapsed, "total": elapsed},
+                permanent=isinstance(error, PermanentJobError),
             )
             return Decoded(item, None, failure, elapsed)
         item = ClipVideo(
@@ -340,10 +348,14 @@ class EmbedPipeline:
         if target.variant_id in self._indexed:
             return
         try:
-            with conn.transaction():
-                row = conn.execute(
-                    query(QUERIES, "ensure_variant_index"), {"variant_id": target.variant_id}
-                ).fetchone()
+            if conn.autocommit:  # the daemon: CONCURRENTLY, heaters' inserts never wait
+                name = build_concurrently(conn, "variant", target.variant_id)["index"]
+            else:
+                with conn.transaction():
+                    row = conn.execute(
+                        query(QUERIES, "ensure_variant_index"), {"variant_id": target.variant_id}
+                    ).fetchone()
+                    name = row[0]
         except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable) as error:
             log.debug("index created by another worker: %s", error)
         except psycopg.DatabaseError as error:
@@ -359,7 +371,7 @@ class EmbedPipeline:
                 extra={
                     "action": "ensure_variant_index",
                     "variant": target.variant,
-                    "index": row[0],
+                    "index": name,
                 },
             )
         self._indexed.add(target.variant_id)
@@ -372,6 +384,7 @@ def _failed(target: EmbedTarget, error: BaseException, traceback: str | None = N
         message=str(error) or type(error).__name__,
         error_type=type(error).__name__,
         traceback=traceback,
+        permanent=isinstance(error, PermanentJobError),
     )
 
 
@@ -405,4 +418,5 @@ def _outcome(target: EmbedTarget, result: EmbedResult, encoder: Encoder) -> Outc
         model_version=encoder.model_version,
         frame_indices=result.frame_indices,
         seconds=seconds,
+        permanent=result.permanent,
     )

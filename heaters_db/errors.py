@@ -23,3 +23,13 @@ class DatabaseUnavailable(HeatersError):
 
 class MigrationError(HeatersError):
     """A schema migration could not be applied or reverted."""
+
+
+class PermanentJobError(HeatersError):
+    """The job's input can never succeed as it stands (an empty or non-video file, a missing
+    file, a missing prerequisite): the job is dead-lettered at once with this reason, not retried."""
+
+
+class LeaseLost(HeatersError):
+    """The job's lease is no longer this worker's (it expired and another worker may have taken
+    it): the result was rolled back, not written."""

@@ -69,7 +69,11 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on the port now. SO_REUSEADDR as PostgreSQL sets it: a
+    port whose last connections sit in TIME_WAIT (right after `db down` with clients connected)
+    is free for the server, so the cluster keeps its port and every printed URL keeps working."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -215,8 +219,15 @@ class LocalCluster:
         if not self.is_initialized():
             self.init()
         if not self.is_running():
-            port = self.port if self.port and port_is_free(self.port) else free_port()
-            self._save_state(port=port)
+            port = self.port
+            if port is None:
+                port = free_port()
+                self._save_state(port=port)  # stored with the cluster: kept across down/up
+            elif not port_is_free(port):
+                raise LocalDatabaseError(
+                    f"port {port} of the local cluster in {self.home} is taken by another "
+                    "program; stop it (the cluster keeps its port so URLs stay valid)"
+                )
             log.info("starting PostgreSQL on 127.0.0.1:%s", port, extra={"action": "db_up"})
             result = self._run(
                 self.bindir / "pg_ctl",

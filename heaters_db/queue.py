@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class Job:
     max_attempts: int = 0
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
+    started_at: datetime | None = None  # when this claim was made: the lease's fencing token
     last_error: str | None = None
 
     @classmethod
@@ -109,6 +111,13 @@ class Queue:
         self.conn.execute(query(QUERIES, "listen"))
 
     def claim(self, kinds: Iterable[str], max_jobs: int) -> list[Job]:
+        requeued = self.requeue_expired()  # claim_jobs does it too; here it is logged
+        if requeued:
+            log.warning(
+                "requeued %s job(s) whose lease expired",
+                requeued,
+                extra={"action": "lease_requeued", "jobs": requeued, "worker": self.worker},
+            )
         rows = self._rows(
             "claim_jobs",
             {
@@ -143,6 +152,25 @@ class Queue:
                     "result": Jsonb(result) if result is not None else None,
                 },
             )
+        )
+
+    def lock_lease(self, job: Job) -> dict[str, Any] | None:
+        """Fencing, inside the transaction that writes the job's result: lock the job row while
+        its lease is still this claim's; returns the job's payload, or None when the lease was
+        lost (the caller must roll its write back)."""
+        rows = self._rows(
+            "lock_job_lease",
+            {"job_id": job.id, "worker": self.worker, "claimed_at": job.started_at},
+        )
+        if not rows or rows[0]["payload"] is None:
+            return None
+        return dict(rows[0]["payload"])
+
+    def dead_letter(self, job_id: int, error: str, traceback: str | None = None) -> str | None:
+        """A permanent input error: dead at once with the reason; None when not ours."""
+        return self._value(
+            "dead_letter_job",
+            {"job_id": job_id, "worker": self.worker, "error": error, "traceback": traceback},
         )
 
     def fail(self, job_id: int, error: str, traceback: str | None = None) -> str | None:
@@ -190,6 +218,11 @@ class JobLease:
 
     Call `remove` after finishing a job, not before: a job must stay leased until its outcome
     is committed.
+
+    Each job is added with a maximum running time (settings `embed_max_seconds`,
+    `train_head_max_seconds`, `reproject_max_seconds`): past it the heartbeat stops renewing
+    its lease, so a hung decode or training is reclaimed by another worker once the lease runs
+    out, and this worker's late result is refused by the fencing check (`Queue.lock_lease`).
     """
 
     def __init__(
@@ -204,19 +237,45 @@ class JobLease:
         self.lease_seconds = int(lease_seconds)
         self.interval = interval if interval is not None else max(0.5, lease_seconds / 3)
         self._held: set[int] = set()
+        self._deadlines: dict[int, float] = {}  # job id -> monotonic time to stop renewing
+        self._overdue: set[int] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
 
     # ---- what is held ------------------------------------------------------------------
-    def add(self, job_ids: Iterable[int]) -> None:
+    def add(self, job_ids: Iterable[int], max_seconds: float | None = None) -> None:
+        ids = list(job_ids)
         with self._lock:
-            self._held.update(job_ids)
+            self._held.update(ids)
+            if max_seconds is not None:
+                deadline = time.monotonic() + max_seconds
+                self._deadlines.update(dict.fromkeys(ids, deadline))
 
     def remove(self, job_ids: Iterable[int]) -> None:
+        ids = set(job_ids)
         with self._lock:
-            self._held.difference_update(job_ids)
+            self._held.difference_update(ids)
+            self._overdue.difference_update(ids)
+            for job_id in ids:
+                self._deadlines.pop(job_id, None)
+
+    def _renewable(self) -> set[int]:
+        """Held jobs still within their maximum running time (overdue ones are logged once)."""
+        now = time.monotonic()
+        with self._lock:
+            overdue = {j for j in self._held if self._deadlines.get(j, now + 1) <= now}
+            newly = overdue - self._overdue
+            self._overdue |= overdue
+            renewable = self._held - overdue
+        if newly:
+            log.warning(
+                "job(s) %s ran past their maximum running time: lease no longer renewed",
+                sorted(newly),
+                extra={"action": "lease_not_renewed", "worker": self.worker},
+            )
+        return renewable
 
     def held(self) -> set[int]:
         with self._lock:
@@ -249,7 +308,7 @@ class JobLease:
 
     def beat(self) -> None:
         """One heartbeat, now (the thread calls this every `interval`)."""
-        ids = self.held()
+        ids = self._renewable()
         if not ids:
             return
         if self._conn is None or self._conn.closed:

@@ -49,10 +49,35 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(
         default=300, ge=5, description="How long a claimed job is leased before others may take it."
     )
+    embed_max_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="Longest an embed job may run: past it its lease is no longer renewed.",
+    )
+    train_head_max_seconds: float = Field(
+        default=4 * 3600.0,
+        gt=0,
+        description="Longest a train_head job may run: past it its lease is no longer renewed.",
+    )
+    reproject_max_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Longest a reproject job may run: past it its lease is no longer renewed.",
+    )
     poll_seconds: float = Field(
         default=10.0, gt=0, description="Queue poll interval when no NOTIFY arrives."
     )
+    sort_access_token: str | None = Field(
+        default=None,
+        description="When set, the sorting page (heaters-db sort) answers only requests that "
+        "carry it (Authorization: Bearer, or ?token= once, then a cookie).",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
+
+    def max_running_seconds(self, kind: str) -> float | None:
+        """The maximum running time of a job kind (None for a kind without a setting)."""
+        value = getattr(self, f"{kind}_max_seconds", None)
+        return float(value) if value is not None else None
 
     @property
     def resolved_database_url(self) -> str | None:

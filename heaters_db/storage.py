@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from heaters_db.errors import HeatersError
+from heaters_db.errors import HeatersError, PermanentJobError
 
 if TYPE_CHECKING:
     from heaters_db.settings import Settings
@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 S3_PREFIX = "s3://"
 
 
-class ClipFileMissing(HeatersError):
-    """The clip's video file could not be found locally or in the object store."""
+class ClipFileMissing(PermanentJobError):
+    """The clip's video file could not be found locally or in the object store (permanent: the
+    job is dead at once; a new clip_filepath enqueues a new job)."""
 
 
 class ObjectStoreError(HeatersError):

@@ -181,10 +181,8 @@ def load_architecture(value):
     return json.loads(value)
 
 
-def plpython_body(plpy, SD, head_id, embedding):
-    """The body of SQL apply_head(): look up the head, cache its parsed weights, project."""
-    if head_id is None or embedding is None:
-        return None
+def cached_head(plpy, SD, head_id):
+    """(tensors, architecture) of a stored head, parsed once per session per weights checksum."""
     plans = SD.get("apply_head_plans")
     if plans is None:
         plans = {
@@ -231,8 +229,14 @@ def plpython_body(plpy, SD, head_id, embedding):
             del cache[next(iter(cache))]
         entry = (tensors, architecture)
         cache[(head_id, row["weights_checksum"])] = entry
-    tensors, architecture = entry
+    return entry
 
+
+def plpython_body(plpy, SD, head_id, embedding):
+    """The body of SQL apply_head(): look up the head, cache its parsed weights, project."""
+    if head_id is None or embedding is None:
+        return None
+    tensors, architecture = cached_head(plpy, SD, head_id)
     try:
         vector = parse_vector_text(embedding)
     except ValueError as exc:
@@ -244,3 +248,32 @@ def plpython_body(plpy, SD, head_id, embedding):
             f"got {vector.shape[0]} dimensions"
         )
     return format_vector_text(apply_head(tensors, architecture, vector))
+
+
+def parse_vector_rows(texts, dim):
+    """pgvector text literals of one dimension -> (n, dim) float64, one numpy parse per row."""
+    matrix = np.empty((len(texts), dim), dtype=np.float64)
+    for row, text in enumerate(texts):
+        values = np.fromstring(text.strip()[1:-1], dtype=np.float64, sep=",")
+        if values.shape[0] != dim:
+            raise ValueError(f"row {row}: expected {dim} dimensions, got {values.shape[0]}")
+        matrix[row] = values
+    if not np.isfinite(matrix).all():
+        raise ValueError("vectors must be finite")
+    return matrix
+
+
+def plpython_batch_body(plpy, SD, head_id, embeddings):
+    """The body of SQL apply_head_batch(head_id, vector[]): the same maths as apply_head for a
+    whole statement's rows in one numpy call (what the embeddings trigger uses for bulk inserts)."""
+    if head_id is None or embeddings is None:
+        return None
+    if len(embeddings) == 0:
+        return []
+    tensors, architecture = cached_head(plpy, SD, head_id)
+    expected = int(architecture["input_dim"])
+    try:
+        matrix = parse_vector_rows(embeddings, expected)
+    except ValueError as exc:
+        plpy.error(f"apply_head_batch: projection head {head_id}: bad embeddings: {exc}")
+    return [format_vector_text(row) for row in apply_head_batch(tensors, architecture, matrix)]

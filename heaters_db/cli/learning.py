@@ -195,6 +195,33 @@ def list_heads(mode: str | None, as_json: bool) -> None:
 
 
 @heads.command()
+@click.option(
+    "--keep",
+    default=2,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Retired heads of each mode that keep their projections (the newest versions).",
+)
+@click.option("--mode", type=MODE_CHOICE, default=None, help="Only this mode.")
+def prune(keep: int, mode: str | None) -> None:
+    """Free the projected rows and HNSW indexes of older retired heads (the head rows stay;
+    `heads activate` on one re-projects it). Writers never wait: the index is dropped
+    CONCURRENTLY."""
+    from heaters_db.heads import store
+
+    with _factory()() as conn:
+        conn.autocommit = True
+        pruned = store.prune_retired_heads(conn, keep, mode=mode)
+    if not pruned:
+        click.echo(f"nothing to prune (keeping {keep} retired head(s) per mode)")
+    for head in pruned:
+        click.echo(
+            f"pruned head {head['id']} ({head['mode']} v{head['version']}): "
+            f"{head['rows']} projected rows, index {head['index']}"
+        )
+
+
+@heads.command()
 @click.argument("mode", type=MODE_CHOICE)
 def rollback(mode: str) -> None:
     """Retire MODE's active head; the previous version serves again, with exactly its old

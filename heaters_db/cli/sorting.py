@@ -56,7 +56,21 @@ def loopback_hosts(host: str) -> list[str]:
     type=click.IntRange(1, 9),
     help="Candidates per screen (keys 1-9).",
 )
-def sort(host: str, port: int, mode: str, undo_seconds: float, candidates: int) -> None:
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    help="Host header the page answers (repeat); required with a non-loopback --host "
+    "(DNS-rebinding defence).",
+)
+def sort(
+    host: str,
+    port: int,
+    mode: str,
+    undo_seconds: float,
+    candidates: int,
+    allowed_hosts: tuple[str, ...],
+) -> None:
     """Open the sorting page: for each anchor clip, pick the most similar candidate.
 
     Keys: 1-9 choose, 0 none similar, s skip, z undo (within --undo-seconds), t/p trick/spot,
@@ -77,10 +91,16 @@ def sort(host: str, port: int, mode: str, undo_seconds: float, candidates: int) 
     settings = get_settings()
     url = database_url(settings)
     loopback = is_loopback(host)
-    if not loopback:
+    if not loopback and not allowed_hosts:
+        raise ConfigurationError(
+            f"--host {host} is not a loopback address: name the Host headers the page may "
+            "answer with --allowed-host (e.g. --allowed-host sorter.example.org), so that a "
+            "page whose DNS name is rebound to this address cannot drive the sorter"
+        )
+    if not loopback and not settings.sort_access_token:
         click.secho(
             f"warning: binding to {host}: anyone who can reach this address can read the clips "
-            "and record sorting events (the page has no login). Put it behind an "
+            "and record sorting events. Set HEATERS_SORT_ACCESS_TOKEN, put it behind an "
             "authenticating proxy, or use --host 127.0.0.1 and an SSH tunnel.",
             fg="yellow",
             err=True,
@@ -91,7 +111,10 @@ def sort(host: str, port: int, mode: str, undo_seconds: float, candidates: int) 
         mode=mode,
         undo_seconds=undo_seconds,
         candidates=candidates,
-        allowed_hosts=loopback_hosts(host) if loopback else None,
+        allowed_hosts=sorted({*loopback_hosts(host), *allowed_hosts})
+        if loopback
+        else list(allowed_hosts),
+        access_token=settings.sort_access_token,
     )
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"sorting page on http://{shown}:{port}/?mode={mode}  (database {redact(url)})")

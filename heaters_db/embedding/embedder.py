@@ -31,7 +31,7 @@ from heaters_db.embedding.sampling import (
     UnknownStrategy,
     load_clip_frames,
 )
-from heaters_db.errors import HeatersError
+from heaters_db.errors import HeatersError, PermanentJobError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class EmbedResult:
     error_type: str | None = None
     frame_indices: list[int] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    permanent: bool = False  # the error can never go away as the input stands (PermanentJobError)
 
     @property
     def ok(self) -> bool:
@@ -118,6 +119,7 @@ def decode_stage(item: ClipVideo, strategy: str, num_frames: int, shortest_edge:
         message=str(failure_error) or type(failure_error).__name__,
         error_type=type(failure_error).__name__,
         seconds={"decode": elapsed, "total": elapsed},
+        permanent=isinstance(failure_error, PermanentJobError),
     )
     return Decoded(item, None, failure, elapsed)
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from heaters_db.errors import HeatersError
+from heaters_db.errors import HeatersError, PermanentJobError
 from heaters_db.storage import ClipFileMissing
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,11 @@ TRICK_TIME_KEYS = ("trick_apex_time", "trick_initiation_time")
 
 class VideoDecodeError(HeatersError):
     """The clip's video file could not be opened or decoded."""
+
+
+class UnusableVideo(VideoDecodeError, PermanentJobError):
+    """The file can never be decoded as it stands (empty, not a media container, no video
+    stream): its embed job is dead at once instead of retried."""
 
 
 class NoTrickMetadata(HeatersError):
@@ -111,9 +116,9 @@ def _check_file(path: Path) -> None:
     if not path.exists():
         raise ClipFileMissing(f"{path}: video file does not exist")
     if not path.is_file():
-        raise VideoDecodeError(f"{path}: not a regular file")
+        raise UnusableVideo(f"{path}: not a regular file")
     if path.stat().st_size == 0:
-        raise VideoDecodeError(f"{path}: file is empty (0 bytes)")
+        raise UnusableVideo(f"{path}: file is empty (0 bytes)")
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -129,11 +134,11 @@ def probe_video(path: str | Path) -> VideoInfo:
     try:
         container = av.open(str(path))
     except av.FFmpegError as error:
-        raise VideoDecodeError(f"{path}: not a readable video container ({error})") from error
+        raise UnusableVideo(f"{path}: not a readable video container ({error})") from error
     with container:
         if not container.streams.video:
             kinds = sorted({stream.type for stream in container.streams}) or ["none"]
-            raise VideoDecodeError(f"{path}: no video stream (streams found: {', '.join(kinds)})")
+            raise UnusableVideo(f"{path}: no video stream (streams found: {', '.join(kinds)})")
         stream = container.streams.video[0]
         try:
             first = next(container.decode(stream), None)

@@ -13,7 +13,9 @@ Order of work (queries never see a half-built head, because only step 4 makes it
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +28,7 @@ from heaters_db.heads import store
 from heaters_db.heads.data import Variant
 from heaters_db.heads.module import ProjectionHead
 from heaters_db.heads.vector_copy import HEADER, TRAILER, pack_copy_rows, read_vector_rows
+from heaters_db.index_build import build_concurrently
 from heaters_db.queries import query
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,15 @@ def project_batch(head: ProjectionHead, vectors: np.ndarray, device: str = "cpu"
     with torch.inference_mode():
         tensor = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)).to(device)
         return head(tensor).cpu().numpy().astype(np.float32, copy=False)
+
+
+def base_checksums(vectors: np.ndarray) -> list[str]:
+    """md5(vector_send(embedding)) of each base row, as the database computes it (int16 dim,
+    int16 0, big-endian float32 values): what projected_embeddings.base_checksum holds so that
+    activate_head can tell a row whose base was re-embedded since."""
+    matrix = np.ascontiguousarray(vectors, dtype=">f4")
+    prefix = struct.pack(">hh", matrix.shape[1], 0)
+    return [hashlib.md5(prefix + row.tobytes()).hexdigest() for row in matrix]
 
 
 def write_projections(
@@ -80,7 +92,12 @@ def write_projections(
                     seconds_project += time.perf_counter() - tick
                     copy.write(
                         pack_copy_rows(
-                            [("int4", clip_ids), ("int4", record.id), ("vector", projected)],
+                            [
+                                ("int4", clip_ids),
+                                ("int4", record.id),
+                                ("vector", projected),
+                                ("text", base_checksums(vectors)),
+                            ],
                             len(clip_ids),
                         )
                     )
@@ -98,11 +115,15 @@ def write_projections(
 def build_index(
     conn: psycopg.Connection, head_id: int, maintenance_work_mem: str | None = INDEX_BUILD_MEMORY
 ) -> dict[str, Any]:
-    """Step 3: the head's HNSW index (no-op if it exists).
+    """Step 3: the head's HNSW index (no-op if it exists); on an autocommit connection with
+    CREATE INDEX CONCURRENTLY (heaters_db.index_build), otherwise inside a transaction.
 
     An HNSW build is much slower once its graph outgrows maintenance_work_mem (the server
     default, 64MB, holds about 40k 256-d vectors), so it is raised for this transaction only.
     """
+    if conn.autocommit:  # CONCURRENTLY: embedding inserts (projection trigger) never wait
+        built = build_concurrently(conn, "head", head_id, maintenance_work_mem)
+        return {"index": built["index"], "seconds_index": built["seconds_index"]}
     started = time.perf_counter()
     with conn.transaction(), conn.cursor() as cur:
         if maintenance_work_mem:
@@ -140,6 +161,7 @@ def reproject_head(
     result: dict[str, Any] = {"head_id": record.id, "mode": record.mode, "version": record.version}
     result.update(write_projections(connect, record, head, batch_rows, device))
     with connect() as conn:
+        conn.autocommit = True  # a fresh connection: CONCURRENTLY needs no open transaction
         result.update(build_index(conn, record.id))
         if activate and record.status != "active":
             started = time.perf_counter()

@@ -216,3 +216,41 @@ def rollback_head(conn: psycopg.Connection, mode: str) -> dict[str, Any]:
     result = _call(conn, "rollback_head", {"mode": mode})
     log.info("rolled back projection head", extra={"action": "head_rolled_back", **result})
     return result
+
+
+def prune_retired_heads(
+    conn: psycopg.Connection, keep: int, mode: str | None = None
+) -> list[dict[str, Any]]:
+    """Retired heads beyond the newest `keep` of each mode lose their projected rows and their
+    HNSW index; the head rows (weights, metrics) stay, so `heads activate` still works on one
+    (activate_head re-projects the rows it lacks). `conn` must be autocommit: the index is
+    dropped CONCURRENTLY (writers never wait), before the rows, so an activation that races
+    the prune rebuilds an index rather than losing it. Returns one dict per head pruned."""
+    from psycopg import sql
+
+    if not conn.autocommit:
+        raise ValueError("prune_retired_heads needs an autocommit connection")
+    if keep < 0:
+        raise ValueError("keep must be 0 or more")
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(QUERIES, "prunable_heads"), {"keep": keep, "mode": mode})
+        heads = cur.fetchall()
+    pruned = []
+    for head in heads:
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query("indexes.sql", "head_index_definition"), {"id": head["id"]})
+            index = cur.fetchone()["index_name"]
+            cur.execute(
+                sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(index))
+            )
+            with conn.transaction():
+                cur.execute(query(QUERIES, "lock_head_mode"), {"head_id": head["id"]})
+                cur.execute(query(QUERIES, "prune_head_rows"), {"head_id": head["id"]})
+                outcome = cur.fetchone()
+        if outcome["retired"]:
+            pruned.append({**head, "rows": outcome["rows"], "index": index})
+            log.info(
+                "pruned retired projection head",
+                extra={"action": "head_pruned", "head_id": head["id"], "rows": outcome["rows"]},
+            )
+    return pruned

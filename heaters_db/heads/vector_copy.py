@@ -36,7 +36,8 @@ class VectorCopyError(HeatersError):
 def pack_copy_rows(fields: Sequence[tuple[str, Any]], count: int) -> bytes:
     """Binary COPY rows (no header or trailer) for ``count`` rows.
 
-    Each field is ``("int4", ints or one int)``, ``("text", one str for every row)`` or
+    Each field is ``("int4", ints or one int)``, ``("text", one str for every row, or one
+    str per row, all of the same length)`` or
     ``("vector", (count, d) float matrix)``, in the column order of the COPY statement.
     """
     layout: list[tuple[str, Any]] = [("field_count", ">i2")]
@@ -47,9 +48,17 @@ def pack_copy_rows(fields: Sequence[tuple[str, Any]], count: int) -> bytes:
             layout += [(length, ">i4"), (data, ">i4")]
             values[length], values[data] = 4, value
         elif kind == "text":
-            encoded = str(value).encode("utf-8")
-            layout += [(length, ">i4"), (data, f"S{len(encoded)}")]
-            values[length], values[data] = len(encoded), encoded
+            if isinstance(value, str):
+                encoded: Any = value.encode("utf-8")
+                size = len(encoded)
+            else:
+                texts = [str(v).encode("utf-8") for v in value]
+                size = len(texts[0]) if texts else 0
+                if len(texts) != count or any(len(t) != size for t in texts):
+                    raise VectorCopyError("per-row text needs one value per row, all one length")
+                encoded = np.array(texts, dtype=f"S{max(size, 1)}")
+            layout += [(length, ">i4"), (data, f"S{max(size, 1)}")]
+            values[length], values[data] = size, encoded
         elif kind == "vector":
             matrix = np.asarray(value, dtype=np.float32)
             if matrix.ndim != 2 or len(matrix) != count:

@@ -8,6 +8,11 @@ Routes
   GET  /media/{clip_id}   the clip's video (Range requests) or a redirect to a presigned URL
   GET  /static/...        sort.js, sort.css
 
+Limits: an event body is at most MAX_EVENT_BYTES (413 beyond), JSON with NaN/Infinity or
+nested deeper than MAX_JSON_DEPTH is a 400, more than MAX_CANDIDATES candidates is refused
+(never cut). With an access token (setting HEATERS_SORT_ACCESS_TOKEN) every request must carry
+it: `Authorization: Bearer <token>`, or `?token=<token>` once (the page then sets a cookie).
+
 The browser holds each choice for an undo window before it POSTs it (static/sort.js), so an
 undone choice never reaches the database. The database's refusals come back as JSON
 {"error": <the trigger's message>} and the page shows them.
@@ -16,6 +21,8 @@ undone choice never reaches the database. The database's refusals come back as J
 from __future__ import annotations
 
 import contextlib
+import hmac
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -51,6 +58,9 @@ HERE = Path(__file__).resolve().parent
 # What a request can meet in the database: its refusals and errors, or no database at all.
 DATABASE_ERRORS = (psycopg.Error, DatabaseUnavailable)
 MAX_EXCLUDED = 50  # anchors the page asks next_anchors to skip (recently decided or skipped)
+MAX_EVENT_BYTES = 16 * 1024  # one event is a few hundred bytes
+MAX_JSON_DEPTH = 8  # an event is an object holding lists of small objects
+TOKEN_COOKIE = "heaters_sort_token"
 UNDO_MS_RANGE = (0, 60_000)
 POLL_MS_RANGE = (200, 600_000)
 
@@ -66,6 +76,59 @@ def _int_param(request: Request, name: str, default: int, bounds: tuple[int, int
 
 def _error(message: str, status_code: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status_code)
+
+
+class BodyTooLarge(ValueError):
+    """The request body is larger than an event can be."""
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it passes `limit` bytes (a lying or absent Content-Length
+    changes nothing: the stream is counted)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"event body over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"event body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number an event can hold")
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def parse_event_json(body: bytes) -> Any:
+    """JSON with only finite numbers and a bounded depth (ValueError otherwise)."""
+    try:
+        value = json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _token_ok(request: Request, token: str) -> bool:
+    header = request.headers.get("authorization", "")
+    offered = header[7:] if header.lower().startswith("bearer ") else None
+    offered = offered or request.cookies.get(TOKEN_COOKIE) or request.query_params.get("token")
+    return offered is not None and hmac.compare_digest(offered.encode(), token.encode())
 
 
 def _same_origin(request: Request) -> bool:
@@ -84,12 +147,14 @@ def create_app(
     poll_seconds: float = 10.0,
     candidates: int = 8,
     allowed_hosts: list[str] | None = None,
+    access_token: str | None = None,
 ) -> Starlette:
     """The sorting page's ASGI app.
 
     undo_seconds: how long a choice is held in the browser (z undoes it) before it is written;
     a page's `?undo_ms=` overrides it. allowed_hosts: Host headers to answer (DNS-rebinding
-    defence when bound to loopback); None answers any.
+    defence); None answers any (the CLI requires them on a non-loopback address).
+    access_token: when set, every request must carry it (see the module docstring).
     """
     default_mode = normalise_mode(mode)
     candidates = max(1, min(MAX_CANDIDATES, candidates))
@@ -171,7 +236,11 @@ def create_app(
             # A form on another site can only send form types without a CORS preflight.
             return _error("send the event as application/json", 415)
         try:
-            event = _parse_event(await request.json())
+            body = await _read_limited(request, MAX_EVENT_BYTES)
+        except BodyTooLarge as error:
+            return _error(str(error), 413)
+        try:
+            event = _parse_event(parse_event_json(body))
         except (ValueError, TypeError, KeyError) as error:
             return _error(f"malformed event: {error}", 400)
         try:
@@ -205,6 +274,8 @@ def create_app(
         await run_in_threadpool(store.close)
 
     middleware = []
+    if access_token:
+        middleware.append(Middleware(TokenMiddleware, token=access_token))
     if allowed_hosts is not None:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     app = Starlette(
@@ -238,6 +309,8 @@ def _parse_event(body: Any) -> dict[str, Any]:
     candidates = body["candidates"]
     if not isinstance(candidates, list) or not candidates:
         raise TypeError("candidates must be a non-empty list of clip ids")
+    if len(candidates) > MAX_CANDIDATES:  # refused, never cut: the event must say what was shown
+        raise ValueError(f"at most {MAX_CANDIDATES} candidates per screen, got {len(candidates)}")
     selected = body.get("selected")
     response_time = body.get("response_time_ms")
     if response_time is not None and (
@@ -250,9 +323,38 @@ def _parse_event(body: Any) -> dict[str, Any]:
     return {
         "mode": normalise_mode(body["mode"]),
         "anchor": clip(body["anchor"], "anchor"),
-        "candidates": [clip(value, "candidates[]") for value in candidates][:MAX_CANDIDATES],
+        "candidates": [clip(value, "candidates[]") for value in candidates],
         "selected": None if selected is None else clip(selected, "selected"),
         "session_id": uuid.UUID(str(body["session_id"])),
         "response_time_ms": None if response_time is None else round(response_time),
         "candidate_rankings": rankings,
     }
+
+
+class TokenMiddleware:
+    """Every request must carry the access token (Bearer header, cookie, or ?token= which sets
+    the cookie so the page's own requests carry it); 401 otherwise."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if not _token_ok(request, self.token):
+            await PlainTextResponse("access token required", status_code=401)(scope, receive, send)
+            return
+        if request.query_params.get("token") and request.cookies.get(TOKEN_COOKIE) != self.token:
+
+            async def send_with_cookie(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    cookie = f"{TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"
+                    message.setdefault("headers", []).append((b"set-cookie", cookie.encode()))
+                await send(message)
+
+            await self.app(scope, receive, send_with_cookie)
+            return
+        await self.app(scope, receive, send)

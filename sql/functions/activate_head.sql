@@ -1,14 +1,16 @@
 -- Makes a projection head the one that serves its mode, in one transaction, so a query sees
 -- either the old head or the new one, complete:
---   1. projects the clips of its base variant that have no projected row yet (embedded while the
---      head was re-projected, or while it was retired) with apply_head;
+--   1. projects the clips of its base variant whose row is missing or stale (embedded or
+--      re-embedded while the head was re-projected or retired: refresh_head_projections),
+--      first without a lock (the bulk), then again under the lock (what changed meanwhile);
 --   2. makes sure its HNSW index exists (normally built already by the re-projection);
 --   3. retires the mode's active head (its rows and index are kept, for rollback_head);
 --   4. marks this head active, activated_at = now().
 -- Only a candidate (passed the gate, re-projected) or a retired head can be activated.
--- The embeddings table is locked in SHARE mode for the duration: an embedding written
+-- The embeddings table is locked in SHARE mode from the second pass on: an embedding written
 -- concurrently either is caught up here or, once this commits, is projected by the
--- embeddings trigger under the new head; none falls in between.
+-- embeddings trigger under the new head; none falls in between. Writers wait only for the
+-- second pass (a checksum scan of the variant and the few rows that changed meanwhile).
 -- Returns {"head_id", "mode", "version", "retired_head_id", "caught_up"}.
 --   SELECT activate_head(7);
 CREATE OR REPLACE FUNCTION activate_head(head_id integer)
@@ -18,7 +20,6 @@ SET search_path = public, pg_temp
 AS $$
 DECLARE
     h projection_heads;
-    v embedding_variants;
     retired_id integer;
     caught_up integer;
 BEGIN
@@ -39,18 +40,9 @@ BEGIN
                       WHEN 'rejected' THEN 'it failed the held-out gate; see its metrics (heaters-db heads list)'
                       ELSE 'it is still training' END;
     END IF;
-    SELECT * INTO v FROM embedding_variants ev WHERE ev.id = h.base_variant_id;
+    caught_up := refresh_head_projections(h.id);
     LOCK TABLE embeddings IN SHARE MODE;
-    INSERT INTO projected_embeddings (clip_id, projection_head_id, embedding)
-    SELECT e.clip_id, h.id, apply_head(h.id, e.embedding)
-    FROM embeddings e
-    WHERE e.model_name = v.model_name AND e.generation_strategy = v.generation_strategy
-      AND vector_dims(e.embedding) = h.input_dim
-      AND NOT EXISTS (SELECT 1 FROM projected_embeddings p
-                      WHERE p.projection_head_id = h.id AND p.clip_id = e.clip_id)
-    ORDER BY e.clip_id
-    ON CONFLICT (clip_id, projection_head_id) DO NOTHING;
-    GET DIAGNOSTICS caught_up = ROW_COUNT;
+    caught_up := caught_up + refresh_head_projections(h.id);
     PERFORM ensure_head_index(h.id);
     UPDATE projection_heads p SET status = 'retired', updated_at = now()
     WHERE p.mode = h.mode AND p.status = 'active'

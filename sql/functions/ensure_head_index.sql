@@ -1,5 +1,6 @@
 -- Creates (if missing) the HNSW index over one projection head's projected embeddings: a partial
 -- expression index like ensure_variant_index. Returns its name.
+-- (heaters-db itself builds it CONCURRENTLY first: functions/head_index_definition.sql.)
 CREATE OR REPLACE FUNCTION ensure_head_index(head_id integer)
 RETURNS text
 LANGUAGE plpgsql
@@ -8,18 +9,10 @@ SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 DECLARE
-    h projection_heads;
-    index_name text;
+    d record;
 BEGIN
-    SELECT * INTO h FROM projection_heads WHERE id = head_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown projection head %', head_id USING ERRCODE = 'no_data_found';
-    END IF;
-    index_name := format('projected_embeddings_hnsw_head_%s', h.id);
-    EXECUTE format(
-        'CREATE INDEX IF NOT EXISTS %I ON projected_embeddings USING hnsw ((embedding::vector(%s)) vector_cosine_ops) '
-        'WHERE projection_head_id = %s',
-        index_name, h.output_dim, h.id);
-    RETURN index_name;
+    SELECT * INTO d FROM head_index_definition(head_id);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I %s', d.index_name, d.definition);
+    RETURN d.index_name;
 END;
 $$;

@@ -1,48 +1,66 @@
--- Trigger body (AFTER INSERT / AFTER UPDATE ON embeddings, statement level): every new or changed
--- embedding is passed through each ACTIVE projection head whose base variant it belongs to
--- (apply_head), and the result upserted into projected_embeddings. So a clip embedded after a
--- head went live is searchable in that head's space at once. Heads being re-projected (status
--- candidate) are caught up by activate_head; retired heads when they are re-activated.
--- An embedding whose dimension does not fit the head is left alone (never fail the embed write).
+-- Trigger body (AFTER INSERT / AFTER UPDATE ON embeddings, statement level): the new or changed
+-- embeddings of the statement are passed through each ACTIVE projection head whose base variant
+-- they belong to, in one apply_head_batch call per head (a 10k-row insert is one numpy matrix
+-- product, not 10k PL/Python calls), and upserted into projected_embeddings with the checksum of
+-- the base vector they came from (base_checksum = md5(vector_send(embedding))), so a row whose
+-- base changed later is known to be stale. Heads being re-projected (status candidate) are
+-- caught up by activate_head; retired heads when they are re-activated.
+-- Never fails the embedding write: an embedding whose dimension does not fit the head is left
+-- alone, and a head that cannot project (unreadable weights...) is skipped with a WARNING in
+-- the server log; its rows stay "not projected yet" until activate_head or a re-projection.
 -- SECURITY DEFINER: whoever writes embeddings (the daemon, heaters itself) need not be allowed
--- to call apply_head or write projected_embeddings.
+-- to call apply_head_batch or write projected_embeddings.
 CREATE OR REPLACE FUNCTION project_new_embeddings()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
+DECLARE
+    h record;
+    ids integer[];
+    vectors vector[];
+    projected vector[];
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM projection_heads h WHERE h.status = 'active') THEN
+    IF NOT EXISTS (SELECT 1 FROM projection_heads p WHERE p.status = 'active') THEN
         RETURN NULL;
     END IF;
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO projected_embeddings (clip_id, projection_head_id, embedding)
-        SELECT n.clip_id, h.id, apply_head(h.id, n.embedding)
-        FROM new_rows n
-        JOIN embedding_variants v
-          ON v.model_name = n.model_name AND v.generation_strategy = n.generation_strategy
-        JOIN projection_heads h ON h.base_variant_id = v.id AND h.status = 'active'
-        WHERE vector_dims(n.embedding) = h.input_dim
-        ORDER BY n.clip_id, h.id
-        ON CONFLICT (clip_id, projection_head_id)
-        DO UPDATE SET embedding = EXCLUDED.embedding, updated_at = now();
-    ELSE
-        INSERT INTO projected_embeddings (clip_id, projection_head_id, embedding)
-        SELECT n.clip_id, h.id, apply_head(h.id, n.embedding)
-        FROM new_rows n
-        JOIN old_rows o ON o.id = n.id
-        JOIN embedding_variants v
-          ON v.model_name = n.model_name AND v.generation_strategy = n.generation_strategy
-        JOIN projection_heads h ON h.base_variant_id = v.id AND h.status = 'active'
-        WHERE vector_dims(n.embedding) = h.input_dim
-          AND (n.embedding IS DISTINCT FROM o.embedding OR n.clip_id IS DISTINCT FROM o.clip_id
-               OR n.model_name IS DISTINCT FROM o.model_name
-               OR n.generation_strategy IS DISTINCT FROM o.generation_strategy)
-        ORDER BY n.clip_id, h.id
-        ON CONFLICT (clip_id, projection_head_id)
-        DO UPDATE SET embedding = EXCLUDED.embedding, updated_at = now();
-    END IF;
+    FOR h IN
+        SELECT p.id, p.input_dim, v.model_name, v.generation_strategy
+        FROM projection_heads p JOIN embedding_variants v ON v.id = p.base_variant_id
+        WHERE p.status = 'active'
+        ORDER BY p.id
+    LOOP
+        IF TG_OP = 'INSERT' THEN
+            SELECT array_agg(n.clip_id ORDER BY n.clip_id), array_agg(n.embedding ORDER BY n.clip_id)
+            INTO ids, vectors
+            FROM new_rows n
+            WHERE n.model_name = h.model_name AND n.generation_strategy = h.generation_strategy
+              AND vector_dims(n.embedding) = h.input_dim;
+        ELSE
+            SELECT array_agg(n.clip_id ORDER BY n.clip_id), array_agg(n.embedding ORDER BY n.clip_id)
+            INTO ids, vectors
+            FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE n.model_name = h.model_name AND n.generation_strategy = h.generation_strategy
+              AND vector_dims(n.embedding) = h.input_dim
+              AND (n.embedding IS DISTINCT FROM o.embedding OR n.clip_id IS DISTINCT FROM o.clip_id
+                   OR n.model_name IS DISTINCT FROM o.model_name
+                   OR n.generation_strategy IS DISTINCT FROM o.generation_strategy);
+        END IF;
+        CONTINUE WHEN ids IS NULL;
+        BEGIN
+            projected := apply_head_batch(h.id, vectors);
+            INSERT INTO projected_embeddings (clip_id, projection_head_id, embedding, base_checksum)
+            SELECT u.clip_id, h.id, u.projected, md5(vector_send(u.base))
+            FROM unnest(ids, projected, vectors) AS u(clip_id, projected, base)
+            ON CONFLICT (clip_id, projection_head_id)
+            DO UPDATE SET embedding = EXCLUDED.embedding, base_checksum = EXCLUDED.base_checksum,
+                          updated_at = now();
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'projection head % could not project % new embedding(s), left "not projected yet": %',
+                h.id, cardinality(ids), SQLERRM;
+        END;
+    END LOOP;
     RETURN NULL;
 END;
 $$;

@@ -5,6 +5,8 @@
 REVOKE ALL ON FUNCTION enqueue_clip_embed_jobs() FROM PUBLIC;
 REVOKE ALL ON FUNCTION validate_sorting_event() FROM PUBLIC;
 REVOKE ALL ON FUNCTION apply_head(integer, vector) FROM PUBLIC;
+REVOKE ALL ON FUNCTION apply_head_batch(integer, vector[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION refresh_head_projections(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION next_anchors_pick(text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION similar_clips(integer, text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION similar_to_embedding(vector, text, integer) FROM PUBLIC;

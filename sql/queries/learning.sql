@@ -112,7 +112,7 @@ RETURNING id;
 DELETE FROM projected_embeddings WHERE projection_head_id = %(head_id)s;
 
 -- name: copy_projected_rows
-COPY projected_embeddings (clip_id, projection_head_id, embedding) FROM STDIN (FORMAT BINARY)
+COPY projected_embeddings (clip_id, projection_head_id, embedding, base_checksum) FROM STDIN (FORMAT BINARY)
 
 -- name: raise_maintenance_work_mem
 -- For the rest of the transaction only, and never below the server's own setting.
@@ -158,3 +158,34 @@ FROM pipeline_jobs WHERE id = %(job_id)s;
 -- name: projected_count
 SELECT count(*) AS rows FROM projected_embeddings WHERE projection_head_id = %(head_id)s;
 
+
+-- name: prunable_heads
+-- `heaters-db heads prune`: retired heads beyond the newest `keep` of each mode (by version)
+-- that still hold projected rows or an index.
+SELECT r.id, r.mode, r.version FROM (
+    SELECT p.id, p.mode, p.version,
+           row_number() OVER (PARTITION BY p.mode ORDER BY p.version DESC) AS newer
+    FROM projection_heads p
+    WHERE p.status = 'retired' AND (%(mode)s::text IS NULL OR p.mode = sorting_mode(%(mode)s::text))
+) r
+WHERE r.newer > %(keep)s
+  AND (EXISTS (SELECT 1 FROM projected_embeddings e WHERE e.projection_head_id = r.id)
+       OR to_regclass(format('projected_embeddings_hnsw_head_%%s', r.id)) IS NOT NULL)
+ORDER BY r.mode, r.version;
+
+-- name: lock_head_mode
+-- activate_head's lock for the head's mode (held to the end of the transaction).
+SELECT pg_advisory_xact_lock(hashtext('heaters_db.activate_head'), hashtext(p.mode))
+FROM projection_heads p WHERE p.id = %(head_id)s;
+
+-- name: prune_head_rows
+-- After lock_head_mode, in the same transaction, and only while the head is still retired (an
+-- activation in between keeps its rows). Returns whether it was retired and the rows deleted.
+WITH still_retired AS (
+    SELECT p.id FROM projection_heads p WHERE p.id = %(head_id)s AND p.status = 'retired'
+), deleted AS (
+    DELETE FROM projected_embeddings e USING still_retired s
+    WHERE e.projection_head_id = s.id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM still_retired) AS retired, (SELECT count(*) FROM deleted) AS rows;

@@ -24,6 +24,13 @@ FROM extend_job_leases(%(worker)s, %(job_ids)s::integer[], %(lease_seconds)s);
 -- name: finish_job
 SELECT finish_job(%(job_id)s, %(worker)s, %(status)s, %(result)s::jsonb) AS finished;
 
+-- name: lock_job_lease
+-- Fencing: first statement of the transaction that writes a job's result (NULL payload: lost).
+SELECT lock_job_lease(%(job_id)s, %(worker)s, %(claimed_at)s) AS payload;
+
+-- name: dead_letter_job
+SELECT dead_letter_job(%(job_id)s, %(worker)s, %(error)s, %(traceback)s) AS status;
+
 -- name: fail_job
 -- Retry later with exponential backoff, or dead-letter after max_attempts; returns the new status
 -- (NULL when the job was not this worker's any more).

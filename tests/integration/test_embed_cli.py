@@ -152,7 +152,7 @@ def test_embed_clip_now_writes_embeddings_and_reports_failures(
     assert embedding_count(conn, [good]) == 1
 
     failed = invoke("embed", "--clip", str(good), "--clip", str(bad), expect=1)
-    assert "FAILED VideoDecodeError" in failed.output and "text.mp4" in failed.output
+    assert "FAILED UnusableVideo" in failed.output and "text.mp4" in failed.output
     assert "not a readable video container" in failed.output
     assert embedding_count(conn, [bad]) == 0
 

@@ -74,7 +74,11 @@ def test_one_bad_clip_does_not_fail_the_batch(encoder, clips, tmp_path):
             assert len(result.frame_indices) == FRAMES
         else:
             assert result.embedding is None and result.message
-    assert "text.mp4" in results[1].message and results[1].error_type == "VideoDecodeError"
+    assert (
+        "text.mp4" in results[1].message
+        and results[1].error_type == "UnusableVideo"
+        and results[1].permanent
+    )
     assert "missing.mp4" in results[2].message and results[2].error_type == "ClipFileMissing"
     assert "no trick metadata" in results[3].message
     assert "no video stream" in results[5].message

@@ -1,0 +1,17 @@
+-- Runtime queries of heaters_db/index_build.py (HNSW builds with CREATE INDEX CONCURRENTLY).
+
+-- name: variant_index_definition
+SELECT index_name, definition, valid, present FROM variant_index_definition(%(id)s);
+
+-- name: head_index_definition
+SELECT index_name, definition, valid, present FROM head_index_definition(%(id)s);
+
+-- name: session_maintenance_work_mem
+-- For this session's build only (reset after it), never below the server's own setting.
+SELECT set_config('maintenance_work_mem',
+                  CASE WHEN pg_size_bytes(%(value)s) > pg_size_bytes(current_setting('maintenance_work_mem'))
+                       THEN %(value)s ELSE current_setting('maintenance_work_mem') END,
+                  false);
+
+-- name: reset_maintenance_work_mem
+RESET maintenance_work_mem;

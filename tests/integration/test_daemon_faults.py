@@ -1,0 +1,357 @@
+"""The daemon under faults: each error class, fencing after a lost lease, a cluster that keeps
+its port, a clip that moves while its job runs, prefetched leases released before training.
+
+Real PostgreSQL, real H.264 files, the tiny V-JEPA 2; the fencing test runs two daemon
+processes (SIGSTOP one past its 5 s lease). Errors are produced by the database itself
+(lock_timeout, statement_timeout, RAISE, pg_terminate_backend, the project's own
+"no default embedding variant"), not imitated.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from heaters_db import migrations
+from heaters_db.daemon import Daemon
+from heaters_db.db import connect
+from heaters_db.failures import CONNECTION, JOB, PERMANENT, classify
+from heaters_db.localdb import LocalCluster
+from heaters_db.queue import Job
+from heaters_db.settings import Settings
+from tests.integration.conftest import (
+    DaemonProcess,
+    MediaRoot,
+    embedding_count,
+    insert_clips,
+    job_rows,
+    use_tiny_variant,
+    wait_until,
+)
+from tests.integration.test_daemon import DAEMON_START_TIMEOUT, blocked_on_lock
+
+StartDaemon = Callable[..., DaemonProcess]
+RETRY_DELAY = 3.0  # longer than a --once run, so a failed job waits for the next one
+LOCKED_ROW = "SELECT 1 FROM heaters_db_settings WHERE name = 'job_max_attempts' FOR UPDATE"
+JOB_ERRORS = {  # fault -> what last_error keeps
+    "lock_timeout": "LockNotAvailable",
+    "cancel": "QueryCanceled",
+    "raise": "the job itself is broken",
+}
+
+
+def settings_for(db_url: str, model_dir: Path, media: MediaRoot, **overrides) -> Settings:
+    values = dict(
+        database_url=db_url,
+        model_dir=model_dir,
+        media_root=media.root,
+        device="cpu",
+        lease_seconds=5,
+        poll_seconds=0.2,
+    )
+    return Settings(**(values | overrides))
+
+
+def jobs_by_id(conn: psycopg.Connection) -> dict[int, dict]:
+    return {row["id"]: row for row in job_rows(conn)}
+
+
+# ---- classification ---------------------------------------------------------------------
+def test_database_errors_are_classified_by_sqlstate(db_url: str, conn: psycopg.Connection):
+    def error_of(statement: str, setup: str | None = None) -> psycopg.Error:
+        with connect(db_url, autocommit=True) as own:
+            if setup:
+                own.execute(setup)
+            with pytest.raises(psycopg.Error) as caught:
+                own.execute(statement)
+            return caught.value
+
+    conn.execute("UPDATE embedding_variants SET is_default = false")
+    assert classify(error_of("SELECT default_variant()")) == PERMANENT  # 55000
+    assert classify(error_of("SELECT 1/0")) == PERMANENT  # 22012, a data exception
+    assert classify(error_of("SELECT pg_sleep(1)", "SET statement_timeout = '20ms'")) == JOB
+    assert classify(error_of("DO $$ BEGIN RAISE EXCEPTION 'boom'; END $$")) == JOB
+    lost = error_of("SELECT pg_terminate_backend(pg_backend_pid())")
+    assert lost.sqlstate == "57P01" or lost.sqlstate is None
+    assert classify(lost) == CONNECTION
+    with connect(db_url) as closed:
+        pass
+    with pytest.raises(psycopg.Error) as caught:
+        closed.execute("SELECT 1")
+    assert classify(caught.value) == CONNECTION
+
+
+# ---- poison jobs ------------------------------------------------------------------------
+def test_poison_jobs_are_bounded_keep_their_error_and_do_not_block_the_queue(
+    db_url: str,
+    conn: psycopg.Connection,
+    tiny_variant: int,
+    tiny_model_dir: Path,
+    media_root: MediaRoot,
+) -> None:
+    """One job per error class, then an embed job behind them; `--once` returns each time."""
+    terminated: list[int] = []
+
+    def faulty(connect_: Callable[[], psycopg.Connection], job: Job, _settings: Settings) -> dict:
+        fault = job.payload["fault"]
+        with connect_() as own:
+            if fault == "lock_timeout":
+                own.execute("SET lock_timeout = '50ms'")
+                own.execute(LOCKED_ROW)
+            elif fault == "cancel":
+                own.execute("SET statement_timeout = '50ms'")
+                own.execute("SELECT pg_sleep(5)")
+            elif fault == "raise":
+                own.execute("DO $$ BEGIN RAISE EXCEPTION 'the job itself is broken'; END $$")
+            elif fault == "no_default_variant":
+                own.execute("SELECT default_variant()")
+            elif fault == "connection" and not terminated:
+                terminated.append(job.attempts)
+                own.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return {"fault": fault}
+
+    faults = ["lock_timeout", "cancel", "raise", "no_default_variant", "connection"]
+    ids = [
+        conn.execute(
+            "INSERT INTO pipeline_jobs (kind, projection_head_id, payload, max_attempts) "
+            "VALUES ('reproject', %s, jsonb_build_object('fault', %s::text), 2) RETURNING id",
+            (number, fault),
+        ).fetchone()[0]
+        for number, fault in enumerate(faults, start=1)
+    ]
+    job_id = dict(zip(faults, ids, strict=True))
+    (good,) = insert_clips(conn, [media_root.good("behind-poison.mp4")])
+    (empty,) = insert_clips(conn, [""])  # an empty key: a permanent input error, not "NULL"
+
+    def run_once() -> None:
+        daemon = Daemon(
+            settings_for(db_url, tiny_model_dir, media_root),
+            db_url,
+            kinds=["embed", "reproject"],
+            handlers={"reproject": faulty},
+            once=True,
+            retry_delay_seconds=RETRY_DELAY,
+        )
+        finished = threading.Event()
+        thread = threading.Thread(target=lambda: (daemon.run(), finished.set()), daemon=True)
+        thread.start()
+        assert finished.wait(90), "--once did not return"
+
+    with connect(db_url) as locker:  # the lock_timeout job's row lock, held by someone else
+        locker.execute(LOCKED_ROW)
+        conn.execute("UPDATE embedding_variants SET is_default = false")
+        run_once()
+        first = jobs_by_id(conn)
+        for fault, expected in JOB_ERRORS.items():
+            row = first[job_id[fault]]
+            assert row["status"] == "queued" and row["attempts"] == 1, row  # backoff, retried
+            assert expected in row["last_error"] and row["last_traceback"], row["last_error"]
+        row = first[job_id["no_default_variant"]]
+        assert row["status"] == "dead" and row["attempts"] == 1, row  # dead at once
+        assert "no default embedding variant" in row["last_error"]
+        # The connection loss gave its attempt back; the next claim ran it to the end.
+        row = first[job_id["connection"]]
+        assert terminated == [1] and row["status"] == "done" and row["attempts"] == 1, row
+        by_clip = {r["clip_id"]: r for r in first.values() if r["kind"] == "embed"}
+        assert by_clip[good]["status"] == "done" and embedding_count(conn, [good]) == 1
+        assert by_clip[empty]["status"] == "dead" and by_clip[empty]["attempts"] == 1
+        assert "empty clip_filepath" in by_clip[empty]["last_error"]
+        assert "NULL" not in by_clip[empty]["last_error"]
+
+        time.sleep(RETRY_DELAY + 0.2)  # past the first backoff
+        run_once()
+    final = jobs_by_id(conn)
+    for fault in JOB_ERRORS:
+        row = final[job_id[fault]]
+        assert row["status"] == "dead" and row["attempts"] == 2, row  # bounded: max_attempts
+        assert JOB_ERRORS[fault] in row["last_error"], row["last_error"]
+
+
+def test_once_returns_when_the_database_is_unreachable(
+    tiny_model_dir: Path, media_root: MediaRoot
+) -> None:
+    url = "postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2"
+    daemon = Daemon(settings_for(url, tiny_model_dir, media_root), url, kinds=["embed"], once=True)
+    assert daemon.run() == 1
+
+
+# ---- fencing ----------------------------------------------------------------------------
+def test_a_daemon_stopped_past_its_lease_writes_nothing_after_another_finished(
+    db_url: str,
+    conn: psycopg.Connection,
+    tiny_variant: int,
+    media_root: MediaRoot,
+    start_daemon: StartDaemon,
+) -> None:
+    daemons = [start_daemon(db_url) for _ in range(2)]
+    wait_until(
+        lambda: (
+            conn.execute(
+                "SELECT count(DISTINCT application_name) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name LIKE 'heaters-db %'"
+            ).fetchone()[0]
+            == 2
+        ),
+        DAEMON_START_TIMEOUT,
+        what="both daemons to connect",
+    )
+    with connect(db_url) as locker:
+        # The first daemon to claim blocks on this row (it records the model's dimension on
+        # the variant before decoding), between its claim and its write. NO KEY: the new
+        # job's foreign-key check (KEY SHARE) must not wait on it.
+        locker.execute(
+            "SELECT 1 FROM embedding_variants WHERE id = %s FOR NO KEY UPDATE", (tiny_variant,)
+        )
+        (clip_id,) = insert_clips(conn, [media_root.good("fenced.mp4")])
+        wait_until(lambda: blocked_on_lock(conn), 30, what="a daemon to claim the job")
+        (row,) = job_rows(conn)
+        owner_pid = int(row["lease_owner"].split(":")[1])
+        stopped = next(d for d in daemons if d.pid == owner_pid)
+        other = next(d for d in daemons if d.pid != owner_pid)
+        stopped.signal(signal.SIGSTOP)
+        locker.rollback()
+    try:
+        wait_until(
+            lambda: job_rows(conn)[0]["status"] == "done",
+            60,
+            what=lambda: f"the other daemon to take the job over\n{other.log()}",
+        )
+        (done,) = job_rows(conn)
+        assert done["result"]["worker"].split(":")[1] == str(other.pid)
+        assert done["attempts"] == 2
+        before = conn.execute("SELECT xmin::text, embedding FROM embeddings").fetchall()
+    finally:
+        stopped.signal(signal.SIGCONT)
+    wait_until(lambda: "action=lease_lost" in stopped.log(), 60, what=stopped.log)
+    assert conn.execute("SELECT xmin::text, embedding FROM embeddings").fetchall() == before
+    assert embedding_count(conn, [clip_id]) == 1
+    assert job_rows(conn)[0]["result"] == done["result"]
+    assert stopped.alive(), stopped.log()  # it carries on, without the job
+
+
+def test_heartbeat_stops_renewing_a_job_past_its_maximum_running_time(
+    db_url: str, conn: psycopg.Connection, tiny_variant: int, media_root: MediaRoot
+) -> None:
+    from heaters_db.queue import JobLease, Queue
+
+    insert_clips(conn, [media_root.good("overdue.mp4"), media_root.good("on-time.mp4")])
+    with connect(db_url, autocommit=True) as own:
+        queue = Queue(own, "test-worker", 5)
+        overdue, on_time = queue.claim(["embed"], 2)
+        lease = JobLease(lambda: connect(db_url, autocommit=True), "test-worker", 5)
+        lease.add([overdue.id], max_seconds=0.01)
+        lease.add([on_time.id], max_seconds=60)
+        time.sleep(1.1)  # lease timestamps move on
+        lease.beat()
+        lease.stop()
+    expiry = dict(conn.execute("SELECT id, lease_expires_at FROM pipeline_jobs").fetchall())
+    assert expiry[on_time.id] > expiry[overdue.id]  # only the job within its time was renewed
+    assert (expiry[on_time.id] - expiry[overdue.id]).total_seconds() >= 1
+
+
+# ---- the clip moves while its job runs --------------------------------------------------
+def test_a_clip_filepath_change_during_a_running_job_requeues_it(
+    db_url: str,
+    conn: psycopg.Connection,
+    tiny_variant: int,
+    tiny_model_dir: Path,
+    media_root: MediaRoot,
+) -> None:
+    daemon = Daemon(settings_for(db_url, tiny_model_dir, media_root), db_url, kinds=["embed"])
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    try:
+        with connect(db_url) as locker:
+            locker.execute(
+                "SELECT 1 FROM embedding_variants WHERE id = %s FOR NO KEY UPDATE", (tiny_variant,)
+            )
+            (clip_id,) = insert_clips(conn, [media_root.good("before-move.mp4")])
+            thread.start()
+            wait_until(lambda: blocked_on_lock(conn), 30, what="the daemon mid-job")
+            # heaters moves the clip: the running job read the old path.
+            conn.execute(
+                "UPDATE clips SET clip_filepath = %s WHERE id = %s",
+                (media_root.bad("missing.mp4"), clip_id),
+            )
+            locker.rollback()
+        wait_until(lambda: job_rows(conn)[0]["status"] == "dead", 60, what="the re-run")
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+    (row,) = job_rows(conn)
+    assert "missing.mp4" in row["last_error"] and row["attempts"] == 1, row
+    assert embedding_count(conn, [clip_id]) == 0  # the old file's vector was never written
+
+
+# ---- the embedded cluster keeps its port ------------------------------------------------
+def test_db_down_up_with_a_connected_client_keeps_the_port_and_the_daemon_reconnects(
+    tmp_path_factory: pytest.TempPathFactory, media_root: MediaRoot, start_daemon: StartDaemon
+) -> None:
+    cluster = LocalCluster(tmp_path_factory.mktemp("down-up-pg"), fast_unsafe=True)
+    url = cluster.up()
+    try:
+        migrations.upgrade(url, "head")
+        with connect(url, autocommit=True) as client:
+            use_tiny_variant(client)
+            daemon = start_daemon(url)
+            (first,) = insert_clips(client, [media_root.good("down-up-1.mp4")])
+            wait_until(
+                lambda: embedding_count(client, [first]), DAEMON_START_TIMEOUT, what=daemon.log
+            )
+            port = cluster.port
+            assert cluster.down() is True  # clients connected: their sockets go to TIME_WAIT
+            assert cluster.up() == url and cluster.port == port
+            with pytest.raises(psycopg.OperationalError):
+                client.execute("SELECT 1")  # the old session is gone; the URL is not
+        with connect(url, autocommit=True) as again:
+            (second,) = insert_clips(again, [media_root.good("down-up-2.mp4")])
+            wait_until(
+                lambda: embedding_count(again, [second]),
+                60,
+                what=lambda: f"after down/up\n{daemon.log()}",
+            )
+        log = daemon.log()
+        assert "action=db_reconnect" in log and "action=db_reconnected" in log
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+    finally:
+        cluster.destroy()
+
+
+def test_postgres_restart_in_the_middle_of_a_write_gives_the_attempt_back(
+    tmp_path_factory: pytest.TempPathFactory, media_root: MediaRoot, start_daemon: StartDaemon
+) -> None:
+    cluster = LocalCluster(tmp_path_factory.mktemp("busy-restart-pg"), fast_unsafe=True)
+    url = cluster.up()
+    try:
+        migrations.upgrade(url, "head")
+        with connect(url, autocommit=True) as conn:
+            use_tiny_variant(conn)
+            (clip_id,) = insert_clips(conn, [media_root.good("busy-restart.mp4")])
+            locker = connect(url)
+            # The daemon's embedding insert (its foreign-key check) waits on this row lock:
+            # the restart hits it inside its write transaction.
+            locker.execute("SELECT 1 FROM clips WHERE id = %s FOR UPDATE", (clip_id,))
+            daemon = start_daemon(url)
+            wait_until(lambda: blocked_on_lock(conn), DAEMON_START_TIMEOUT, what=daemon.log)
+        cluster.restart()
+        locker.close()
+        with connect(url, autocommit=True) as conn:
+            wait_until(
+                lambda: job_rows(conn)[0]["status"] == "done",
+                60,
+                what=lambda: f"the job after the restart\n{daemon.log()}",
+            )
+            (row,) = job_rows(conn)
+            assert row["attempts"] == 1, row  # the interrupted attempt was given back
+            assert embedding_count(conn, [clip_id]) == 1
+        assert "action=db_reconnect" in daemon.log() and "action=release" in daemon.log()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+    finally:
+        cluster.destroy()

@@ -1,0 +1,91 @@
+"""HNSW builds with CREATE INDEX CONCURRENTLY from the client: a heaters-side insert never waits
+for one (a plain CREATE INDEX would queue it behind its SHARE lock), and an index left INVALID by
+an interrupted build is built again."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import psycopg
+
+from heaters_db.db import connect
+from heaters_db.index_build import build_concurrently
+from tests.integration.conftest import wait_until
+
+DIM = 1024  # the seeded default variant
+
+
+def default_variant(conn: psycopg.Connection) -> int:
+    return conn.execute("SELECT id FROM embedding_variants WHERE is_default").fetchone()[0]
+
+
+def insert_embedding(conn: psycopg.Connection, name: str) -> None:
+    clip_id = conn.execute(
+        "INSERT INTO clips (clip_identifier) VALUES (%s) RETURNING id", (name,)
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO embeddings (clip_id, embedding, model_name, generation_strategy) "
+        "SELECT %s, %s, model_name, generation_strategy FROM embedding_variants WHERE is_default",
+        (clip_id, np.random.default_rng(clip_id).normal(size=DIM).astype(np.float32)),
+    )
+
+
+def index_state(conn: psycopg.Connection, name: str) -> bool | None:
+    row = conn.execute(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = %s",
+        (name,),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def test_an_insert_does_not_wait_for_a_variant_index_build(
+    db_url: str, conn: psycopg.Connection
+) -> None:
+    variant = default_variant(conn)
+    for number in range(3):
+        insert_embedding(conn, f"before-{number}")
+    result: dict = {}
+    with connect(db_url) as open_writer:
+        # A writer in the middle of its transaction: the build has to wait for it to finish.
+        insert_embedding(open_writer, "open-writer")
+
+        def build() -> None:
+            with connect(db_url, autocommit=True) as own:
+                result.update(build_concurrently(own, "variant", variant))
+
+        builder = threading.Thread(target=build)
+        builder.start()
+        wait_until(
+            lambda: conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'CREATE INDEX CONCURRENTLY%%'"
+            ).fetchone(),
+            30,
+            what="the build waiting for the open writer",
+        )
+        # Meanwhile heaters inserts: it must not queue behind the build.
+        with connect(db_url, autocommit=True) as heaters:
+            heaters.execute("SET lock_timeout = '2s'")
+            insert_embedding(heaters, "during-build")
+        open_writer.commit()
+    builder.join(60)
+    assert result["built"] is True and result["index"] == f"embeddings_hnsw_variant_{variant}"
+    assert index_state(conn, result["index"]) is True
+    with connect(db_url, autocommit=True) as own:  # built already: nothing to do
+        assert build_concurrently(own, "variant", variant)["built"] is False
+
+
+def test_an_invalid_index_left_by_an_interrupted_build_is_built_again(
+    db_url: str, conn: psycopg.Connection
+) -> None:
+    variant = default_variant(conn)
+    insert_embedding(conn, "one")
+    with connect(db_url, autocommit=True) as own:
+        name = build_concurrently(own, "variant", variant)["index"]
+    conn.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", (name,))
+    assert index_state(conn, name) is False
+    with connect(db_url, autocommit=True) as own:
+        assert build_concurrently(own, "variant", variant)["built"] is True
+    assert index_state(conn, name) is True
