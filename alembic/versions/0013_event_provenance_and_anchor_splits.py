@@ -100,7 +100,9 @@ def downgrade() -> None:
         """
     )
     schema.drop_functions("assign_anchor_split()", "evaluation_candidates(integer, text, integer)")
-    schema.run_sql_files("functions/sorting_event_split.sql", "functions/validate_sorting_event.sql")
+    schema.run_sql_files(
+        "functions/sorting_event_split.sql", "functions/validate_sorting_event.sql"
+    )
     schema.execute(
         """
         DROP TABLE sorting_anchor_splits;

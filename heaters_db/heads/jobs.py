@@ -5,8 +5,8 @@
 1. read the mode's sorting events (views sorting_screens / sorting_triplets) up to the newest
    one, the watermark, with the base embeddings of the head's base variant (heads/data.py);
 2. train a head (heads/train.py) with the shape in heaters_db_settings (head_output_dim, ...);
-3. gate it against the space that serves the mode now: the active head, or the base space for
-   the first head, on the same holdout events (heads/gate.py);
+3. gate it on the holdout events' evaluation screens: superior to the base space, and (when a
+   head is live) trained on more events and non-inferior to it (heads/gate.py);
 4. store it (heads/store.py) as ``rejected`` with its metrics, or as ``candidate``;
 5. for a candidate: re-project every clip, build the index, activate (heads/reproject.py) —
    in-process, or as a ``reproject`` job for the daemon.
@@ -102,10 +102,10 @@ def train_config(
 
 
 def _baseline(conn: psycopg.Connection, loaded: LoadedEvents, active: store.HeadRecord | None):
-    """Per-event holdout metrics of the space serving the mode now, and a description of it."""
+    """Per-event holdout metrics of the live head (None without one), a description of the space
+    serving the mode now, and the live head's torch module (None when it maps another variant)."""
     if active is None:
-        described = {"kind": "base", "base_variant_id": loaded.variant.id}
-        return holdout_metrics(space_of(None), loaded.data), described, None
+        return None, {"kind": "base", "base_variant_id": loaded.variant.id}, None
     record, head = store.load_projection_head(conn, active.id)
     described = {"kind": "head", "head_id": record.id, "version": record.version}
     if record.base_variant_id == loaded.variant.id:
@@ -160,9 +160,22 @@ def train_mode(
         seconds_train = time.perf_counter() - tick
 
         new_metrics = holdout_metrics(space_of(trained.head), loaded.data)
-        old_metrics, baseline, active_torch = _baseline(conn, loaded, active)
-        new_metrics, old_metrics = common_events(new_metrics, old_metrics)
-        decision = gate(new_metrics, old_metrics)
+        base_metrics = holdout_metrics(space_of(None), loaded.data)
+        live_metrics, baseline, active_torch = _baseline(conn, loaded, active)
+        if live_metrics is None:
+            new_metrics, base_metrics = common_events(new_metrics, base_metrics)
+        else:
+            new_metrics, base_metrics, live_metrics = common_events(
+                new_metrics, base_metrics, live_metrics
+            )
+        decision = gate(
+            new_metrics,
+            base_metrics,
+            live_metrics,
+            new_training_events=len(loaded.data.screens),
+            live_training_events=None if active is None else active.training_event_count,
+            margin=float(_setting(conn, "gate_noninferiority_margin")),
+        )
 
         sample = loaded.data.base_vectors[sample_rows(len(loaded.data.base_vectors))]
         overlap = {"base": neighbour_overlap(space_of(trained.head), space_of(None), sample)}
@@ -173,7 +186,11 @@ def train_mode(
         training = {k: v for k, v in trained.metrics.items() if k != "config"}
         metrics = {
             "holdout": summarise(new_metrics),
-            "baseline": {**baseline, **summarise(old_metrics)},
+            "base": summarise(base_metrics),
+            "baseline": {
+                **baseline,
+                **summarise(base_metrics if live_metrics is None else live_metrics),
+            },
             "gate": decision.metrics,
             "knn_jaccard_at_10": overlap,
             "training": training,

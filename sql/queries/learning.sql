@@ -19,7 +19,7 @@ WHERE e.sorting_mode = sorting_mode(%(mode)s);
 -- name: screens
 -- One row per sorting event of the mode up to the watermark (InfoNCE over each screen).
 SELECT s.event_id, s.anchor_clip_id, s.selected_clip_id, s.candidate_clip_ids,
-       s.rejected_clip_ids, s.split
+       s.rejected_clip_ids, s.split, s.evaluation
 FROM sorting_screens s
 WHERE s.sorting_mode = sorting_mode(%(mode)s) AND s.event_id <= %(through_event_id)s
 ORDER BY s.event_id;

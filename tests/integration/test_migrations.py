@@ -298,8 +298,11 @@ def test_intermediate_revision_and_back(db_url: str, tmp_path: Path) -> None:
         assert conn.execute(
             "SELECT s.split, s.anchor_reason, a.first_event_id = s.event_id FROM sorting_screens s "
             "JOIN sorting_anchor_splits a USING (anchor_clip_id)"
-        ).fetchone() in [("train", "manual", True), ("validation", "manual", True),
-                         ("holdout", "manual", True)]
+        ).fetchone() in [
+            ("train", "manual", True),
+            ("validation", "manual", True),
+            ("holdout", "manual", True),
+        ]
 
     with pytest.raises(MigrationError, match="unknown revision"):
         migrations.migrate(db_url, "does_not_exist")
