@@ -4,7 +4,8 @@ What it judges on: the holdout events' evaluation screens (uniform anchors, cand
 without the live head: ``next_anchors`` reason ``evaluation`` + ``evaluation_candidates``), whose
 anchors no head ever trained on (the split is fixed per anchor). Only when a mode has fewer than
 ``min_events`` such screens (clients that do not record provenance) does it judge on all holdout
-events, and its reason says so.
+events, and its reason says so; there the candidates were the serving space's nearest clips, the
+library percentile saturates, and the weighted triplet accuracy over what was shown decides.
 
 The metric: per event, the chosen clip's *library percentile* in the space (the share of a fixed
 library sample the space puts farther from the anchor than the chosen clip). Unlike screen top-1
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 MIN_EVENTS = 8
 DEFAULT_MARGIN = 0.02
 DECIDING_METRIC = "library_percentile"
+FALLBACK_METRIC = "triplet_accuracy"
 _BOOTSTRAP_CHUNK = 250  # resamples per chunk: bounds memory at chunk x anchors
 
 
@@ -143,16 +145,23 @@ def _paired(new: EventMetrics, other: EventMetrics) -> tuple[EventMetrics, Event
     return new.take(np.argsort(new_ids)), other.take(np.argsort(other_ids))
 
 
-def judged_events(metrics: EventMetrics, min_events: int = MIN_EVENTS) -> tuple[np.ndarray, str]:
-    """Which events the gate judges: the evaluation screens with a selection when there are at
-    least ``min_events`` of them, else every holdout event (clients without provenance)."""
+def judged_events(
+    metrics: EventMetrics, min_events: int = MIN_EVENTS
+) -> tuple[np.ndarray, str, str]:
+    """Which events the gate judges, how that is described, and the deciding metric: the
+    evaluation screens with a selection when there are at least ``min_events`` of them (library
+    percentile), else every holdout event (clients without provenance). Then the candidates were
+    the serving space's nearest clips, which that space already ranks near the top of the library
+    (the percentile saturates), so the weighted triplet accuracy over what was shown decides."""
     chosen = ~np.isnan(np.asarray(metrics.library_percentile, dtype=np.float64))
     evaluation = np.asarray(metrics.evaluation, dtype=bool)
     if int((evaluation & chosen).sum()) >= min_events:
-        return evaluation, "evaluation screens"
-    return np.ones(len(evaluation), dtype=bool), (
-        "all holdout events (fewer than "
-        f"{min_events} evaluation screens with a selection: candidates shaped by the serving space)"
+        return evaluation, "evaluation screens", DECIDING_METRIC
+    return (
+        np.ones(len(evaluation), dtype=bool),
+        f"all holdout events (fewer than {min_events} evaluation screens with a selection: "
+        "candidates shaped by the serving space)",
+        FALLBACK_METRIC,
     )
 
 
@@ -179,54 +188,72 @@ def gate(
     if live_per_event is not None:
         new, live = _paired(new, live_per_event)
         _, base = _paired(new, base)
-    keep, judged_on = judged_events(new, min_events)
+    keep, judged_on, metric = judged_events(new, min_events)
     new, base = new.take(keep), base.take(keep)
     vs_base = compare(new, base, n_boot, alpha, seed)
     vs_live = compare(new, live.take(keep), n_boot, alpha, seed + 10) if live else None
-    deciding = vs_base[DECIDING_METRIC]
+    deciding = vs_base[metric]
+    name = metric.replace("_", " ")
     confidence = round(100 * (1 - alpha), 6)
 
-    if deciding["events"] < min_events:
-        passed, reason = False, (
-            f"too few judged events: {deciding['events']} with a selection on {judged_on}, "
-            f"at least {min_events} needed"
+    selected = vs_base[DECIDING_METRIC]["events"]
+    if selected < min_events or deciding["events"] < min_events:
+        passed, reason = (
+            False,
+            (
+                f"too few judged events: {min(selected, deciding['events'])} with a selection on "
+                f"{judged_on}, at least {min_events} needed"
+            ),
         )
     elif deciding["interval"][0] <= 0:
-        passed, reason = False, (
-            f"does not beat the base space beyond noise on {judged_on} "
-            f"(library percentile {_describe(deciding)})"
+        passed, reason = (
+            False,
+            (
+                f"does not beat the base space beyond noise on {judged_on} "
+                f"({name} {_describe(deciding)})"
+            ),
         )
     elif vs_live is None:
-        passed, reason = True, (
-            f"beats the base space beyond noise on {judged_on} "
-            f"(library percentile {_describe(deciding)})"
+        passed, reason = (
+            True,
+            (f"beats the base space beyond noise on {judged_on} ({name} {_describe(deciding)})"),
         )
     elif (
         new_training_events is not None
         and live_training_events is not None
         and new_training_events <= live_training_events
     ):
-        passed, reason = False, (
-            f"trained on {new_training_events} events, not more than the live head's "
-            f"{live_training_events}"
+        passed, reason = (
+            False,
+            (
+                f"trained on {new_training_events} events, not more than the live head's "
+                f"{live_training_events}"
+            ),
         )
-    elif vs_live[DECIDING_METRIC]["interval"][0] <= -margin:
-        passed, reason = False, (
-            f"may be worse than the live head by more than the margin {margin} on {judged_on} "
-            f"(library percentile {_describe(vs_live[DECIDING_METRIC])})"
+    elif vs_live[metric]["interval"][0] <= -margin:
+        passed, reason = (
+            False,
+            (
+                f"may be worse than the live head by more than the margin {margin} on {judged_on} "
+                f"({name} {_describe(vs_live[metric])})"
+            ),
         )
     else:
-        passed, reason = True, (
-            f"beats the base space (library percentile {_describe(deciding)}) and is within "
-            f"{margin} of the live head or better "
-            f"({_describe(vs_live[DECIDING_METRIC])}) on {judged_on}; ties go to the newer head"
+        passed, reason = (
+            True,
+            (
+                f"beats the base space ({name} {_describe(deciding)}) and is within "
+                f"{margin} of the live head or better "
+                f"({_describe(vs_live[metric])}) on {judged_on}; ties go to the newer head"
+            ),
         )
 
     metrics = {
         "passed": passed,
         "reason": reason,
+        "deciding_metric": metric,
         "rule": (
-            f"{DECIDING_METRIC}: anchor-resampled paired bootstrap, {confidence}% interval; "
+            f"{metric}: anchor-resampled paired bootstrap, {confidence}% interval; "
             "vs base lower bound > 0; vs live head (if any) trained on more events and lower "
             f"bound > -{margin}"
         ),
@@ -246,6 +273,11 @@ def gate(
     }
     log.info(
         "projection head gate",
-        extra={"action": "head_gate", "passed": passed, "reason": reason, "events": int(keep.sum())},
+        extra={
+            "action": "head_gate",
+            "passed": passed,
+            "reason": reason,
+            "events": int(keep.sum()),
+        },
     )
     return GateDecision(passed=passed, reason=reason, metrics=metrics)

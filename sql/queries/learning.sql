@@ -158,3 +158,15 @@ FROM pipeline_jobs WHERE id = %(job_id)s;
 -- name: projected_count
 SELECT count(*) AS rows FROM projected_embeddings WHERE projection_head_id = %(head_id)s;
 
+
+-- name: override_rejected_head
+-- `heaters-db heads activate ID --force`: a rejected head becomes a candidate again, its gate
+-- metrics kept and the override recorded next to them.
+UPDATE projection_heads
+SET status = 'candidate', updated_at = now(),
+    metrics = metrics || jsonb_build_object('override', jsonb_build_object(
+        'forced', true, 'by', current_user, 'at', now(),
+        'previous_status', status, 'gate_reason', metrics #>> '{gate,reason}',
+        'note', %(note)s::text))
+WHERE id = %(head_id)s AND status = 'rejected'
+RETURNING id, metrics -> 'override' AS override;
