@@ -153,7 +153,7 @@ def test_trick_head_beats_the_base_space(trained: Trained) -> None:
     base, head = trained.recall[("base", "trick")], trained.recall[("trick", "trick")]
     assert head > base + 0.2, (base, head)
     ran = [(job["kind"], job["status"]) for job in trained.results if "kind" in job]
-    assert ran[:2] == [("train_head", "done"), ("reproject", "done")], trained.results
+    print("GATE", [j.get("result", {}).get("reason") for j in trained.results if "kind" in j]); assert ran[:2] == [("train_head", "done"), ("reproject", "done")], trained.results
     assert trained.results[1]["result"]["activation"]["head_id"] == trained.trick_head_id
 
 
