@@ -1,13 +1,16 @@
 -- Public API: the candidates of an evaluation screen, drawn without the live head.
 --   SELECT * FROM next_anchors('trick');                 -- reason 'evaluation' for ~15 % of picks
 --   SELECT * FROM evaluation_candidates(42, 'trick');    -- then show these, not sorting_candidates
--- Half (rounded up) are the anchor's nearest clips in the base space (the active head's base
--- variant, else the default variant; source 'evaluation_base'), the rest uniform draws from the
--- embedded library (source 'evaluation_random'). Neither depends on any trained head, so the
--- answers can judge a head without having been shaped by it (the gate judges on these screens,
--- heaters_db/heads/gate.py). Never the anchor, never a near-duplicate of the anchor
--- (near_duplicate_distance), positions 1..n shuffled. distance = cosine distance to the anchor in
--- the base space. Fewer than n rows only when the library is that small.
+-- Uniform draws from the clips embedded in the base variant (the active head's, else the default
+-- variant; source 'evaluation_random'). No space chose them -- not a head, not the base space --
+-- so the person's choice among them says how every space ranks a same-trick clip, without the
+-- bias of a screen built from one space's neighbours (where that space already ranks whatever is
+-- chosen near the top). The gate judges on these screens (heaters_db/heads/gate.py). The price:
+-- in a library of many tricks more of these screens end as "none similar". Never the anchor,
+-- never a near-duplicate of it (near_duplicate_distance), positions 1..n in draw order (random).
+-- distance = cosine distance to the anchor in the base space. Fewer than n rows only when the
+-- library is that small. ('evaluation_base' stays a valid event source for clients that mix in
+-- base-space neighbours themselves.)
 CREATE OR REPLACE FUNCTION evaluation_candidates(anchor integer, mode text DEFAULT 'trick', n integer DEFAULT 8)
 RETURNS TABLE (clip_id integer, "position" integer, source text, distance double precision)
 LANGUAGE plpgsql VOLATILE
@@ -20,7 +23,6 @@ DECLARE
     variant embedding_variants;
     anchor_vector vector;
     duplicate double precision := heaters_setting('near_duplicate_distance')::double precision;
-    base_wanted integer;
     picked_ids integer[] := '{}';
     picked_sources text[] := '{}';
     picked_distances double precision[] := '{}';
@@ -40,19 +42,6 @@ BEGIN
         variant := default_variant();
     END IF;
     anchor_vector := clip_base_embedding(anchor, variant.id);
-    base_wanted := (n + 1) / 2;
-
-    FOR candidate IN
-        SELECT nb.clip_id, nb.distance
-        FROM nearest_in_variant(variant.id, anchor_vector, 2 * n, anchor) nb ORDER BY nb.rank
-    LOOP
-        EXIT WHEN cardinality(picked_ids) >= base_wanted;
-        CONTINUE WHEN candidate.distance < duplicate;
-        picked_ids := picked_ids || candidate.clip_id;
-        picked_sources := picked_sources || 'evaluation_base'::text;
-        picked_distances := picked_distances || candidate.distance;
-    END LOOP;
-
     FOR candidate IN
         -- Ids first, distances of the few drawn only (not of every row of the library).
         SELECT e.clip_id, (e.embedding <=> anchor_vector)::double precision AS distance
