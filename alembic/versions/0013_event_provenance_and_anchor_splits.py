@@ -12,7 +12,8 @@
   sequence (an explicit id is replaced), and the sorter role has no INSERT right on `id`
   (sql/grants/function_privileges.sql), so no client can pick the split or move the retraining
   watermark.
-- settings validation_percent (model selection) and gate_noninferiority_margin (the gate).
+- settings validation_percent (model selection) and gate_noninferiority_margin (the gate);
+  head_output_dim 0 (auto: the head size chosen by validation) where it was still the default.
 
 Revision ID: 0013
 Revises: 0011
@@ -32,6 +33,10 @@ INSERT INTO heaters_db_settings (name, value, description) VALUES
 ON CONFLICT (name) DO NOTHING;
 UPDATE heaters_db_settings SET description = 'Share of anchors of events without provenance (anchor_reason manual), assigned at their first event by a hash of the clip id, kept out of training for the gate. Changing it only affects anchors not yet used.'
 WHERE name = 'holdout_percent';
+-- Head size by validation (heaters_db/heads/capacity.py) unless an operator chose one.
+UPDATE heaters_db_settings SET value = '0' WHERE name = 'head_output_dim' AND value = '256';
+UPDATE heaters_db_settings SET description = 'Output dimension of newly trained projection heads; 0 (the default) chooses the head size by the validation fold, from the base width and the number of events.'
+WHERE name = 'head_output_dim';
 UPDATE heaters_db_settings SET description = 'Share of next_anchors picks that are evaluation anchors (reason evaluation): uniform draws, shown with evaluation_candidates, judged by the gate and never trained on.'
 WHERE name = 'anchor_random_share';
 """
@@ -42,6 +47,9 @@ WHERE name = 'holdout_percent';
 UPDATE heaters_db_settings SET description = 'Share of next_anchors picks drawn uniformly at random (an unbiased stream for evaluation).'
 WHERE name = 'anchor_random_share';
 DELETE FROM heaters_db_settings WHERE name IN ('validation_percent', 'gate_noninferiority_margin');
+UPDATE heaters_db_settings SET value = '256' WHERE name = 'head_output_dim' AND value = '0';
+UPDATE heaters_db_settings SET description = 'Output dimension of newly trained projection heads (128, 256 or 512 are typical).'
+WHERE name = 'head_output_dim';
 """
 
 

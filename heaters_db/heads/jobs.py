@@ -28,6 +28,7 @@ from psycopg.rows import dict_row
 
 from heaters_db.errors import HeatersError
 from heaters_db.heads import store
+from heaters_db.heads.capacity import train_with_capacity_search
 from heaters_db.heads.data import (
     LoadedEvents,
     NoTrainingEvents,
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 QUERIES = "learning.sql"
 Connect = Callable[[], psycopg.Connection]
 ACTIVATION_CHOICES = ("inline", "enqueue", "none")
+# head_output_dim 0 means "choose by validation"; TrainConfig needs a positive placeholder.
+AUTO_OUTPUT_DIM = -1
 # TrainConfig fields a train_head job's payload (or `heaters-db train`) may set.
 PAYLOAD_FIELDS = ("output_dim", "hidden_dim", "max_epochs", "seed", "temperature", "learning_rate")
 
@@ -91,7 +94,8 @@ def train_config(
         k: v for k, v in (overrides or {}).items() if k in PAYLOAD_FIELDS and v is not None
     }
     values: dict[str, Any] = {
-        "output_dim": int(_setting(conn, "head_output_dim")),
+        # 0 = auto: the shape is chosen by the validation fold (heads/capacity.py).
+        "output_dim": int(_setting(conn, "head_output_dim")) or AUTO_OUTPUT_DIM,
         "hidden_dim": int(_setting(conn, "head_hidden_dim")) or None,
         "max_epochs": int(_setting(conn, "head_max_epochs")),
         "implicit_negative_weight": float(_setting(conn, "implicit_negative_weight")),
@@ -154,7 +158,10 @@ def train_mode(
 
         tick = time.perf_counter()
         try:
-            trained = train_head(loaded.data, config)
+            if config.output_dim == AUTO_OUTPUT_DIM:
+                trained = train_with_capacity_search(loaded.data, config)
+            else:
+                trained = train_head(loaded.data, config)
         except TrainingDataError as exc:
             raise TrainingSkipped(str(exc), {**skipped, "reason": str(exc)}) from exc
         seconds_train = time.perf_counter() - tick
@@ -194,7 +201,7 @@ def train_mode(
             "gate": decision.metrics,
             "knn_jaccard_at_10": overlap,
             "training": training,
-            "config": asdict(config),
+            "config": trained.metrics.get("config", asdict(config)),
             "data": loaded.summary(),
             "seconds": {"load": round(seconds_load, 3), "train": round(seconds_train, 3)},
         }

@@ -1,7 +1,7 @@
 """Training heads on synthetic sorting data with planted trick and spot factors."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -305,3 +305,23 @@ def test_unusable_data_is_refused_clearly():
     bad = Triplets(np.array([1]), np.array([0]), np.array([1]), np.array([7]), np.array([1.0]))
     with pytest.raises(TrainingDataError, match="triplet"):
         TrainingData(vectors, {}, [], bad)
+
+
+def test_capacity_follows_the_data():
+    from heaters_db.heads.capacity import candidate_shapes, train_with_capacity_search
+
+    # A 64-d base with a few dozen events: only the smallest widths, never wider than the base.
+    few = candidate_shapes(64, 40)
+    assert {shape[0] for shape in few} == {16}
+    many = candidate_shapes(1024, 20_000)
+    assert max(shape[0] for shape in many) == 256
+    assert max(shape[0] for shape in candidate_shapes(64, 20_000)) == 64
+    data, _ = sorting_data(seed=7)
+    result = train_with_capacity_search(data, replace(FAST, max_epochs=8))
+    tried = result.metrics["capacity"]["tried"]
+    assert len(tried) > 2
+    best = min(t["validation_loss"] for t in tried)
+    assert result.metrics["validation_loss"] == best
+    assert (
+        result.head.architecture["output_dim"] == result.metrics["capacity"]["chosen"]["output_dim"]
+    )
