@@ -354,5 +354,5 @@ def run_demo(settings: Settings, config: DemoConfig | None = None) -> None:
         f"  HEATERS_DATABASE_URL={url} HEATERS_MEDIA_ROOT={media_root} .venv/bin/heaters-db sort"
     )
     click.echo(
-        "  then open http://127.0.0.1:8000 (keys: 1-9 choose, 0 none similar, s skip, z undo, t/p mode, ? help)"
+        "  then open http://127.0.0.1:8000 (keys: 1-9 choose, 0 none similar, x+digit clearly wrong, s skip, z undo, t/p mode, ? help)"
     )
