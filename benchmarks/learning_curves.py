@@ -364,6 +364,8 @@ def main() -> None:
                         f"{last['served']:.3f} (learned {last['learned']}) [{time.monotonic() - started:.0f} s]",
                         flush=True,
                     )
+                    if args.json:  # what has run so far survives an interrupted matrix
+                        args.json.write_text(json.dumps(runs, indent=1))
         with connect(server.database(), autocommit=True) as conn:
             versions = database_versions(conn)
     finally:

@@ -460,25 +460,24 @@ def next_anchors_body(plpy, SD, mode, n):
 
     # Anchors keep the split of their first event (sorting_anchor_splits): an evaluation anchor
     # must be a clip nobody trained on, or the gate could not judge its screen.
-    trained_on = {
-        r["anchor_clip_id"]
-        for r in plpy.execute(
-            _plan(
-                plpy,
-                SD,
-                "SELECT s.anchor_clip_id FROM sorting_anchor_splits s "
-                "WHERE s.sorting_mode = $1 AND s.split <> 'holdout'",
-                ["text"],
-            ),
-            [mode],
-        )
-    }
+    # And an informative pick of a held-out anchor would be wasted: its events train nothing.
+    held_out, trained_on = set(), set()
+    for r in plpy.execute(
+        _plan(
+            plpy,
+            SD,
+            "SELECT s.anchor_clip_id, s.split FROM sorting_anchor_splits s WHERE s.sorting_mode = $1",
+            ["text"],
+        ),
+        [mode],
+    ):
+        (held_out if r["split"] == "holdout" else trained_on).add(r["anchor_clip_id"])
 
     slots = random_slots(n, settings["anchor_random_share"], rng)
     informative = int(n - slots.sum())
     pool_size = int(settings["anchor_pool_size"]) if not cold and informative else 0
     random_ids = _random_clips(plpy, SD, space, set(recent) | trained_on, int(slots.sum()))
-    pool_ids = _random_clips(plpy, SD, space, set(recent) | set(random_ids), pool_size)
+    pool_ids = _random_clips(plpy, SD, space, set(recent) | set(random_ids) | held_out, pool_size)
     taken = set(recent) | set(random_ids)
     random_vectors = _vectors(plpy, SD, space, random_ids)[1]
     avoid = np.concatenate([recent_vectors, random_vectors])

@@ -29,7 +29,7 @@ depends_on = None
 SETTINGS = """
 INSERT INTO heaters_db_settings (name, value, description) VALUES
     ('validation_percent', '15', 'Share of anchors (assigned at their first event, by a hash of the clip id) whose events select the model (early stopping, head size) and are never trained on. Changing it only affects anchors not yet used.'),
-    ('gate_noninferiority_margin', '0.02', 'How much worse than the live head (mean chosen-clip library percentile, lower 95% bound) a head trained on more events may be and still replace it.')
+    ('gate_noninferiority_margin', '0.05', 'How much worse than the live head (mean chosen-clip library percentile, lower 95% bound) a head trained on more events may be and still replace it.')
 ON CONFLICT (name) DO NOTHING;
 UPDATE heaters_db_settings SET description = 'Share of anchors of events without provenance (anchor_reason manual), assigned at their first event by a hash of the clip id, kept out of training for the gate. Changing it only affects anchors not yet used.'
 WHERE name = 'holdout_percent';

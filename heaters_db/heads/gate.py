@@ -41,7 +41,7 @@ from heaters_db.heads.metrics import METRIC_NAMES, EventMetrics
 log = logging.getLogger(__name__)
 
 MIN_EVENTS = 8
-DEFAULT_MARGIN = 0.02
+DEFAULT_MARGIN = 0.05
 DECIDING_METRIC = "library_percentile"
 FALLBACK_METRIC = "triplet_accuracy"
 _BOOTSTRAP_CHUNK = 250  # resamples per chunk: bounds memory at chunk x anchors

@@ -47,6 +47,9 @@ from heaters_db.heads.module import ProjectionHead, default_hidden_dim
 log = logging.getLogger(__name__)
 
 
+MIN_VALIDATION_SCREENS = 20
+
+
 class TrainingDataError(HeatersError):
     """The sorting events cannot train a projection head (none usable, or inconsistent rows)."""
 
@@ -372,7 +375,12 @@ def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainRe
             ],
             lr=config.learning_rate,
         )
-        monitor = "validation_loss" if len(validation_batch) else "train_loss"
+        # A handful of validation screens cannot pick an epoch (the untrained PCA head wins by
+        # noise): below MIN_VALIDATION_SCREENS the train loss decides, and the gate alone
+        # protects the live space.
+        monitor = (
+            "validation_loss" if len(validation_batch) >= MIN_VALIDATION_SCREENS else "train_loss"
+        )
         history = [_epoch_record(0, objective, base, train_batch, validation_batch, data, config)]
         best_value, best_epoch = history[0][monitor], 0
         best_state = copy.deepcopy(objective.state_dict())

@@ -17,7 +17,7 @@ DO UPDATE SET num_frames = EXCLUDED.num_frames, is_default = true, enabled = tru
 -- cosine distance of each other, so the near-duplicate threshold must be finer than that; and a
 -- library of a few dozen clips must reuse anchors sooner than a real one. Heads for a 96-d
 -- model can be small (and train in seconds on a CPU). A quarter of the screens are evaluation
--- screens (15 % by default) so that the gate has enough of them after the first round.
+-- screens (15 percent by default) so that the gate has enough of them after the first round.
 UPDATE heaters_db_settings
 SET value = CASE name
         WHEN 'retrain_every' THEN %(retrain_every)s::text
