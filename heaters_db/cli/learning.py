@@ -266,8 +266,10 @@ def activate(head_id: int, force: bool, note: str | None) -> None:
 def report(mode: str | None, output: Path | None) -> None:
     """Compare every head version on the current held-out sorting events.
 
-    Per version: triplet accuracy, screen top-1, MRR of the chosen clip, kNN Jaccard@10 with
-    the previous version and with the base space. Prints a table and writes a PNG plot.
+    Per version: the chosen clip's library percentile on the evaluation screens (what the gate
+    judges) and on all holdout events, triplet accuracy, screen top-1, MRR, kNN Jaccard@10 with
+    the previous version and with the base space, and the numbers behind its gate decision (and
+    any --force override). Prints a table and writes a PNG plot.
     """
     from heaters_db.heads.report import build_report, format_report, plot_report
 
