@@ -343,11 +343,27 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=240)
     parser.add_argument("--generators", nargs="+", choices=sorted(GENERATORS))
     parser.add_argument("--json", type=Path, help="Also write every run's curve here.")
+    parser.add_argument(
+        "--summarise",
+        type=Path,
+        help="Only summarise the runs of an earlier --json file (e.g. of an interrupted matrix).",
+    )
     args = parser.parse_args()
     args.screens = args.screens or (200 if args.quick else 300)
     args.generators = args.generators or list(QUICK if args.quick else GENERATORS)
     if args.quick and args.round == 25:
         args.round = 50
+    if args.summarise:
+        runs = json.loads(args.summarise.read_text())
+        args.generators = [g for g in args.generators if any(r["generator"] == g for r in runs)]
+        args.seeds = sorted({r["seed"] for r in runs})
+        plot(runs, args)
+        body = summarise(runs, args, 0.0, "see the machine line") + (
+            f"\n\n(Summarised from {len(runs)} runs of an interrupted matrix.)"
+        )
+        print(body)
+        write_section("Learning curves: served recall per round (learning_curves.py)", body)
+        return
     torch.set_num_threads(1)
     started = time.monotonic()
     server = Server()
