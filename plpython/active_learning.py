@@ -345,6 +345,8 @@ def _random_clips(plpy, SD, space, excluded, count):
     """Up to `count` clips drawn uniformly, none of them in `excluded` (SQL random():
     setseed() makes the draw repeatable). The exclusion is applied here, not as `<> ALL(...)`,
     which would compare every row of a large library with every excluded id."""
+    if count <= 0:
+        return []
     excluded = set(excluded)
     sql = f"SELECT s.clip_id FROM {space.source('s')} ORDER BY random() LIMIT $1"
     rows = plpy.execute(_plan(plpy, SD, sql, ["integer"]), [count + len(excluded)])
@@ -456,12 +458,26 @@ def next_anchors_body(plpy, SD, mode, n):
     cold = events < settings["anchor_cold_start_events"]
     duplicate = settings["near_duplicate_distance"]
 
+    # Anchors keep the split of their first event (sorting_anchor_splits): an evaluation anchor
+    # must be a clip nobody trained on, or the gate could not judge its screen.
+    # And an informative pick of a held-out anchor would be wasted: its events train nothing.
+    held_out, trained_on = set(), set()
+    for r in plpy.execute(
+        _plan(
+            plpy,
+            SD,
+            "SELECT s.anchor_clip_id, s.split FROM sorting_anchor_splits s WHERE s.sorting_mode = $1",
+            ["text"],
+        ),
+        [mode],
+    ):
+        (held_out if r["split"] == "holdout" else trained_on).add(r["anchor_clip_id"])
+
     slots = random_slots(n, settings["anchor_random_share"], rng)
     informative = int(n - slots.sum())
     pool_size = int(settings["anchor_pool_size"]) if not cold and informative else 0
-    # One uniform draw serves both the random picks and the ambiguity pool.
-    drawn = _random_clips(plpy, SD, space, recent, int(slots.sum()) + pool_size)
-    random_ids, pool_ids = drawn[: int(slots.sum())], drawn[int(slots.sum()) :]
+    random_ids = _random_clips(plpy, SD, space, set(recent) | trained_on, int(slots.sum()))
+    pool_ids = _random_clips(plpy, SD, space, set(recent) | set(random_ids) | held_out, pool_size)
     taken = set(recent) | set(random_ids)
     random_vectors = _vectors(plpy, SD, space, random_ids)[1]
     avoid = np.concatenate([recent_vectors, random_vectors])
@@ -493,7 +509,7 @@ def next_anchors_body(plpy, SD, mode, n):
         picked = [(pool_ids[r], scored[r][0], scored[r][1]) for r in rows]
 
     # Random picks take their slots; informative picks fill the rest in score order.
-    random_rows = [(clip_id, 0.0, "random") for clip_id in random_ids]
+    random_rows = [(clip_id, 0.0, "evaluation") for clip_id in random_ids]
     result = []
     for is_random in slots:
         source = random_rows if is_random and random_rows else picked

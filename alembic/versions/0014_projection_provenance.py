@@ -8,13 +8,13 @@ re-projection refresh exactly those rows, so a head that was a candidate or reti
 clip was re-embedded never serves the old vector.
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 """
 
 from heaters_db import schema
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -243,21 +243,43 @@ def rollback(mode: str) -> None:
 
 @heads.command()
 @click.argument("head_id", type=int)
-def activate(head_id: int) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Activate a head the gate rejected: an operator's override, logged and recorded in the "
+    "head's metrics (metrics.override) next to the gate's numbers, which are kept.",
+)
+@click.option("--note", help="With --force: why (kept in metrics.override.note).")
+def activate(head_id: int, force: bool, note: str | None) -> None:
     """Make HEAD_ID serve its mode: a candidate is re-projected and indexed first; a retired
-    head (kept rows) goes live at once. Rejected heads cannot be activated."""
+    head (kept rows) goes live at once. A rejected head needs --force."""
     from heaters_db.heads import jobs, store
     from heaters_db.heads.reproject import reproject_head
 
     connect_new = _factory()
+    override = None
     with connect_new() as conn:
         record = store.get_head(conn, head_id)
+        if record.status == "rejected":
+            if not force:
+                raise click.ClickException(
+                    f"head {head_id} was rejected by the gate "
+                    f"({record.metrics.get('gate', {}).get('reason', 'no reason recorded')}); "
+                    "use --force to activate it anyway"
+                )
+            override = store.override_rejected_head(conn, head_id, note)
+            click.echo(
+                f"warning: overriding the gate for head {head_id}: {override.get('gate_reason')}",
+                err=True,
+            )
         if record.status == "retired":
             result = store.activate_head(conn, head_id)
     if record.status != "retired":
         result = reproject_head(
             connect_new, head_id, device=jobs.resolve_device(get_settings().device)
         )
+    if override is not None:
+        result["override"] = override
     _echo_json(result)
 
 
@@ -271,8 +293,10 @@ def activate(head_id: int) -> None:
 def report(mode: str | None, output: Path | None) -> None:
     """Compare every head version on the current held-out sorting events.
 
-    Per version: triplet accuracy, screen top-1, MRR of the chosen clip, kNN Jaccard@10 with
-    the previous version and with the base space. Prints a table and writes a PNG plot.
+    Per version: the chosen clip's library percentile on the evaluation screens (what the gate
+    judges) and on all holdout events, triplet accuracy, screen top-1, MRR, kNN Jaccard@10 with
+    the previous version and with the base space, and the numbers behind its gate decision (and
+    any --force override). Prints a table and writes a PNG plot.
     """
     from heaters_db.heads.report import build_report, format_report, plot_report
 

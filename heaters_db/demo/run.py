@@ -184,8 +184,11 @@ def _sort_round(conn, clips, screens: int, rng: random.Random) -> tuple[int, int
         if anchor_row is None:
             raise DemoError("next_anchors('trick') proposed no anchor")
         anchor = anchor_row["clip_id"]
+        # An evaluation anchor is shown candidates drawn without the live head (the gate's data).
+        evaluation = anchor_row["reason"] == "evaluation"
         shown = conn.execute(
-            query(QUERIES, "sorting_candidates"), {"anchor": anchor, "mode": "trick", "n": 8}
+            query(QUERIES, "evaluation_candidates" if evaluation else "sorting_candidates"),
+            {"anchor": anchor, "mode": "trick", "n": 8},
         ).fetchall()
         candidates = [
             (row["clip_id"], clips[row["clip_id"]].trick, row["distance"]) for row in shown
@@ -201,6 +204,8 @@ def _sort_round(conn, clips, screens: int, rng: random.Random) -> tuple[int, int
                 "candidates": [clip_id for clip_id, _, _ in candidates],
                 "mode": "trick_similarity",
                 "response_time_ms": choice.response_time_ms,
+                "anchor_reason": anchor_row["reason"],
+                "sources": [row["source"] for row in shown],
                 "rankings": json.dumps(
                     [
                         {"clip_id": r["clip_id"], "position": r["position"], "source": r["source"]}
@@ -298,18 +303,35 @@ def run_demo(settings: Settings, config: DemoConfig | None = None) -> None:
                     config.timeout_seconds,
                     daemon,
                 )
+                # The reproject job of a head that passed: served recall is measured after it.
+                _wait(
+                    conn,
+                    query(QUERIES, "pending_reprojections"),
+                    {},
+                    lambda row: row["pending"] == 0,
+                    "the reproject job",
+                    config.timeout_seconds,
+                    daemon,
+                )
                 head = conn.execute(
                     query(QUERIES, "newest_head"), {"mode": "trick_similarity"}
                 ).fetchone()
                 if head:
                     metrics = head["metrics"] or {}
+                    status = "active" if head["status"] == "active" else head["status"]
                     click.echo(
-                        f"    head v{head['version']}: {head['status']} - {metrics.get('gate', {}).get('reason', job['last_error'] or '')}"
+                        f"    head v{head['version']}: {status} - gate: {metrics.get('gate', {}).get('reason', job['last_error'] or '')}"
                     )
                 else:
                     click.echo(f"    training {job['status']}: {job['last_error']}")
                 recall = _recall_at_k(conn, clips, config.k)
-                click.echo(f"    recall@{config.k} now {recall:.3f}")
+                active = conn.execute(
+                    query(QUERIES, "active_head"), {"mode": "trick_similarity"}
+                ).fetchone()
+                serving = f"trick head v{active['version']}" if active else "base space"
+                click.echo(
+                    f"    served recall@{config.k} after round {round_number}: {recall:.3f} ({serving})"
+                )
 
             say("6/6 After sorting")
             _show_neighbours(conn, clips, example)
@@ -332,5 +354,5 @@ def run_demo(settings: Settings, config: DemoConfig | None = None) -> None:
         f"  HEATERS_DATABASE_URL={url} HEATERS_MEDIA_ROOT={media_root} .venv/bin/heaters-db sort"
     )
     click.echo(
-        "  then open http://127.0.0.1:8000 (keys: 1-9 choose, 0 none similar, s skip, z undo, t/p mode, ? help)"
+        "  then open http://127.0.0.1:8000 (keys: 1-9 choose, 0 none similar, x+digit clearly wrong, s skip, z undo, t/p mode, ? help)"
     )

@@ -69,8 +69,16 @@ class LoadedEvents:
         return sum(1 for s in self.data.screens if s.split == "train")
 
     @property
+    def validation_events(self) -> int:
+        return sum(1 for s in self.data.screens if s.split == "validation")
+
+    @property
     def holdout_events(self) -> int:
         return sum(1 for s in self.data.screens if s.split == "holdout")
+
+    @property
+    def evaluation_events(self) -> int:
+        return sum(1 for s in self.data.screens if s.split == "holdout" and s.evaluation)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -80,7 +88,9 @@ class LoadedEvents:
             "events_read": self.events_read,
             "events_used": len(self.data.screens),
             "train_events": self.train_events,
+            "validation_events": self.validation_events,
             "holdout_events": self.holdout_events,
+            "evaluation_events": self.evaluation_events,
             "dropped_events": len(self.dropped_event_ids),
             "events_missing_candidates": len(self.partial_event_ids),
             "clips": len(self.clip_ids),

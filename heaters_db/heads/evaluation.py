@@ -32,19 +32,15 @@ def space_of(head: ProjectionHead | None) -> Space:
 
 def restrict_events(metrics: EventMetrics, event_ids: Sequence[int]) -> EventMetrics:
     """The per-event metrics of only these events (both sides of a gate must cover the same)."""
-    keep = np.isin(metrics.event_ids, np.asarray(event_ids, dtype=np.int64))
-    return EventMetrics(
-        metrics.event_ids[keep],
-        metrics.triplet_accuracy[keep],
-        metrics.screen_top1[keep],
-        metrics.reciprocal_rank[keep],
-    )
+    return metrics.take(np.isin(metrics.event_ids, np.asarray(event_ids, dtype=np.int64)))
 
 
-def common_events(first: EventMetrics, second: EventMetrics) -> tuple[EventMetrics, EventMetrics]:
-    """Both restricted to the events they share."""
-    shared = np.intersect1d(first.event_ids, second.event_ids)
-    return restrict_events(first, shared), restrict_events(second, shared)
+def common_events(*metrics: EventMetrics) -> tuple[EventMetrics, ...]:
+    """Each restricted to the events they all share."""
+    shared = metrics[0].event_ids
+    for other in metrics[1:]:
+        shared = np.intersect1d(shared, other.event_ids)
+    return tuple(restrict_events(m, shared) for m in metrics)
 
 
 def holdout_metrics(space: Space, data) -> EventMetrics:

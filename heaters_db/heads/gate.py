@@ -1,14 +1,29 @@
-"""The held-out gate: a new head goes live only if it beats the current space beyond noise.
+"""The gate: whether a newly trained head may serve a mode.
 
-Rule: over the same holdout events, the paired per-event differences (new - baseline) of triplet
-accuracy and of screen top-1 are bootstrapped (percentile bootstrap, ``n_boot`` resamples of the
-events with replacement). The head passes when the lower bound of the two-sided (1 - alpha)
-interval is above zero for both (by default). The baseline is the active head of the mode, or the
-base space for the first head. Requiring both is deliberate: a head fitted to random answers
-gains on neither, and a head that only reorders triplets while choosing the wrong clip first on
-the screens would make the sorting page worse; the cost is that a real improvement needs enough
-holdout events to show up, and until then the old space simply stays live. With fewer than
-``min_events`` holdout events carrying a metric the gate refuses outright.
+What it judges on: the holdout events' evaluation screens (uniform anchors, candidates drawn
+without the live head: ``next_anchors`` reason ``evaluation`` + ``evaluation_candidates``), whose
+anchors no head ever trained on (the split is fixed per anchor). Only when a mode has fewer than
+``min_events`` such screens (clients that do not record provenance) does it judge on all holdout
+events, and its reason says so; there the candidates were the serving space's nearest clips, the
+library percentile saturates, and the weighted triplet accuracy over what was shown decides.
+
+The metric: per event, the chosen clip's *library percentile* in the space (the share of a fixed
+library sample the space puts farther from the anchor than the chosen clip). Unlike screen top-1
+it stays informative when several shown clips are equally right, and it cannot saturate at a
+perfect score while a better head is still possible to tell apart from noise.
+
+The rule, on paired per-event differences with a bootstrap that resamples *anchors* (events of
+one anchor are not independent), two-sided (1 - alpha) percentile intervals:
+
+1. too few judged events (< min_events with a selection) -> refused;
+2. against the base space: superiority, the lower bound of (new - base) above zero. A head
+   fitted to random answers gains nothing on honest screens and never passes;
+3. against the live head (when there is one): the new head must be trained on more events, and
+   non-inferior: the lower bound of (new - live) above ``-margin``. Ties go to the newer head,
+   so a saturated holdout never freezes the first good head.
+
+Triplet accuracy, screen top-1 and MRR are computed for the same events and kept in the metrics
+(and `heaters-db report`), but do not decide.
 """
 
 from __future__ import annotations
@@ -21,12 +36,15 @@ from typing import Any
 import numpy as np
 
 from heaters_db.errors import HeatersError
-from heaters_db.heads.metrics import EventMetrics
+from heaters_db.heads.metrics import METRIC_NAMES, EventMetrics
 
 log = logging.getLogger(__name__)
 
 MIN_EVENTS = 8
-_BOOTSTRAP_CHUNK = 250  # resamples per chunk: bounds memory at chunk x events
+DEFAULT_MARGIN = 0.05
+DECIDING_METRIC = "library_percentile"
+FALLBACK_METRIC = "triplet_accuracy"
+_BOOTSTRAP_CHUNK = 250  # resamples per chunk: bounds memory at chunk x anchors
 
 
 class GateInputError(HeatersError):
@@ -43,120 +61,223 @@ class GateDecision:
 
 
 def paired_bootstrap_interval(
-    differences: np.ndarray, n_boot: int, alpha: float, rng: np.random.Generator
+    differences: np.ndarray,
+    n_boot: int,
+    alpha: float,
+    rng: np.random.Generator,
+    groups: np.ndarray | None = None,
 ) -> tuple[float, float]:
-    """Percentile bootstrap (1 - alpha) interval of the mean of paired differences."""
-    n = len(differences)
+    """Percentile bootstrap (1 - alpha) interval of the mean of paired differences, resampling
+    whole groups (anchors) when ``groups`` is given, single differences otherwise."""
+    differences = np.asarray(differences, dtype=np.float64)
+    if groups is None:
+        sums, counts = differences, np.ones(len(differences))
+    else:
+        _, index = np.unique(np.asarray(groups), return_inverse=True)
+        sums = np.bincount(index, weights=differences)
+        counts = np.bincount(index).astype(np.float64)
+    n = len(sums)
     means = np.empty(n_boot)
     for start in range(0, n_boot, _BOOTSTRAP_CHUNK):
         count = min(_BOOTSTRAP_CHUNK, n_boot - start)
-        means[start : start + count] = differences[rng.integers(0, n, size=(count, n))].mean(axis=1)
+        drawn = rng.integers(0, n, size=(count, n))
+        means[start : start + count] = sums[drawn].sum(axis=1) / counts[drawn].sum(axis=1)
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
-
-
-def _compare(
-    new: np.ndarray, baseline: np.ndarray, n_boot: int, alpha: float, seed: int
-) -> dict[str, Any]:
-    defined = ~np.isnan(new) & ~np.isnan(baseline)
-    differences = new[defined] - baseline[defined]
-    out: dict[str, Any] = {
-        "events": int(defined.sum()),
-        "new": _number(new[defined].mean()) if defined.any() else None,
-        "baseline": _number(baseline[defined].mean()) if defined.any() else None,
-        "difference": _number(differences.mean()) if defined.any() else None,
-        "interval": None,
-    }
-    if defined.any():
-        low, high = paired_bootstrap_interval(
-            differences, n_boot, alpha, np.random.default_rng(seed)
-        )
-        out["interval"] = [low, high]
-    return out
 
 
 def _number(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _describe(name: str, result: dict[str, Any]) -> str:
+def compare(
+    new: EventMetrics, other: EventMetrics, n_boot: int, alpha: float, seed: int
+) -> dict[str, Any]:
+    """Mean of each metric in both spaces, and the anchor-bootstrap interval of the paired
+    difference, over the events where both define it."""
+    out: dict[str, Any] = {}
+    for offset, name in enumerate(METRIC_NAMES):
+        a = np.asarray(getattr(new, name), dtype=np.float64)
+        b = np.asarray(getattr(other, name), dtype=np.float64)
+        defined = ~np.isnan(a) & ~np.isnan(b)
+        result: dict[str, Any] = {
+            "events": int(defined.sum()),
+            "anchors": int(len(np.unique(new.anchors[defined]))),
+            "new": None,
+            "baseline": None,
+            "difference": None,
+            "interval": None,
+        }
+        if defined.any():
+            differences = a[defined] - b[defined]
+            result.update(
+                new=_number(a[defined].mean()),
+                baseline=_number(b[defined].mean()),
+                difference=_number(differences.mean()),
+                interval=list(
+                    paired_bootstrap_interval(
+                        differences,
+                        n_boot,
+                        alpha,
+                        np.random.default_rng(seed + offset),
+                        new.anchors[defined],
+                    )
+                ),
+            )
+        out[name] = result
+    return out
+
+
+def _describe(result: dict[str, Any]) -> str:
     if result["interval"] is None:
-        return f"{name}: no events"
+        return "no events"
     low, high = result["interval"]
-    return f"{name} {result['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+    return (
+        f"{result['new']:.3f} vs {result['baseline']:.3f}, "
+        f"difference {result['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+    )
+
+
+def _paired(new: EventMetrics, other: EventMetrics) -> tuple[EventMetrics, EventMetrics]:
+    new_ids, other_ids = np.asarray(new.event_ids), np.asarray(other.event_ids)
+    if not np.array_equal(np.sort(new_ids), np.sort(other_ids)):
+        raise GateInputError("the new and baseline metrics cover different holdout events")
+    return new.take(np.argsort(new_ids)), other.take(np.argsort(other_ids))
+
+
+def judged_events(
+    metrics: EventMetrics, min_events: int = MIN_EVENTS
+) -> tuple[np.ndarray, str, str]:
+    """Which events the gate judges, how that is described, and the deciding metric: the
+    evaluation screens with a selection when there are at least ``min_events`` of them (library
+    percentile), else every holdout event (clients without provenance). Then the candidates were
+    the serving space's nearest clips, which that space already ranks near the top of the library
+    (the percentile saturates), so the weighted triplet accuracy over what was shown decides."""
+    chosen = ~np.isnan(np.asarray(metrics.library_percentile, dtype=np.float64))
+    evaluation = np.asarray(metrics.evaluation, dtype=bool)
+    if int((evaluation & chosen).sum()) >= min_events:
+        return evaluation, "evaluation screens", DECIDING_METRIC
+    return (
+        np.ones(len(evaluation), dtype=bool),
+        f"all holdout events (fewer than {min_events} evaluation screens with a selection: "
+        "candidates shaped by the serving space)",
+        FALLBACK_METRIC,
+    )
 
 
 def gate(
     new_per_event: EventMetrics,
     baseline_per_event: EventMetrics,
+    live_per_event: EventMetrics | None = None,
+    *,
+    new_training_events: int | None = None,
+    live_training_events: int | None = None,
+    margin: float = DEFAULT_MARGIN,
     n_boot: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
     min_events: int = MIN_EVENTS,
-    require_top1_improvement: bool = True,
 ) -> GateDecision:
-    """Decide whether the new space beats the baseline on the same holdout events.
+    """Decide whether the new head may serve: superior to the base space beyond noise and, when a
+    head is live, trained on more events and not worse than it by more than ``margin``.
 
-    With ``require_top1_improvement`` False, screen top-1 need only not be significantly worse
-    (upper interval bound >= 0) while triplet accuracy must still improve significantly.
+    The three EventMetrics must cover the same holdout events (evaluation.common_events).
     """
-    new_ids, base_ids = (
-        np.asarray(new_per_event.event_ids),
-        np.asarray(baseline_per_event.event_ids),
-    )
-    if not np.array_equal(np.sort(new_ids), np.sort(base_ids)):
-        raise GateInputError("the new and baseline metrics cover different holdout events")
-    order_new, order_base = np.argsort(new_ids), np.argsort(base_ids)
-    results = {
-        name: _compare(
-            np.asarray(getattr(new_per_event, name), dtype=np.float64)[order_new],
-            np.asarray(getattr(baseline_per_event, name), dtype=np.float64)[order_base],
-            n_boot,
-            alpha,
-            seed + offset,
-        )
-        for offset, name in enumerate(("triplet_accuracy", "screen_top1", "reciprocal_rank"))
-    }
-    triplet, top1 = results["triplet_accuracy"], results["screen_top1"]
-    described = f"{_describe('triplet accuracy', triplet)}, {_describe('screen top-1', top1)}"
-
-    if triplet["events"] < min_events or top1["events"] < min_events:
-        passed = False
-        reason = (
-            f"too few holdout events to judge: {triplet['events']} with triplets and "
-            f"{top1['events']} with a selection, at least {min_events} of each needed"
-        )
-    elif triplet["interval"][0] <= 0:
-        passed = False
-        reason = f"triplet accuracy gain is within holdout noise ({described})"
-    elif require_top1_improvement and top1["interval"][0] <= 0:
-        passed = False
-        reason = f"screen top-1 gain is within holdout noise ({described})"
-    elif not require_top1_improvement and top1["interval"][1] < 0:
-        passed = False
-        reason = f"screen top-1 is significantly worse ({described})"
-    else:
-        passed = True
-        reason = f"beats the baseline beyond holdout noise ({described})"
-
+    new, base = _paired(new_per_event, baseline_per_event)
+    live = None
+    if live_per_event is not None:
+        new, live = _paired(new, live_per_event)
+        _, base = _paired(new, base)
+    keep, judged_on, metric = judged_events(new, min_events)
+    new, base = new.take(keep), base.take(keep)
+    vs_base = compare(new, base, n_boot, alpha, seed)
+    vs_live = compare(new, live.take(keep), n_boot, alpha, seed + 10) if live else None
+    deciding = vs_base[metric]
+    name = metric.replace("_", " ")
     confidence = round(100 * (1 - alpha), 6)
+
+    selected = vs_base[DECIDING_METRIC]["events"]
+    if selected < min_events or deciding["events"] < min_events:
+        passed, reason = (
+            False,
+            (
+                f"too few judged events: {min(selected, deciding['events'])} with a selection on "
+                f"{judged_on}, at least {min_events} needed"
+            ),
+        )
+    elif deciding["interval"][0] <= 0:
+        passed, reason = (
+            False,
+            (
+                f"does not beat the base space beyond noise on {judged_on} "
+                f"({name} {_describe(deciding)})"
+            ),
+        )
+    elif vs_live is None:
+        passed, reason = (
+            True,
+            (f"beats the base space beyond noise on {judged_on} ({name} {_describe(deciding)})"),
+        )
+    elif (
+        new_training_events is not None
+        and live_training_events is not None
+        and new_training_events <= live_training_events
+    ):
+        passed, reason = (
+            False,
+            (
+                f"trained on {new_training_events} events, not more than the live head's "
+                f"{live_training_events}"
+            ),
+        )
+    elif vs_live[metric]["interval"][0] <= -margin:
+        passed, reason = (
+            False,
+            (
+                f"may be worse than the live head by more than the margin {margin} on {judged_on} "
+                f"({name} {_describe(vs_live[metric])})"
+            ),
+        )
+    else:
+        passed, reason = (
+            True,
+            (
+                f"beats the base space ({name} {_describe(deciding)}) and is within "
+                f"{margin} of the live head or better "
+                f"({_describe(vs_live[metric])}) on {judged_on}; ties go to the newer head"
+            ),
+        )
+
     metrics = {
         "passed": passed,
         "reason": reason,
+        "deciding_metric": metric,
         "rule": (
-            f"paired bootstrap over holdout events, {confidence}% interval lower bound > 0 for "
-            "triplet accuracy and "
-            + ("screen top-1" if require_top1_improvement else "upper bound >= 0 for screen top-1")
+            f"{metric}: anchor-resampled paired bootstrap, {confidence}% interval; "
+            "vs base lower bound > 0; vs live head (if any) trained on more events and lower "
+            f"bound > -{margin}"
         ),
-        "events": len(new_ids),
+        "judged_on": judged_on,
+        "judged_events": int(keep.sum()),
+        "evaluation_events": int(np.sum(new.evaluation)),
+        "events": len(new_per_event.event_ids),
         "n_boot": n_boot,
         "alpha": alpha,
         "seed": seed,
         "min_events": min_events,
-        **results,
+        "margin": margin,
+        "new_training_events": new_training_events,
+        "live_training_events": live_training_events,
+        "vs_base": vs_base,
+        "vs_live": vs_live,
     }
     log.info(
         "projection head gate",
-        extra={"action": "head_gate", "passed": passed, "reason": reason, "events": len(new_ids)},
+        extra={
+            "action": "head_gate",
+            "passed": passed,
+            "reason": reason,
+            "events": int(keep.sum()),
+        },
     )
     return GateDecision(passed=passed, reason=reason, metrics=metrics)

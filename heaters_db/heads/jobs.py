@@ -5,8 +5,8 @@
 1. read the mode's sorting events (views sorting_screens / sorting_triplets) up to the newest
    one, the watermark, with the base embeddings of the head's base variant (heads/data.py);
 2. train a head (heads/train.py) with the shape in heaters_db_settings (head_output_dim, ...);
-3. gate it against the space that serves the mode now: the active head, or the base space for
-   the first head, on the same holdout events (heads/gate.py);
+3. gate it on the holdout events' evaluation screens: superior to the base space, and (when a
+   head is live) trained on more events and non-inferior to it (heads/gate.py);
 4. store it (heads/store.py) as ``rejected`` with its metrics, or as ``candidate``;
 5. for a candidate: re-project every clip, build the index, activate (heads/reproject.py) —
    in-process, or as a ``reproject`` job for the daemon.
@@ -28,6 +28,7 @@ from psycopg.rows import dict_row
 
 from heaters_db.errors import HeatersError
 from heaters_db.heads import store
+from heaters_db.heads.capacity import train_with_capacity_search
 from heaters_db.heads.data import (
     LoadedEvents,
     NoTrainingEvents,
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 QUERIES = "learning.sql"
 Connect = Callable[[], psycopg.Connection]
 ACTIVATION_CHOICES = ("inline", "enqueue", "none")
+# head_output_dim 0 means "choose by validation"; TrainConfig needs a positive placeholder.
+AUTO_OUTPUT_DIM = -1
 # TrainConfig fields a train_head job's payload (or `heaters-db train`) may set.
 PAYLOAD_FIELDS = ("output_dim", "hidden_dim", "max_epochs", "seed", "temperature", "learning_rate")
 
@@ -91,7 +94,8 @@ def train_config(
         k: v for k, v in (overrides or {}).items() if k in PAYLOAD_FIELDS and v is not None
     }
     values: dict[str, Any] = {
-        "output_dim": int(_setting(conn, "head_output_dim")),
+        # 0 = auto: the shape is chosen by the validation fold (heads/capacity.py).
+        "output_dim": int(_setting(conn, "head_output_dim")) or AUTO_OUTPUT_DIM,
         "hidden_dim": int(_setting(conn, "head_hidden_dim")) or None,
         "max_epochs": int(_setting(conn, "head_max_epochs")),
         "implicit_negative_weight": float(_setting(conn, "implicit_negative_weight")),
@@ -102,10 +106,10 @@ def train_config(
 
 
 def _baseline(conn: psycopg.Connection, loaded: LoadedEvents, active: store.HeadRecord | None):
-    """Per-event holdout metrics of the space serving the mode now, and a description of it."""
+    """Per-event holdout metrics of the live head (None without one), a description of the space
+    serving the mode now, and the live head's torch module (None when it maps another variant)."""
     if active is None:
-        described = {"kind": "base", "base_variant_id": loaded.variant.id}
-        return holdout_metrics(space_of(None), loaded.data), described, None
+        return None, {"kind": "base", "base_variant_id": loaded.variant.id}, None
     record, head = store.load_projection_head(conn, active.id)
     described = {"kind": "head", "head_id": record.id, "version": record.version}
     if record.base_variant_id == loaded.variant.id:
@@ -154,15 +158,31 @@ def train_mode(
 
         tick = time.perf_counter()
         try:
-            trained = train_head(loaded.data, config)
+            if config.output_dim == AUTO_OUTPUT_DIM:
+                trained = train_with_capacity_search(loaded.data, config)
+            else:
+                trained = train_head(loaded.data, config)
         except TrainingDataError as exc:
             raise TrainingSkipped(str(exc), {**skipped, "reason": str(exc)}) from exc
         seconds_train = time.perf_counter() - tick
 
         new_metrics = holdout_metrics(space_of(trained.head), loaded.data)
-        old_metrics, baseline, active_torch = _baseline(conn, loaded, active)
-        new_metrics, old_metrics = common_events(new_metrics, old_metrics)
-        decision = gate(new_metrics, old_metrics)
+        base_metrics = holdout_metrics(space_of(None), loaded.data)
+        live_metrics, baseline, active_torch = _baseline(conn, loaded, active)
+        if live_metrics is None:
+            new_metrics, base_metrics = common_events(new_metrics, base_metrics)
+        else:
+            new_metrics, base_metrics, live_metrics = common_events(
+                new_metrics, base_metrics, live_metrics
+            )
+        decision = gate(
+            new_metrics,
+            base_metrics,
+            live_metrics,
+            new_training_events=len(loaded.data.screens),
+            live_training_events=None if active is None else active.training_event_count,
+            margin=float(_setting(conn, "gate_noninferiority_margin")),
+        )
 
         sample = loaded.data.base_vectors[sample_rows(len(loaded.data.base_vectors))]
         overlap = {"base": neighbour_overlap(space_of(trained.head), space_of(None), sample)}
@@ -173,11 +193,15 @@ def train_mode(
         training = {k: v for k, v in trained.metrics.items() if k != "config"}
         metrics = {
             "holdout": summarise(new_metrics),
-            "baseline": {**baseline, **summarise(old_metrics)},
+            "base": summarise(base_metrics),
+            "baseline": {
+                **baseline,
+                **summarise(base_metrics if live_metrics is None else live_metrics),
+            },
             "gate": decision.metrics,
             "knn_jaccard_at_10": overlap,
             "training": training,
-            "config": asdict(config),
+            "config": trained.metrics.get("config", asdict(config)),
             "data": loaded.summary(),
             "seconds": {"load": round(seconds_load, 3), "train": round(seconds_train, 3)},
         }

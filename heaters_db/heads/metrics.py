@@ -20,7 +20,11 @@ from heaters_db.heads.module import NORM_EPSILON, ProjectionHead
 Space = Callable[[np.ndarray], np.ndarray]
 """(m, d) base vectors -> (m, k) unit vectors."""
 
-SPLITS = ("train", "holdout")
+SPLITS = ("train", "validation", "holdout")
+"""train: fitted; validation: model selection (early stopping, head size); holdout: the gate and
+the report. Fixed per anchor clip at its first event (sql/functions/assign_anchor_split.sql)."""
+METRIC_NAMES = ("library_percentile", "triplet_accuracy", "screen_top1", "reciprocal_rank")
+LIBRARY_SAMPLE = 512
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class Screen:
 
     ``selected_row`` None means the sorter said none of the candidates was similar.
     ``rejected_rows`` are explicit hard negatives; the other shown candidates are implicit ones.
+    ``evaluation``: an evaluation screen (uniform anchor, candidates drawn without the live head).
     """
 
     event_id: int
@@ -37,6 +42,7 @@ class Screen:
     selected_row: int | None
     rejected_rows: tuple[int, ...] = ()
     split: str = "train"
+    evaluation: bool = False
 
     def shown_rows(self) -> tuple[int, ...]:
         """Every candidate shown (candidates, then selected and rejected if missing), deduplicated,
@@ -164,23 +170,66 @@ class EmbeddedRows:
 class EventMetrics:
     """Per-event metrics in one space; NaN where an event has nothing to measure.
 
-    ``screen_top1`` and ``reciprocal_rank`` need a selection; ``triplet_accuracy`` needs triplets.
+    ``library_percentile``: the share of a fixed sample of the library that the space puts
+    farther from the anchor than the chosen clip (ties half) -- informative when several shown
+    clips are equally right, unlike top-1. It, ``screen_top1`` and ``reciprocal_rank`` need a
+    selection; ``triplet_accuracy`` needs triplets. ``anchors``: each event's anchor row (the
+    gate resamples anchors, not events); ``evaluation``: whether it was an evaluation screen.
     """
 
     event_ids: np.ndarray
     triplet_accuracy: np.ndarray
     screen_top1: np.ndarray
     reciprocal_rank: np.ndarray
+    library_percentile: np.ndarray | None = None
+    anchors: np.ndarray | None = None
+    evaluation: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.event_ids)
+        if self.library_percentile is None:
+            self.library_percentile = np.full(n, np.nan)
+        if self.anchors is None:
+            self.anchors = np.asarray(self.event_ids, dtype=np.int64)  # each its own group
+        if self.evaluation is None:
+            self.evaluation = np.zeros(n, dtype=bool)
+
+    def take(self, keep: np.ndarray) -> EventMetrics:
+        """The events where ``keep`` (a boolean mask or index array) holds."""
+        return EventMetrics(
+            *(np.asarray(getattr(self, name))[keep] for name in _FIELDS),
+        )
 
     def summary(self) -> dict[str, Any]:
         """Means over the events where each metric is defined, and those counts (JSON-ready)."""
-        out: dict[str, Any] = {"events": len(self.event_ids)}
-        for name in ("triplet_accuracy", "screen_top1", "reciprocal_rank"):
+        out: dict[str, Any] = {
+            "events": len(self.event_ids),
+            "evaluation_events": int(np.sum(self.evaluation)),
+        }
+        for name in METRIC_NAMES:
             values = getattr(self, name)
             defined = values[~np.isnan(values)]
             out[name] = float(defined.mean()) if len(defined) else None
             out[f"{name}_events"] = len(defined)
         return out
+
+
+_FIELDS = (
+    "event_ids",
+    "triplet_accuracy",
+    "screen_top1",
+    "reciprocal_rank",
+    "library_percentile",
+    "anchors",
+    "evaluation",
+)
+
+
+def library_sample(count: int, limit: int = LIBRARY_SAMPLE) -> np.ndarray:
+    """Evenly spread row indices (deterministic): the library sample of library_percentile."""
+    if count <= limit:
+        return np.arange(count)
+    return np.linspace(0, count - 1, limit).round().astype(np.int64)
 
 
 def evaluate_events(
@@ -189,13 +238,16 @@ def evaluate_events(
     screens: Sequence[Screen],
     triplets: Triplets | None = None,
     split: str | None = "holdout",
+    library_rows: np.ndarray | None = None,
 ) -> EventMetrics:
-    """Per-event triplet accuracy, screen top-1 and reciprocal rank of the chosen clip.
+    """Per-event library percentile, triplet accuracy, screen top-1 and reciprocal rank.
 
     Triplet accuracy is the weighted share of an event's triplets with cos(a, p) > cos(a, n)
     (ties count half). Top-1 is 1 when the selected clip is strictly the closest of the shown
     candidates to the anchor (k-way ties share it: 1/k); the reciprocal rank uses the mean rank
-    among ties. Without ``triplets`` they are derived from the screens (hard 1.0, implicit 0.3).
+    among ties. The library percentile compares the chosen clip with ``library_rows`` (default:
+    an even sample of LIBRARY_SAMPLE rows of base_vectors), leaving out the anchor and the chosen
+    clip. Without ``triplets`` they are derived from the screens (hard 1.0, implicit 0.3).
     ``split`` None keeps every event.
     """
     if split is not None:
@@ -204,12 +256,15 @@ def evaluate_events(
         triplets = triplets_from_screens(screens)
     elif split is not None:
         triplets = triplets.select(split)
+    if library_rows is None:
+        library_rows = library_sample(len(base_vectors))
+    library_rows = np.asarray(library_rows, dtype=np.int64)
     event_ids = np.unique(
         np.concatenate(
             [np.array([s.event_id for s in screens], dtype=np.int64), triplets.event_id]
         ).astype(np.int64)
     )
-    needed = [triplets.anchor, triplets.positive, triplets.negative]
+    needed = [triplets.anchor, triplets.positive, triplets.negative, library_rows]
     needed += [np.array([s.anchor_row, *s.shown_rows()], dtype=np.int64) for s in screens]
     embedded = EmbeddedRows(space, base_vectors, np.concatenate(needed) if needed else [])
 
@@ -229,18 +284,34 @@ def evaluate_events(
 
     screen_top1 = np.full(len(event_ids), np.nan)
     reciprocal_rank = np.full(len(event_ids), np.nan)
+    percentile = np.full(len(event_ids), np.nan)
+    anchor_of = np.arange(len(event_ids), dtype=np.int64) - len(event_ids)  # unique placeholders
+    evaluation = np.zeros(len(event_ids), dtype=bool)
+    library = embedded[library_rows] if len(library_rows) else None
     for screen in screens:
+        position = np.searchsorted(event_ids, screen.event_id)
+        anchor_of[position] = screen.anchor_row
+        evaluation[position] = screen.evaluation
         if screen.selected_row is None:
             continue
+        anchor_vector = embedded[[screen.anchor_row]][0]
         shown = np.array(screen.shown_rows(), dtype=np.int64)
-        similarity = embedded[shown] @ embedded[[screen.anchor_row]][0]
+        similarity = embedded[shown] @ anchor_vector
         chosen = similarity[shown == screen.selected_row][0]
         greater = int(np.sum(similarity > chosen))
         tied = int(np.sum(similarity == chosen)) - 1
-        position = np.searchsorted(event_ids, screen.event_id)
         screen_top1[position] = 0.0 if greater else 1.0 / (1 + tied)
         reciprocal_rank[position] = 1.0 / (1 + greater + tied / 2)
-    return EventMetrics(event_ids, triplet_accuracy, screen_top1, reciprocal_rank)
+        if library is not None:
+            others = (library_rows != screen.anchor_row) & (library_rows != screen.selected_row)
+            if others.any():
+                against = library[others] @ anchor_vector
+                percentile[position] = float(
+                    np.mean(against < chosen) + 0.5 * np.mean(against == chosen)
+                )
+    return EventMetrics(
+        event_ids, triplet_accuracy, screen_top1, reciprocal_rank, percentile, anchor_of, evaluation
+    )
 
 
 def nearest_neighbours(embedded: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:

@@ -1,8 +1,10 @@
 """`heaters-db report`: how each head version does on the sorters' held-out answers.
 
 Per mode and head version (rejected ones too, marked), on the mode's *current* holdout events
-(the split is a hash of the event id, so no version ever trained on them and all versions are
-compared on the same events): triplet accuracy, screen top-1, MRR of the chosen clip, and the
+(the split is fixed per anchor clip, so no version ever trained on them and all versions are
+compared on the same events): the chosen clip's library percentile on the evaluation screens
+(what the gate judges) and on all holdout events, triplet accuracy, screen top-1, MRR, the
+numbers behind each stored gate decision (and any operator override), and the
 kNN Jaccard@10 overlap with the previous version and with the base space over a fixed sample of
 clips. The base space is the first row. A PNG plots the same numbers across versions
 (matplotlib, the ``report`` extra; Agg backend, no display needed).
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 MODES = ("trick_similarity", "spot_similarity")
 METRICS = (
+    ("evaluation_percentile", "library percentile, evaluation screens"),
+    ("library_percentile", "library percentile, all holdout"),
     ("triplet_accuracy", "triplet accuracy"),
     ("screen_top1", "screen top-1"),
     ("mrr", "MRR (chosen clip)"),
@@ -64,8 +68,42 @@ def _row(label: str, status: str, summary: dict[str, Any] | None, **extra: Any) 
         "triplet_accuracy": summary.get("triplet_accuracy"),
         "screen_top1": summary.get("screen_top1"),
         "mrr": summary.get("mrr"),
+        "library_percentile": summary.get("library_percentile"),
+        "evaluation_percentile": summary.get("evaluation_percentile"),
+        "evaluation_events": summary.get("evaluation_events"),
         **extra,
     }
+
+
+def _summary(metrics) -> dict[str, Any]:
+    """summarise() plus the library percentile over the evaluation screens alone (what the gate
+    judges when there are enough of them)."""
+    summary = summarise(metrics)
+    evaluation = metrics.take(metrics.evaluation)
+    summary["evaluation_percentile"] = summarise(evaluation)["library_percentile"]
+    return summary
+
+
+def gate_numbers(metrics: dict[str, Any]) -> str:
+    """The numbers behind a stored gate decision, one line: what decided, on what, the intervals,
+    and an operator's override."""
+    gate = metrics.get("gate") or {}
+    if not gate:
+        return ""
+    metric = gate.get("deciding_metric")
+    parts = [f"{'passed' if gate.get('passed') else 'refused'}: {gate.get('reason', '')}"]
+    for side in ("vs_base", "vs_live"):
+        result = (gate.get(side) or {}).get(metric) if metric else None
+        if result and result.get("interval"):
+            low, high = result["interval"]
+            parts.append(
+                f"{side} {metric} {result['difference']:+.3f} [{low:+.3f}, {high:+.3f}] "
+                f"over {result['events']} events / {result['anchors']} anchors"
+            )
+    override = metrics.get("override")
+    if override:
+        parts.append(f"OVERRIDDEN by {override.get('by')} at {override.get('at')}")
+    return "; ".join(parts)
 
 
 def mode_report(conn: psycopg.Connection, mode: str) -> ModeReport | None:
@@ -90,18 +128,17 @@ def mode_report(conn: psycopg.Connection, mode: str) -> ModeReport | None:
         return report
 
     sample = loaded.data.base_vectors[sample_rows(len(loaded.data.base_vectors))]
-    base = summarise(holdout_metrics(space_of(None), loaded.data))
+    base = _summary(holdout_metrics(space_of(None), loaded.data))
     report = ModeReport(mode, base["events"])
     report.rows.append(_row("base", "base", base, jaccard_previous=None, jaccard_base=1.0))
     previous_space = None
     for head in heads:
-        gate = head.metrics.get("gate", {})
         extra = {
             "head_id": head.id,
             "version": head.version,
             "trained_through_event_id": head.trained_through_event_id,
             "training_events": head.training_event_count,
-            "gate": gate.get("reason"),
+            "gate": gate_numbers(head.metrics),
         }
         if head.base_variant_id != loaded.variant.id:
             report.rows.append(
@@ -110,7 +147,7 @@ def mode_report(conn: psycopg.Connection, mode: str) -> ModeReport | None:
             continue
         _, torch_head = store.load_projection_head(conn, head.id)
         space = space_of(torch_head)
-        summary = summarise(holdout_metrics(space, loaded.data))
+        summary = _summary(holdout_metrics(space, loaded.data))
         extra["jaccard_base"] = neighbour_overlap(space, space_of(None), sample)
         extra["jaccard_previous"] = (
             neighbour_overlap(space, previous_space, sample) if previous_space is not None else None
@@ -139,17 +176,23 @@ def format_report(reports: list[ModeReport]) -> str:
         return "no projection heads and no sorting events yet"
     lines = []
     header = (
-        f"{'version':<8} {'status':<10} {'triplet acc':>11} {'top-1':>7} {'MRR':>7} "
+        f"{'version':<8} {'status':<10} {'eval pct':>8} {'lib pct':>7} {'triplet acc':>11} "
+        f"{'top-1':>7} {'MRR':>7} "
         f"{'jaccard@10 prev':>15} {'jaccard@10 base':>15}  gate"
     )
     for report in reports:
-        lines.append(f"== {report.mode}: {report.holdout_events} holdout events")
+        evaluation = next((r.get("evaluation_events") for r in report.rows), None)
+        lines.append(
+            f"== {report.mode}: {report.holdout_events} holdout events "
+            f"({evaluation or 0} evaluation screens)"
+        )
         if report.note:
             lines.append(f"   ({report.note})")
         lines.append(header)
         for row in report.rows:
             lines.append(
-                f"{row['label']:<8} {row['status']:<10} {_number(row['triplet_accuracy']):>11} "
+                f"{row['label']:<8} {row['status']:<10} {_number(row['evaluation_percentile']):>8} "
+                f"{_number(row['library_percentile']):>7} {_number(row['triplet_accuracy']):>11} "
                 f"{_number(row['screen_top1']):>7} {_number(row['mrr']):>7} "
                 f"{_number(row.get('jaccard_previous')):>15} {_number(row.get('jaccard_base')):>15}  "
                 f"{row.get('gate') or ''}"

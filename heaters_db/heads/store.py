@@ -211,6 +211,26 @@ def activate_head(conn: psycopg.Connection, head_id: int) -> dict[str, Any]:
     return result
 
 
+def override_rejected_head(
+    conn: psycopg.Connection, head_id: int, note: str | None = None
+) -> dict[str, Any]:
+    """An operator's override of the gate: the rejected head becomes a candidate (then it can be
+    re-projected and activated); its metrics keep the gate's numbers and gain ``override``."""
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(QUERIES, "override_rejected_head"), {"head_id": head_id, "note": note})
+        row = cur.fetchone()
+    if row is None:
+        record = get_head(conn, head_id)
+        raise HeadStateError(
+            f"projection head {record.label} is {record.status}, not rejected: nothing to force"
+        )
+    log.warning(
+        "gate overridden by an operator",
+        extra={"action": "head_gate_overridden", "head_id": head_id, **row["override"]},
+    )
+    return row["override"]
+
+
 def rollback_head(conn: psycopg.Connection, mode: str) -> dict[str, Any]:
     """SQL rollback_head(): the previous version serves the mode again (or the base variant)."""
     result = _call(conn, "rollback_head", {"mode": mode})

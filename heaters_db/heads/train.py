@@ -47,6 +47,9 @@ from heaters_db.heads.module import ProjectionHead, default_hidden_dim
 log = logging.getLogger(__name__)
 
 
+MIN_VALIDATION_SCREENS = 20
+
+
 class TrainingDataError(HeatersError):
     """The sorting events cannot train a projection head (none usable, or inconsistent rows)."""
 
@@ -95,7 +98,7 @@ class TrainingData:
         """Build from rows keyed by clip id, as the sorting views return them.
 
         Screen keys: event_id, anchor_clip_id, candidate_clip_ids, selected_clip_id (None = none
-        similar), rejected_clip_ids, split. Triplet keys: event_id, anchor_clip_id,
+        similar), rejected_clip_ids, split, evaluation (optional). Triplet keys: event_id, anchor_clip_id,
         positive_clip_id, negative_clip_id, weight, split. Clips without a base vector are left
         out: a candidate is dropped from its screen; a screen whose anchor or selected clip (or a
         triplet any of whose clips) lacks a vector is skipped.
@@ -120,6 +123,7 @@ class TrainingData:
                     selected_row=selected,
                     rejected_rows=_known_rows(record.get("rejected_clip_ids"), clip_rows),
                     split=record.get("split") or "train",
+                    evaluation=bool(record.get("evaluation")),
                 )
             )
         table = None
@@ -184,7 +188,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """The best head (by holdout loss), the per-epoch history and summary metrics."""
+    """The best head (by validation loss), the per-epoch history and summary metrics."""
 
     head: ProjectionHead
     history: list[dict[str, Any]]
@@ -328,19 +332,22 @@ def _evaluate_loss(
 
 
 def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainResult:
-    """Fit a head to the train split, stopping early on the holdout split's screen loss.
+    """Fit a head to the train split, stopping early on the validation split's screen loss.
+
+    The holdout split (what the gate judges) is never read here: model selection on the events
+    that then judge the head would make the gate optimistic.
 
     The head starts as the PCA projection of all base vectors (subsampled to pca_max_samples).
     The best epoch's weights (epoch 0 = the untrained PCA head) are restored. Same data and
-    seed give identical weights on the same device and thread count. Without holdout screens
+    seed give identical weights on the same device and thread count. Without validation screens
     the train loss decides and the run goes to max_epochs or the patience limit on that loss.
     """
     config = config or TrainConfig()
     base = data.base_vectors
     train_screens = [s for s in data.screens if s.split == "train"]
-    holdout_screens = [s for s in data.screens if s.split == "holdout"]
+    validation_screens = [s for s in data.screens if s.split == "validation"]
     train_batch = _pack_screens(train_screens, config)
-    holdout_batch = _pack_screens(holdout_screens, config)
+    validation_batch = _pack_screens(validation_screens, config)
     if len(train_batch) == 0:
         raise TrainingDataError("no usable training screens (each needs shown candidates)")
     triplets = data.triplets.select("train") if data.triplets is not None else None
@@ -368,8 +375,13 @@ def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainRe
             ],
             lr=config.learning_rate,
         )
-        monitor = "holdout_loss" if len(holdout_batch) else "train_loss"
-        history = [_epoch_record(0, objective, base, train_batch, holdout_batch, data, config)]
+        # A handful of validation screens cannot pick an epoch (the untrained PCA head wins by
+        # noise): below MIN_VALIDATION_SCREENS the train loss decides, and the gate alone
+        # protects the live space.
+        monitor = (
+            "validation_loss" if len(validation_batch) >= MIN_VALIDATION_SCREENS else "train_loss"
+        )
+        history = [_epoch_record(0, objective, base, train_batch, validation_batch, data, config)]
         best_value, best_epoch = history[0][monitor], 0
         best_state = copy.deepcopy(objective.state_dict())
         for epoch in range(1, config.max_epochs + 1):
@@ -388,11 +400,11 @@ def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainRe
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            # With a holdout split the epoch's running loss is enough for the record; without
+            # With a validation split the epoch's running loss is enough for the record; without
             # one the train loss picks the best epoch, so it is measured exactly after the epoch.
-            running_loss = running / len(order) if monitor == "holdout_loss" else None
+            running_loss = running / len(order) if monitor == "validation_loss" else None
             record = _epoch_record(
-                epoch, objective, base, train_batch, holdout_batch, data, config, running_loss
+                epoch, objective, base, train_batch, validation_batch, data, config, running_loss
             )
             history.append(record)
             if record[monitor] < best_value - config.min_delta:
@@ -408,7 +420,7 @@ def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainRe
         "epochs_run": len(history) - 1,
         "monitor": monitor,
         "train_screens": len(train_batch),
-        "holdout_screens": len(holdout_batch),
+        "validation_screens": len(validation_batch),
         "none_threshold": float(objective.none_threshold.item()),
         "parameters": head.parameter_count(),
         "config": asdict(config),
@@ -420,7 +432,7 @@ def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainRe
             "action": "head_trained",
             "best_epoch": best_epoch,
             "epochs_run": metrics["epochs_run"],
-            "holdout_loss": metrics["holdout_loss"],
+            "validation_loss": metrics["validation_loss"],
             "train_screens": len(train_batch),
         },
     )
@@ -432,7 +444,7 @@ def _epoch_record(
     objective: _Objective,
     base: np.ndarray,
     train_batch: _ScreenBatch,
-    holdout_batch: _ScreenBatch,
+    validation_batch: _ScreenBatch,
     data: TrainingData,
     config: TrainConfig,
     train_loss: float | None = None,
@@ -443,12 +455,12 @@ def _epoch_record(
     record: dict[str, Any] = {
         "epoch": epoch,
         "train_loss": train_loss,
-        "holdout_loss": _evaluate_loss(objective, base, holdout_batch, config),
+        "validation_loss": _evaluate_loss(objective, base, validation_batch, config),
     }
-    if len(holdout_batch):
+    if len(validation_batch):
         summary = evaluate_events(
-            head_space(objective.head), base, data.screens, split="holdout"
+            head_space(objective.head), base, data.screens, split="validation"
         ).summary()
-        record["holdout_top1"] = summary["screen_top1"]
-        record["holdout_triplet_accuracy"] = summary["triplet_accuracy"]
+        record["validation_top1"] = summary["screen_top1"]
+        record["validation_triplet_accuracy"] = summary["triplet_accuracy"]
     return record

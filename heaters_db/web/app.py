@@ -328,6 +328,10 @@ def _parse_event(body: Any) -> dict[str, Any]:
         "session_id": uuid.UUID(str(body["session_id"])),
         "response_time_ms": None if response_time is None else round(response_time),
         "candidate_rankings": rankings,
+        "rejected": [clip(value, "rejected[]") for value in body.get("rejected") or []],
+        "anchor_reason": body.get("anchor_reason")
+        if isinstance(body.get("anchor_reason"), str)
+        else None,
     }
 
 

@@ -189,8 +189,9 @@ class SortingStore:
             return None
         # Every proposal already seen in this session: start again from the best one.
         chosen = next((a for a in anchors if a["clip_id"] not in excluded), anchors[0])
+        # An evaluation anchor gets candidates drawn without the live head (what the gate judges).
         shown = self._fetch(
-            "sorting_candidates",
+            "evaluation_candidates" if chosen["reason"] == "evaluation" else "sorting_candidates",
             {"anchor": chosen["clip_id"], "mode": mode, "n": min(candidates, MAX_CANDIDATES)},
         )[:MAX_CANDIDATES]
         ids = [chosen["clip_id"], *(row["clip_id"] for row in shown)]
@@ -244,8 +245,13 @@ class SortingStore:
         session_id: uuid.UUID,
         response_time_ms: int | None,
         candidate_rankings: list[dict[str, Any]],
+        rejected: Iterable[int] = (),
+        anchor_reason: str | None = None,
     ) -> int:
-        """INSERT one sorting event and return its id. Rejected = the shown ones not chosen.
+        """INSERT one sorting event and return its id. ``rejected``: only the candidates the
+        person marked as clearly wrong (hard negatives); the others not chosen stay implicit.
+        ``anchor_reason``: next_anchors' reason for the anchor (None: 'manual'); the candidates'
+        sources come from candidate_rankings when every shown clip has one.
 
         Raises EventRefused with the database's message when the trigger (or a constraint)
         refuses the row.
@@ -255,7 +261,14 @@ class SortingStore:
             "anchor": anchor,
             "selected": selected,
             "candidates": candidates,
-            "rejected": [clip for clip in candidates if clip != selected],
+            # "None similar" keeps its meaning: every candidate shown was wrong.
+            "rejected": (
+                list(candidates)
+                if selected is None
+                else [clip for clip in dict.fromkeys(rejected) if clip != selected]
+            ),
+            "anchor_reason": anchor_reason or "manual",
+            "candidate_sources": _sources(candidates, candidate_rankings),
             "session_id": str(session_id),
             "response_time_ms": response_time_ms,
             "candidate_rankings": json.dumps(candidate_rankings),
@@ -276,3 +289,11 @@ class SortingStore:
             },
         )
         return event_id
+
+
+def _sources(candidates: list[int], rankings: list[dict[str, Any]]) -> list[str] | None:
+    """One source per candidate, in candidate order, from the page's rankings; None when any
+    candidate has none (the event then says its sources are unknown)."""
+    by_clip = {r.get("clip_id"): r.get("source") for r in rankings if isinstance(r, dict)}
+    sources = [by_clip.get(clip) for clip in candidates]
+    return sources if all(isinstance(source, str) for source in sources) else None

@@ -6,11 +6,13 @@
 -- about first (reason cold_start_medoid). Later: from a random pool of anchor_pool_size clips,
 -- those whose neighbours the current space is unsure about: a small top-1/top-2 distance margin
 -- (ambiguous_margin) or, with an active head, head and base neighbours that disagree
--- (head_base_disagreement). About anchor_random_share of the picks are uniform draws (reason
--- random), an unbiased stream for evaluation. Never two near-duplicates (near_duplicate_distance),
+-- (head_base_disagreement). About anchor_random_share of the picks are evaluation anchors
+-- (reason evaluation): uniform draws among clips nobody trained on, to be shown with
+-- evaluation_candidates; the gate judges on those screens. Informative picks skip anchors held out
+-- for the gate (sorting_anchor_splits). Never two near-duplicates (near_duplicate_distance),
 -- never a clip used as an anchor in the last anchor_reuse_after_events events of the mode, unless
 -- every clip was: then the least recently used come back (least_recently_used). Scores: higher =
--- better pick, comparable within one reason (0 for random and reused picks). The current space
+-- better pick, comparable within one reason (0 for evaluation and reused picks). The current space
 -- is the mode's active head, else the default variant. SELECT setseed(x) first to repeat a call.
 -- The work is done by next_anchors_pick (PL/Python, plpython/active_learning.py).
 CREATE OR REPLACE FUNCTION next_anchors(mode text DEFAULT 'trick', n integer DEFAULT 1)

@@ -1,12 +1,13 @@
--- Deterministic train/holdout split by event id (a hash, so it does not drift as events arrive
--- and every head version is gated on the same held-out events).
+-- The split of a sorting event: its anchor's, fixed at the anchor's first event in the mode
+-- (functions/assign_anchor_split.sql). 'train' | 'validation' | 'holdout'.
 CREATE OR REPLACE FUNCTION sorting_event_split(event_id integer)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = public, pg_temp
 AS $$
-    SELECT CASE
-        WHEN abs(hashint4(event_id)::bigint) % 100 < heaters_setting('holdout_percent')::integer THEN 'holdout'
-        ELSE 'train'
-    END;
+    SELECT s.split
+    FROM clip_sorting_events e
+    JOIN sorting_anchor_splits s
+      ON s.sorting_mode = e.sorting_mode AND s.anchor_clip_id = e.anchor_clip_id
+    WHERE e.id = event_id;
 $$;

@@ -1,4 +1,9 @@
--- Refuses a sorting event that cannot be a real choice, with a message naming the problem.
+-- Refuses a sorting event that cannot be a real choice, with a message naming the problem, and
+-- gives it its id from the sequence (an id the client sent is replaced: ids decide the retraining
+-- watermark, so no client may choose one). Provenance: anchor_reason is one of next_anchors'
+-- reasons, 'random' (the client's own uniform pick) or 'manual' (not said); candidate_sources,
+-- when given, names one source per candidate. An evaluation screen (anchor_reason 'evaluation')
+-- must say that every candidate came from evaluation_candidates.
 -- SECURITY DEFINER: the sorter role may insert events without reading the clips table.
 CREATE OR REPLACE FUNCTION validate_sorting_event()
 RETURNS trigger
@@ -59,6 +64,31 @@ BEGIN
         RAISE EXCEPTION 'sorting event refused: selected clip % is also listed as rejected', NEW.selected_clip_id
             USING ERRCODE = 'check_violation';
     END IF;
+    IF NEW.anchor_reason IS NULL OR NEW.anchor_reason NOT IN (
+            'manual', 'random', 'evaluation', 'cold_start_medoid', 'ambiguous_margin',
+            'head_base_disagreement', 'least_recently_used') THEN
+        RAISE EXCEPTION 'sorting event refused: anchor_reason must be manual, random, evaluation or a reason next_anchors returns, got %',
+            coalesce(quote_literal(NEW.anchor_reason), 'NULL') USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.candidate_sources IS NOT NULL THEN
+        IF array_ndims(NEW.candidate_sources) > 1
+           OR coalesce(cardinality(NEW.candidate_sources), 0) <> cardinality(NEW.candidate_clip_ids) THEN
+            RAISE EXCEPTION 'sorting event refused: candidate_sources must name one source per candidate (% candidates, % sources)',
+                cardinality(NEW.candidate_clip_ids), coalesce(cardinality(NEW.candidate_sources), 0)
+                USING ERRCODE = 'check_violation';
+        END IF;
+        IF EXISTS (SELECT 1 FROM unnest(NEW.candidate_sources) x
+                   WHERE x IS NULL OR x NOT IN ('nearest', 'base', 'control', 'evaluation_base',
+                                                'evaluation_random', 'manual')) THEN
+            RAISE EXCEPTION 'sorting event refused: unknown candidate source in % (known: nearest, base, control, evaluation_base, evaluation_random, manual)',
+                NEW.candidate_sources USING ERRCODE = 'check_violation';
+        END IF;
+    END IF;
+    IF NEW.anchor_reason = 'evaluation' AND (NEW.candidate_sources IS NULL OR EXISTS (
+            SELECT 1 FROM unnest(NEW.candidate_sources) x WHERE x NOT LIKE 'evaluation\_%')) THEN
+        RAISE EXCEPTION 'sorting event refused: an evaluation screen''s candidates must all come from evaluation_candidates, got sources %',
+            coalesce(NEW.candidate_sources::text, 'NULL') USING ERRCODE = 'check_violation';
+    END IF;
     IF NEW.response_time_ms < 0 THEN
         RAISE EXCEPTION 'sorting event refused: response_time_ms must not be negative, got %', NEW.response_time_ms
             USING ERRCODE = 'check_violation';
@@ -70,6 +100,8 @@ BEGIN
         RAISE EXCEPTION 'sorting event refused: unknown clip ids %', clip_id_list(unknown)
             USING ERRCODE = 'foreign_key_violation';
     END IF;
+    -- Ids come from the sequence only (the column has no default: this is where they are made).
+    NEW.id := nextval('clip_sorting_events_id_seq'::regclass);
     -- Append-only rows carry their insertion time; clients cannot backdate them.
     NEW.inserted_at := now();
     NEW.updated_at := NEW.inserted_at;

@@ -12,6 +12,8 @@ REVOKE ALL ON FUNCTION similar_clips(integer, text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION similar_to_embedding(vector, text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION next_anchors(text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sorting_candidates(integer, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION evaluation_candidates(integer, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION assign_anchor_split() FROM PUBLIC;
 REVOKE ALL ON FUNCTION enqueue_train_job(text, text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION enqueue_train_job_if_due(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION activate_head(integer) FROM PUBLIC;
@@ -30,7 +32,13 @@ REVOKE ALL ON FUNCTION sorting_clip_files(numeric[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION active_head_info(text) FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA public TO heaters_sorter;
-GRANT INSERT ON clip_sorting_events TO heaters_sorter;
+-- Every column but id: ids come from the sequence only (validate_sorting_event replaces any id
+-- sent; without the column right a sorter's explicit id is refused outright).
+REVOKE INSERT ON clip_sorting_events FROM heaters_sorter, PUBLIC;
+GRANT INSERT (anchor_clip_id, selected_clip_id, rejected_clip_ids, candidate_clip_ids, sorting_mode,
+              session_id, response_time_ms, candidate_rankings, inserted_at, updated_at,
+              anchor_reason, candidate_sources)
+    ON clip_sorting_events TO heaters_sorter;
 -- INSERT ... RETURNING id needs SELECT on the returned column, and nothing more.
 GRANT SELECT (id) ON clip_sorting_events TO heaters_sorter;
 GRANT USAGE ON SEQUENCE clip_sorting_events_id_seq TO heaters_sorter;
@@ -44,5 +52,6 @@ GRANT EXECUTE ON FUNCTION
     next_anchors(text, double precision),
     sorting_candidates(double precision, text, double precision),
     sorting_clip_files(numeric[]),
-    active_head_info(text)
+    active_head_info(text),
+    evaluation_candidates(integer, text, integer)
 TO heaters_sorter;

@@ -16,7 +16,8 @@ DO UPDATE SET num_frames = EXCLUDED.num_frames, is_default = true, enabled = tru
 -- Train after every round. The random-weight model packs the clips of one scene within ~0.003
 -- cosine distance of each other, so the near-duplicate threshold must be finer than that; and a
 -- library of a few dozen clips must reuse anchors sooner than a real one. Heads for a 96-d
--- model can be small (and train in seconds on a CPU).
+-- model can be small (and train in seconds on a CPU). A quarter of the screens are evaluation
+-- screens (15 percent by default) so that the gate has enough of them after the first round.
 UPDATE heaters_db_settings
 SET value = CASE name
         WHEN 'retrain_every' THEN %(retrain_every)s::text
@@ -24,10 +25,11 @@ SET value = CASE name
         WHEN 'anchor_reuse_after_events' THEN '12'
         WHEN 'head_output_dim' THEN '32'
         WHEN 'head_hidden_dim' THEN '128'
+        WHEN 'anchor_random_share' THEN '0.25'
     END,
     updated_at = now()
 WHERE name IN ('retrain_every', 'near_duplicate_distance', 'anchor_reuse_after_events',
-               'head_output_dim', 'head_hidden_dim');
+               'head_output_dim', 'head_hidden_dim', 'anchor_random_share');
 
 -- name: insert_clip
 INSERT INTO clips (clip_identifier, clip_filepath, ingest_state, processing_metadata)
@@ -53,12 +55,21 @@ SELECT clip_id, score, reason FROM next_anchors(%(mode)s, 1);
 SELECT clip_id, position, source, distance FROM sorting_candidates(%(anchor)s, %(mode)s, %(n)s)
 ORDER BY position;
 
+-- name: evaluation_candidates
+SELECT clip_id, position, source, distance FROM evaluation_candidates(%(anchor)s, %(mode)s, %(n)s)
+ORDER BY position;
+
 -- name: insert_event
 INSERT INTO clip_sorting_events
     (anchor_clip_id, selected_clip_id, rejected_clip_ids, candidate_clip_ids, sorting_mode,
-     session_id, response_time_ms, candidate_rankings)
+     session_id, response_time_ms, candidate_rankings, anchor_reason, candidate_sources)
 VALUES (%(anchor)s, %(selected)s, %(rejected)s, %(candidates)s, %(mode)s,
-        '00000000-0000-4000-8000-00000000de70', %(response_time_ms)s, %(rankings)s::jsonb);
+        '00000000-0000-4000-8000-00000000de70', %(response_time_ms)s, %(rankings)s::jsonb,
+        %(anchor_reason)s, %(sources)s::text[]);
+
+-- name: pending_reprojections
+SELECT count(*) AS pending FROM pipeline_jobs
+WHERE kind = 'reproject' AND status IN ('queued', 'running');
 
 -- name: latest_train_job
 SELECT id, status, last_error, result FROM pipeline_jobs

@@ -19,7 +19,7 @@ WHERE e.sorting_mode = sorting_mode(%(mode)s);
 -- name: screens
 -- One row per sorting event of the mode up to the watermark (InfoNCE over each screen).
 SELECT s.event_id, s.anchor_clip_id, s.selected_clip_id, s.candidate_clip_ids,
-       s.rejected_clip_ids, s.split
+       s.rejected_clip_ids, s.split, s.evaluation
 FROM sorting_screens s
 WHERE s.sorting_mode = sorting_mode(%(mode)s) AND s.event_id <= %(through_event_id)s
 ORDER BY s.event_id;
@@ -189,3 +189,15 @@ WITH still_retired AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM still_retired) AS retired, (SELECT count(*) FROM deleted) AS rows;
+
+-- name: override_rejected_head
+-- `heaters-db heads activate ID --force`: a rejected head becomes a candidate again, its gate
+-- metrics kept and the override recorded next to them.
+UPDATE projection_heads
+SET status = 'candidate', updated_at = now(),
+    metrics = metrics || jsonb_build_object('override', jsonb_build_object(
+        'forced', true, 'by', current_user, 'at', now(),
+        'previous_status', status, 'gate_reason', metrics #>> '{gate,reason}',
+        'note', %(note)s::text))
+WHERE id = %(head_id)s AND status = 'rejected'
+RETURNING id, metrics -> 'override' AS override;

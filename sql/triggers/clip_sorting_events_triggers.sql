@@ -12,3 +12,6 @@ CREATE OR REPLACE TRIGGER clip_sorting_events_notify
     AFTER INSERT ON clip_sorting_events
     REFERENCING NEW TABLE AS new_events
     FOR EACH STATEMENT EXECUTE FUNCTION notify_sorting_events();
+CREATE OR REPLACE TRIGGER clip_sorting_events_assign_split
+    AFTER INSERT ON clip_sorting_events
+    FOR EACH ROW EXECUTE FUNCTION assign_anchor_split();

@@ -49,6 +49,10 @@ TRAIN_SETTINGS = {
     "retrain_every": "150",
 }
 ROUND_EVENTS = 160
+# The trick rounds go through the product path: a share of evaluation screens the gate judges.
+# The spot round and the random-answer test send no provenance (an old client): the gate falls
+# back to every holdout event.
+EVALUATION_SHARE = 0.25
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -129,6 +133,7 @@ def trained(pg_server, migrated_template) -> Iterator[Trained]:
                     SimulatedSorter(library, "trick", seed=round_number),
                     ROUND_EVENTS,
                     seed=10 + round_number,
+                    evaluation_share=EVALUATION_SHARE,
                 )
                 results += run_learning_jobs(url)
             # Spot: one larger round, trained by hand (what `heaters-db train --now` runs).
@@ -153,8 +158,16 @@ def test_trick_head_beats_the_base_space(trained: Trained) -> None:
     base, head = trained.recall[("base", "trick")], trained.recall[("trick", "trick")]
     assert head > base + 0.2, (base, head)
     ran = [(job["kind"], job["status"]) for job in trained.results if "kind" in job]
-    assert ran[:2] == [("train_head", "done"), ("reproject", "done")], trained.results
-    assert trained.results[1]["result"]["activation"]["head_id"] == trained.trick_head_id
+    # Round 1's head goes live; round 2's, trained on more events and not worse on the
+    # evaluation screens, replaces it (a good live head does not freeze the mode).
+    assert ran[:4] == [("train_head", "done"), ("reproject", "done")] * 2, trained.results
+    first, second = trained.results[1]["result"], trained.results[3]["result"]
+    assert second["activation"]["head_id"] == trained.trick_head_id
+    assert second["activation"]["retired_head_id"] == first["activation"]["head_id"]
+    with connect(trained.url, autocommit=True) as conn:
+        gate = store.get_head(conn, trained.trick_head_id).metrics["gate"]
+    assert gate["judged_on"] == "evaluation screens" and gate["vs_live"] is not None, gate
+    assert gate["vs_live"]["library_percentile"]["interval"][0] > -gate["margin"]
 
 
 def test_spot_head_learns_spot_not_trick(trained: Trained) -> None:
@@ -285,8 +298,32 @@ def test_gate_rejects_a_head_trained_on_random_answers(pg_server, migrated_templ
             rejected = store.get_head(conn, result["head_id"])
             after = neighbours(conn, queries, "trick")
             active = conn.execute("SELECT active_head_id('trick')").fetchone()[0]
+            # An operator may override the gate, but only saying so (--force), and it is kept.
+            env = {**os.environ, "HEATERS_DATABASE_URL": url, "OMP_NUM_THREADS": "1"}
+            command = [str(Path(sys.executable).parent / "heaters-db"), "heads", "activate"]
+            refused = subprocess.run(
+                [*command, str(rejected.id)], env=env, capture_output=True, text=True, timeout=120
+            )
+            still_active = conn.execute("SELECT active_head_id('trick')").fetchone()[0]
+            forced = subprocess.run(
+                [*command, str(rejected.id), "--force", "--note", "test override"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            overridden = store.get_head(conn, rejected.id)
     finally:
         janitor.drop()
+    assert refused.returncode != 0 and "use --force" in refused.stderr, refused.stderr
+    assert still_active == live.id
+    assert forced.returncode == 0, forced.stderr
+    assert "overriding the gate" in forced.stderr
+    assert overridden.status == "active"
+    assert overridden.metrics["gate"] == rejected.metrics["gate"]  # the gate's numbers are kept
+    assert overridden.metrics["override"]["forced"] is True
+    assert overridden.metrics["override"]["note"] == "test override"
+    assert overridden.metrics["override"]["gate_reason"] == rejected.metrics["gate"]["reason"]
     assert result["passed"] is False and rejected.status == "rejected", result
     assert rejected.metrics["gate"]["passed"] is False
     assert (
@@ -384,6 +421,8 @@ def test_heads_list_and_report_commands(trained: Trained, tmp_path: Path) -> Non
     assert output.is_file() and output.stat().st_size > 1000
     assert str(output) in report.stdout
     assert "jaccard" in report.stdout.lower()
+    # The numbers behind each gate decision, on the evaluation screens.
+    assert "evaluation screens" in report.stdout and "vs_base library_percentile" in report.stdout
     queued = [
         subprocess.run(
             [*command, "train", "--mode", "spot", "--epochs", "5"],

@@ -304,10 +304,15 @@ def test_intermediate_revision_and_back(db_url: str, tmp_path: Path) -> None:
         assert migrations.current_revision(db_url) == migrations.head_revision()
         assert function_signatures(conn) >= API_FUNCTIONS
         assert relation_names(conn, "v") >= HEATERS_DB_VIEWS
-        assert conn.execute("SELECT split FROM sorting_screens").fetchone()[0] in (
-            "train",
-            "holdout",
-        )
+        # The event kept its row; the upgrade gave its anchor a split (manual: by the anchor's hash).
+        assert conn.execute(
+            "SELECT s.split, s.anchor_reason, a.first_event_id = s.event_id FROM sorting_screens s "
+            "JOIN sorting_anchor_splits a USING (anchor_clip_id)"
+        ).fetchone() in [
+            ("train", "manual", True),
+            ("validation", "manual", True),
+            ("holdout", "manual", True),
+        ]
 
     with pytest.raises(MigrationError, match="unknown revision"):
         migrations.migrate(db_url, "does_not_exist")

@@ -71,7 +71,7 @@ def test_cold_start_moves_on_to_clusters_nobody_was_asked_about(conn):
     assert fifth not in first + then
 
 
-def test_about_fifteen_percent_of_anchors_are_random(conn):
+def test_about_fifteen_percent_of_anchors_are_evaluation_draws(conn):
     vectors, _ = planted_clusters(clusters=5, per_cluster=20, dim=16, spread=0.05, seed=5)
     planted_library(conn, vectors)
     conn.execute("SELECT setseed(0.5)")
@@ -79,9 +79,28 @@ def test_about_fifteen_percent_of_anchors_are_random(conn):
         conn.execute("SELECT reason FROM next_anchors('trick', 1)").fetchone()[0]
         for _ in range(300)
     ]
-    share = reasons.count("random") / len(reasons)
+    share = reasons.count("evaluation") / len(reasons)
     assert 0.09 < share < 0.22, share
-    assert set(reasons) == {"random", "cold_start_medoid"}
+    assert set(reasons) == {"evaluation", "cold_start_medoid"}
+
+
+def test_evaluation_anchors_are_clips_nobody_trained_on(conn):
+    vectors, _ = planted_clusters(clusters=3, per_cluster=10, dim=16, spread=0.05, seed=4)
+    _, clip_ids = planted_library(conn, vectors)
+    for anchor in clip_ids[:20]:
+        ask(conn, anchor, clip_ids)
+    trained = {
+        r[0]
+        for r in conn.execute(
+            "SELECT anchor_clip_id FROM sorting_anchor_splits WHERE split <> 'holdout'"
+        ).fetchall()
+    }
+    assert trained, "some of the 20 anchors must be train or validation anchors"
+    set_setting(conn, "anchor_random_share", 1)
+    set_setting(conn, "anchor_reuse_after_events", 0)
+    picked = [r for i in range(20) for r in anchors(conn, n=3, seed=i / 40)]
+    evaluation = {clip for clip, _, reason in picked if reason == "evaluation"}
+    assert evaluation and not evaluation & trained
 
 
 def test_same_seed_same_anchors(conn):
@@ -113,7 +132,9 @@ def test_recently_used_anchors_are_not_proposed_again(conn):
             (clip_ids[0], "least_recently_used"),
             (clip_ids[1], "least_recently_used"),
         ]
-    # Only the last 4 events count as recent: older anchors come back.
+    # Only the last 4 events count as recent: older anchors come back (as informative picks:
+    # an evaluation anchor must be a clip nobody trained on).
+    set_setting(conn, "anchor_random_share", 0)
     set_setting(conn, "anchor_reuse_after_events", 4)
     rows = anchors(conn, n=8)
     assert sorted(r[0] for r in rows) == clip_ids[:5] + clip_ids[9:]

@@ -96,6 +96,24 @@ def test_sorter_may_sort_and_search_and_nothing_else(sorter_url: str, library: i
         refused(sorter, "DELETE FROM embeddings")
         refused(sorter, "UPDATE clip_sorting_events SET selected_clip_id = 4")
         refused(sorter, "DELETE FROM clip_sorting_events")
+        # Ids come from the sequence: a sorter cannot even name one.
+        assert "clip_sorting_events" in refused(
+            sorter,
+            "INSERT INTO clip_sorting_events (id, anchor_clip_id, candidate_clip_ids, sorting_mode) "
+            "VALUES (2000000000, 1, '{2,3}', 'trick_similarity')",
+        )
+        # Provenance columns are the sorter's to fill; evaluation screens through their function.
+        evaluation = sorter.execute(
+            "SELECT clip_id, source FROM evaluation_candidates(1, 'trick', 3)"
+        ).fetchall()
+        assert sorted(c for c, _ in evaluation) == [2, 3, 4]
+        assert {s for _, s in evaluation} <= {"evaluation_base", "evaluation_random"}
+        sorter.execute(
+            "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, candidate_clip_ids, "
+            "sorting_mode, anchor_reason, candidate_sources) VALUES (1, 2, %s, "
+            "'trick_similarity', 'evaluation', %s)",
+            ([c for c, _ in evaluation], [s for _, s in evaluation]),
+        )
         refused(
             sorter,
             "INSERT INTO pipeline_jobs (kind, mode) VALUES ('train_head', 'trick_similarity')",
@@ -137,7 +155,22 @@ def test_sorter_grants_are_explicit(conn: psycopg.Connection) -> None:
         "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
         "WHERE grantee = 'heaters_sorter' ORDER BY 1, 2"
     ).fetchall()
-    assert tables == [("clip_sorting_events", "INSERT")]
+    # No table-wide INSERT: every column but id (ids come from the sequence only).
+    assert tables == []
+    inserts = conn.execute(
+        "SELECT column_name FROM information_schema.column_privileges "
+        "WHERE grantee = 'heaters_sorter' AND privilege_type = 'INSERT' "
+        "AND table_name = 'clip_sorting_events'"
+    ).fetchall()
+    columns = conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'clip_sorting_events'"
+    ).fetchall()
+    assert {c for (c,) in inserts} == {c for (c,) in columns} - {"id"}
+    public = conn.execute(
+        "SELECT count(*) FROM information_schema.column_privileges "
+        "WHERE grantee = 'PUBLIC' AND table_name = 'clip_sorting_events'"
+    ).fetchone()
+    assert public == (0,)
     functions = conn.execute(
         "SELECT DISTINCT p.oid::regprocedure::text FROM pg_proc p, aclexplode(p.proacl) a "
         "WHERE a.grantee = 'heaters_sorter'::regrole AND p.pronamespace = 'public'::regnamespace "

@@ -160,3 +160,34 @@ def test_errors(conn, library):
     (bare,) = insert_clips(conn, 1, prefix="bare")
     with pytest.raises(psycopg.errors.NoDataFound, match=f"clip {bare} has no .* embedding yet"):
         conn.execute("SELECT * FROM sorting_candidates(%s)", (bare,))
+
+
+def evaluation(conn, anchor: int, n: int = 8, seed: float = 0.5):
+    conn.execute("SELECT setseed(%s)", (seed,))
+    return conn.execute(
+        "SELECT clip_id, position, source, distance FROM evaluation_candidates(%s, 'trick', %s)",
+        (anchor, n),
+    ).fetchall()
+
+
+def test_evaluation_candidates_are_uniform_draws_that_no_head_chose(conn, library):
+    vectors, variant_id, clip_ids = library
+    anchor = clip_ids[40]
+    rows = evaluation(conn, anchor)
+    assert sorted(r[1] for r in rows) == list(range(1, 9))
+    assert {r[2] for r in rows} == {"evaluation_random"}
+    assert len({r[0] for r in rows}) == 8 and anchor not in {r[0] for r in rows}
+    order, distances = ranking(vectors, 40)
+    base_distance = {clip_ids[row]: d for row, d in zip(order, distances, strict=True)}
+    for clip_id, _, _, distance in rows:  # distances in the base space, even with a head
+        assert distance == pytest.approx(base_distance[clip_id], abs=1e-5)
+    # An active head changes nothing: the same seed draws the same clips.
+    projected = np.random.default_rng(3).normal(size=(300, 8)).astype(np.float32)
+    insert_active_head(conn, "trick", variant_id, clip_ids, projected)
+    assert evaluation(conn, anchor) == rows
+    # Uniform: over many screens the drawn clips spread over the library, not its neighbourhood.
+    drawn = [r[0] for seed in range(40) for r in evaluation(conn, anchor, seed=seed / 50)]
+    ranks = {clip_ids[row]: rank for rank, row in enumerate(order, start=1)}
+    assert np.median([ranks[c] for c in drawn]) > 100
+    with pytest.raises(psycopg.errors.NoDataFound, match="unknown clip 999999"):
+        conn.execute("SELECT * FROM evaluation_candidates(999999)")

@@ -18,6 +18,8 @@ VALID_EVENT: dict[str, Any] = {
     "candidate_clip_ids": [2, 3, 4],
     "sorting_mode": "trick_similarity",
     "response_time_ms": 1200,
+    "anchor_reason": "manual",
+    "candidate_sources": None,
 }
 
 
@@ -25,8 +27,8 @@ def insert_event(conn: psycopg.Connection, **overrides: Any) -> int:
     event = VALID_EVENT | overrides
     return conn.execute(
         "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, rejected_clip_ids, "
-        "candidate_clip_ids, sorting_mode, response_time_ms) "
-        "VALUES (%s, %s, %s::integer[], %s::integer[], %s, %s) RETURNING id",
+        "candidate_clip_ids, sorting_mode, response_time_ms, anchor_reason, candidate_sources) "
+        "VALUES (%s, %s, %s::integer[], %s::integer[], %s, %s, %s, %s::text[]) RETURNING id",
         (
             event["anchor_clip_id"],
             event["selected_clip_id"],
@@ -34,6 +36,8 @@ def insert_event(conn: psycopg.Connection, **overrides: Any) -> int:
             event["candidate_clip_ids"],
             event["sorting_mode"],
             event["response_time_ms"],
+            event["anchor_reason"],
+            event["candidate_sources"],
         ),
     ).fetchone()[0]
 
@@ -48,6 +52,31 @@ def events_conn(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
 
 
 REFUSED = [
+    ("unknown anchor reason", {"anchor_reason": "because"}, "anchor_reason must be manual"),
+    ("NULL anchor reason", {"anchor_reason": None}, "anchor_reason must be manual"),
+    (
+        "one source short",
+        {"candidate_sources": ["nearest", "control"]},
+        "one source per candidate (3 candidates, 2 sources)",
+    ),
+    (
+        "unknown source",
+        {"candidate_sources": ["nearest", "control", "magic"]},
+        "unknown candidate source",
+    ),
+    (
+        "evaluation without sources",
+        {"anchor_reason": "evaluation"},
+        "an evaluation screen's candidates must all come from evaluation_candidates",
+    ),
+    (
+        "evaluation with head candidates",
+        {
+            "anchor_reason": "evaluation",
+            "candidate_sources": ["evaluation_base", "nearest", "evaluation_random"],
+        },
+        "an evaluation screen's candidates must all come from evaluation_candidates",
+    ),
     ("unknown anchor", {"anchor_clip_id": 999}, "unknown clip ids {999}"),
     (
         "unknown candidate",
@@ -234,30 +263,119 @@ def test_sorting_screens_and_triplets(events_conn: psycopg.Connection) -> None:
     assert mismatched == 0
 
 
-def test_split_is_deterministic_and_near_holdout_percent(events_conn: psycopg.Connection) -> None:
+def _many_anchor_events(conn: psycopg.Connection, first: int, last: int, reason: str) -> None:
+    """One event per anchor clip first..last (clips 1..6 are the candidates)."""
+    conn.execute(
+        "INSERT INTO clips (clip_identifier) SELECT 'more' || i FROM generate_series(7, %s::integer) i",
+        (last,),
+    )
+    conn.execute(
+        "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, candidate_clip_ids, "
+        "sorting_mode, anchor_reason) SELECT a, 2, '{2,3,4}', 'trick_similarity', %s "
+        "FROM generate_series(%s::integer, %s::integer) a",
+        (reason, first, last),
+    )
+
+
+def test_split_is_grouped_by_anchor_and_near_the_settings(events_conn: psycopg.Connection) -> None:
+    _many_anchor_events(events_conn, 7, 2006, "manual")
+    # Every anchor's later events inherit its split.
     events_conn.execute(
         "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, candidate_clip_ids, "
-        "sorting_mode) SELECT 1, 2, '{2,3,4}', 'trick_similarity' FROM generate_series(1, 2000)"
+        "sorting_mode, anchor_reason) SELECT a, 3, '{2,3,4}', 'trick_similarity', 'random' "
+        "FROM generate_series(7, 2006) a"
     )
     split_sql = "SELECT event_id, split FROM sorting_screens ORDER BY event_id"
     first = events_conn.execute(split_sql).fetchall()
-    assert events_conn.execute(split_sql).fetchall() == first
-    holdout = sum(split == "holdout" for _, split in first) / len(first)
-    assert 0.165 <= holdout <= 0.235, holdout  # holdout_percent = 20, ~4 sigma at n = 2000
-    assert {split for _, split in first} == {"train", "holdout"}
-    # Another session sees the same split for every event.
+    per_anchor = events_conn.execute(
+        "SELECT count(DISTINCT split) FROM sorting_screens GROUP BY anchor_clip_id"
+    ).fetchall()
+    assert {count for (count,) in per_anchor} == {1}
+    anchors = events_conn.execute(
+        "SELECT split, count(*) FROM sorting_anchor_splits GROUP BY split"
+    ).fetchall()
+    share = {split: count / 2000 for split, count in anchors}
+    # manual anchors: holdout_percent 20, then validation_percent 15 (~4 sigma at n = 2000)
+    assert 0.165 <= share["holdout"] <= 0.235, share
+    assert 0.12 <= share["validation"] <= 0.18, share
     with psycopg.connect(events_conn.info.dsn) as other:
         assert other.execute(split_sql).fetchall() == first
+    assert events_conn.execute(
+        "SELECT count(*) FROM sorting_screens WHERE split <> sorting_event_split(event_id)"
+    ).fetchone() == (0,)
 
-    events_conn.execute("UPDATE heaters_db_settings SET value = '0' WHERE name = 'holdout_percent'")
-    assert events_conn.execute("SELECT DISTINCT split FROM sorting_screens").fetchall() == [
-        ("train",)
-    ]
+
+def test_changing_the_settings_never_moves_a_past_event(events_conn: psycopg.Connection) -> None:
+    _many_anchor_events(events_conn, 7, 406, "manual")
+    split_sql = "SELECT event_id, split FROM sorting_screens ORDER BY event_id"
+    before = events_conn.execute(split_sql).fetchall()
+    assert {split for _, split in before} == {"train", "validation", "holdout"}
+    for name, value in (("holdout_percent", "0"), ("validation_percent", "60")):
+        events_conn.execute(
+            "UPDATE heaters_db_settings SET value = %s WHERE name = %s", (value, name)
+        )
+    assert events_conn.execute(split_sql).fetchall() == before
+    # New anchors follow the new settings; a known anchor keeps its split.
     events_conn.execute(
-        "UPDATE heaters_db_settings SET value = '50' WHERE name = 'holdout_percent'"
+        "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, candidate_clip_ids, "
+        "sorting_mode) SELECT a, 2, '{2,3,4}', 'trick_similarity' FROM generate_series(7, 406) a"
     )
-    halves = events_conn.execute(split_sql).fetchall()
-    was_holdout = {event for event, split in first if split == "holdout"}
-    now_holdout = {event for event, split in halves if split == "holdout"}
-    assert was_holdout <= now_holdout, "raising holdout_percent must only move events into holdout"
-    assert 0.45 <= len(now_holdout) / len(halves) <= 0.55
+    after = dict(events_conn.execute(split_sql).fetchall())
+    assert all(after[event] == split for event, split in before)
+    repeated = events_conn.execute(
+        "SELECT count(DISTINCT split) FROM sorting_screens GROUP BY anchor_clip_id"
+    ).fetchall()
+    assert {count for (count,) in repeated} == {1}
+
+
+def test_evaluation_anchors_are_held_out_and_informative_ones_never(
+    events_conn: psycopg.Connection,
+) -> None:
+    events_conn.execute(
+        "INSERT INTO clips (clip_identifier) SELECT 'more' || i FROM generate_series(7, 606) i"
+    )
+    events_conn.execute(
+        "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, candidate_clip_ids, "
+        "sorting_mode, anchor_reason, candidate_sources) "
+        "SELECT a, 2, '{2,3,4}', 'trick_similarity', 'evaluation', "
+        "'{evaluation_base,evaluation_random,evaluation_random}' FROM generate_series(7, 306) a"
+    )
+    events_conn.execute(
+        "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, candidate_clip_ids, "
+        "sorting_mode, anchor_reason, candidate_sources) "
+        "SELECT a, 2, '{2,3,4}', 'trick_similarity', 'ambiguous_margin', "
+        "'{nearest,nearest,control}' FROM generate_series(307, 606) a"
+    )
+    rows = events_conn.execute(
+        "SELECT evaluation, split, count(*) FROM sorting_screens GROUP BY 1, 2"
+    ).fetchall()
+    counts = {(evaluation, split): n for evaluation, split, n in rows}
+    assert counts[(True, "holdout")] == 300
+    assert not any(split == "holdout" for evaluation, split in counts if not evaluation)
+    assert counts[(False, "validation")] > 0 and counts[(False, "train")] > 0
+    sources = events_conn.execute(
+        "SELECT DISTINCT anchor_reason, candidate_sources FROM sorting_screens "
+        "WHERE anchor_clip_id IN (7, 307) ORDER BY 1"
+    ).fetchall()
+    assert sources == [
+        ("ambiguous_margin", ["nearest", "nearest", "control"]),
+        ("evaluation", ["evaluation_base", "evaluation_random", "evaluation_random"]),
+    ]
+
+
+def test_an_explicit_event_id_is_replaced_and_cannot_stop_retraining(
+    events_conn: psycopg.Connection,
+) -> None:
+    first = insert_event(events_conn)
+    chosen = events_conn.execute(
+        "INSERT INTO clip_sorting_events (id, anchor_clip_id, selected_clip_id, "
+        "candidate_clip_ids, sorting_mode) VALUES (2000000000, 1, 2, '{2,3,4}', "
+        "'trick_similarity') RETURNING id"
+    ).fetchone()[0]
+    assert chosen == first + 1, "the id must come from the sequence"
+    events_conn.execute("UPDATE heaters_db_settings SET value = '3' WHERE name = 'retrain_every'")
+    insert_event(events_conn)
+    assert events_conn.execute(
+        "SELECT count(*) FROM pipeline_jobs WHERE kind = 'train_head'"
+    ).fetchone() == (1,), "three events since the watermark 0 must enqueue a training"
+    assert events_conn.execute("SELECT max(id) FROM clip_sorting_events").fetchone()[0] < 1000

@@ -101,6 +101,9 @@ def test_screen_api_gives_known_clips_and_skips_excluded_anchors(
 def test_a_choice_is_one_row(client: TestClient, conn: psycopg.Connection) -> None:
     screen = next_screen(client)["screen"]
     event = event_for(screen, selected_key=3)
+    # Only the tile marked clearly wrong is a hard negative; the others stay implicit.
+    event["rejected"] = [screen["candidates"][0]["clip_id"]]
+    event["anchor_reason"] = screen["anchor_reason"]
     response = client.post("/api/events", json=event)
     assert response.status_code == 201, response.text
     row = conn.execute(
@@ -112,9 +115,14 @@ def test_a_choice_is_one_row(client: TestClient, conn: psycopg.Connection) -> No
     assert event_id == response.json()["event_id"]
     assert anchor == event["anchor"] and selected == event["selected"]
     assert candidates == event["candidates"]
-    assert rejected == [c for c in event["candidates"] if c != event["selected"]]
+    assert rejected == event["rejected"]
     assert mode == "trick_similarity" and str(session) == event["session_id"] and took == 812
     assert rankings == event["candidate_rankings"]
+    reason, sources = conn.execute(
+        "SELECT anchor_reason, candidate_sources FROM clip_sorting_events"
+    ).fetchone()
+    assert reason == screen["anchor_reason"]
+    assert sources == [c["source"] for c in screen["candidates"]]
 
 
 def test_none_similar_rejects_every_candidate(client: TestClient, conn: psycopg.Connection) -> None:

@@ -244,6 +244,15 @@ def screen_candidates(
     return candidates
 
 
+def evaluation_screen(conn: psycopg.Connection, anchor: int, mode: str, n: int = 8):
+    """evaluation_candidates(anchor, mode, n): (clip ids, sources) in screen order."""
+    rows = conn.execute(
+        "SELECT clip_id, source FROM evaluation_candidates(%s, %s, %s) ORDER BY position",
+        (anchor, mode, n),
+    ).fetchall()
+    return [int(r[0]) for r in rows], [r[1] for r in rows]
+
+
 def sort_round(
     conn: psycopg.Connection,
     library: SyntheticLibrary,
@@ -252,11 +261,15 @@ def sort_round(
     seed: int = 0,
     candidates: Callable[[int], list[int]] | None = None,
     batch: int = 25,
+    evaluation_share: float = 0.0,
 ) -> list[int]:
     """Insert ``events`` sorting events as real rows (batches of ``batch`` per INSERT); their ids.
 
     Anchors are random clips; ``candidates(anchor)`` picks what is shown (default:
-    ``screen_candidates``, i.e. nearest in the current space plus random clips).
+    ``screen_candidates``, i.e. nearest in the current space plus random clips). With
+    ``evaluation_share`` > 0 that share of screens are evaluation screens (evaluation_candidates,
+    anchor_reason 'evaluation') and the others say their anchor was a uniform pick ('random');
+    with 0 the events carry no provenance ('manual', what an old client sends).
     """
     rng = np.random.default_rng(seed)
     mode = MODES.get(sorter.mode, sorter.mode)
@@ -264,16 +277,23 @@ def sort_round(
     rows = []
     for _ in range(events):
         anchor = int(rng.choice(library.clip_ids))
-        shown = pick(anchor)
+        reason, sources = ("random" if evaluation_share > 0 else "manual"), None
+        if evaluation_share > 0 and rng.random() < evaluation_share:
+            shown, sources = evaluation_screen(conn, anchor, mode)
+            reason = "evaluation"
+        else:
+            shown = pick(anchor)
         selected, rejected = sorter.answer(anchor, shown)
-        rows.append((anchor, selected, rejected, shown, mode, int(rng.integers(500, 5000))))
+        rows.append(
+            (anchor, selected, rejected, shown, mode, int(rng.integers(500, 5000)), reason, sources)
+        )
     ids: list[int] = []
     for start in range(0, len(rows), batch):
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, rejected_clip_ids, "
-                "candidate_clip_ids, sorting_mode, response_time_ms) VALUES (%s, %s, %s, %s, %s, %s) "
-                "RETURNING id",
+                "candidate_clip_ids, sorting_mode, response_time_ms, anchor_reason, "
+                "candidate_sources) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 rows[start : start + batch],
                 returning=True,
             )

@@ -17,80 +17,139 @@ from heaters_db.heads import (
     same_label_recall_at_k,
 )
 from heaters_db.heads.gate import paired_bootstrap_interval
+from heaters_db.heads.metrics import _FIELDS as FIELDS
 
 
-def per_event(triplet: np.ndarray, top1: np.ndarray, event_ids=None) -> EventMetrics:
-    triplet, top1 = np.asarray(triplet, float), np.asarray(top1, float)
-    ids = np.arange(len(triplet)) if event_ids is None else np.asarray(event_ids)
-    return EventMetrics(ids, triplet, top1, top1.copy())
+def per_event(percentile, event_ids=None, anchors=None, evaluation=True) -> EventMetrics:
+    """Per-event metrics with the deciding library percentile given (the others follow it)."""
+    percentile = np.asarray(percentile, float)
+    n = len(percentile)
+    ids = np.arange(n) if event_ids is None else np.asarray(event_ids)
+    top1 = (percentile > 0.9).astype(float)
+    top1[np.isnan(percentile)] = np.nan
+    return EventMetrics(
+        ids,
+        percentile.copy(),
+        top1,
+        top1.copy(),
+        percentile,
+        ids if anchors is None else np.asarray(anchors),
+        np.full(n, evaluation, dtype=bool),
+    )
 
 
-def test_a_clear_improvement_passes():
+def test_a_clear_improvement_over_the_base_space_passes():
     rng = np.random.default_rng(0)
-    baseline = per_event(rng.uniform(0.4, 0.6, 60), rng.integers(0, 2, 60) * (rng.random(60) < 0.5))
-    new = per_event(baseline.triplet_accuracy + 0.2, np.ones(60))
-    decision = gate(new, baseline)
+    base = per_event(rng.uniform(0.3, 0.7, 60))
+    decision = gate(per_event(np.clip(base.library_percentile + 0.25, 0, 1)), base)
     assert decision.passed, decision.reason
-    assert decision.metrics["triplet_accuracy"]["interval"][0] > 0.15
-    assert decision.metrics["screen_top1"]["events"] == 60
+    assert "beats the base space" in decision.reason
+    assert decision.metrics["vs_base"]["library_percentile"]["interval"][0] > 0.15
+    assert decision.metrics["judged_on"] == "evaluation screens"
+    assert decision.metrics["vs_live"] is None
     json.dumps(decision.metrics)
 
 
 def test_no_difference_and_pure_noise_are_rejected():
     rng = np.random.default_rng(1)
-    baseline = per_event(rng.random(80), rng.integers(0, 2, 80))
-    same = gate(per_event(baseline.triplet_accuracy, baseline.screen_top1), baseline)
+    base = per_event(rng.random(80))
+    same = gate(per_event(base.library_percentile), base)
     assert not same.passed
-    noisy = gate(per_event(rng.random(80), rng.integers(0, 2, 80)), baseline)
+    noisy = gate(per_event(rng.random(80)), base)
     assert not noisy.passed
-    assert "noise" in noisy.reason
+    assert "does not beat the base space beyond noise" in noisy.reason
 
 
-def test_triplet_gain_without_top1_gain_fails_unless_top1_need_only_not_be_worse():
+def test_a_perfect_live_head_is_replaced_by_an_as_good_head_trained_on_more_events():
     rng = np.random.default_rng(2)
-    top1 = rng.integers(0, 2, 50).astype(float)
-    baseline = per_event(np.full(50, 0.5), top1)
-    new = per_event(np.full(50, 0.8), top1)
-    strict = gate(new, baseline)
-    assert not strict.passed and "screen top-1" in strict.reason
-    assert gate(new, baseline, require_top1_improvement=False).passed
-    worse = per_event(np.full(50, 0.8), np.zeros(50))
-    assert not gate(
-        worse, per_event(np.full(50, 0.5), np.ones(50)), require_top1_improvement=False
+    base = per_event(rng.uniform(0.3, 0.7, 40))
+    perfect = per_event(np.ones(40))
+    decision = gate(
+        per_event(np.ones(40)), base, perfect, new_training_events=200, live_training_events=100
+    )
+    assert decision.passed, decision.reason
+    assert "ties go to the newer head" in decision.reason
+    assert decision.metrics["vs_live"]["library_percentile"]["difference"] == 0
+    # The same head trained on no more events than the live one stays out.
+    stale = gate(
+        per_event(np.ones(40)), base, perfect, new_training_events=100, live_training_events=100
+    )
+    assert not stale.passed and "not more than the live head's 100" in stale.reason
+
+
+def test_a_head_clearly_worse_than_the_live_head_is_refused_even_if_it_beats_the_base():
+    rng = np.random.default_rng(3)
+    base = per_event(rng.uniform(0.2, 0.6, 60))
+    live = per_event(np.clip(base.library_percentile + 0.35, 0, 1))
+    worse = per_event(np.clip(base.library_percentile + 0.15, 0, 1))
+    decision = gate(worse, base, live, new_training_events=90, live_training_events=60)
+    assert not decision.passed
+    assert "worse than the live head by more than the margin 0.05" in decision.reason
+    # Within the margin: a wider margin lets the same head through.
+    assert gate(
+        worse, base, live, new_training_events=90, live_training_events=60, margin=0.5
     ).passed
 
 
-def test_too_few_holdout_events_are_refused_with_a_reason():
-    baseline = per_event(np.zeros(7), np.zeros(7))
-    decision = gate(per_event(np.ones(7), np.ones(7)), baseline)
+def test_too_few_judged_events_are_refused_with_a_reason():
+    decision = gate(per_event(np.ones(7)), per_event(np.zeros(7)))
     assert not decision.passed
-    assert "too few holdout events" in decision.reason
-    # Events without a selection (NaN top-1) do not count towards the top-1 minimum.
-    top1 = np.r_[np.ones(5), np.full(20, np.nan)]
-    decision = gate(per_event(np.ones(25), top1), per_event(np.zeros(25), top1 * 0))
-    assert not decision.passed and "5 with a selection" in decision.reason
+    assert "too few judged events: 7" in decision.reason
+    # Events without a selection (NaN) do not count.
+    values = np.r_[np.ones(5), np.full(20, np.nan)]
+    decision = gate(per_event(values), per_event(values * 0))
+    assert not decision.passed and "too few judged events: 5" in decision.reason
     json.dumps(decision.metrics)
+
+
+def test_evaluation_screens_decide_when_there_are_enough_of_them():
+    rng = np.random.default_rng(4)
+    # 30 biased screens where the new head looks great, 30 evaluation screens where it does not.
+    biased = per_event(np.ones(30), evaluation=False)
+    honest = per_event(rng.uniform(0.3, 0.7, 30), event_ids=np.arange(30, 60))
+    both = EventMetrics(*(np.r_[getattr(biased, f), getattr(honest, f)] for f in FIELDS))
+    base_values = np.r_[np.full(30, 0.5), honest.library_percentile]
+    base = per_event(base_values, event_ids=np.arange(60))
+    base.evaluation[:] = both.evaluation
+    decision = gate(both, base)
+    assert decision.metrics["judged_on"] == "evaluation screens"
+    assert decision.metrics["judged_events"] == 30
+    assert not decision.passed
+    # Without enough evaluation screens every holdout event is judged, and the reason says so.
+    biased_base = per_event(np.full(30, 0.5), evaluation=False)
+    fallback = gate(biased, biased_base)
+    assert fallback.passed and fallback.metrics["judged_on"].startswith("all holdout events")
+
+
+def test_the_bootstrap_resamples_anchors_not_events():
+    rng = np.random.default_rng(5)
+    # 4 anchors x 10 events each, the gain carried by one anchor only: with events as the unit it
+    # would look certain; by anchor it is not.
+    gain = np.r_[np.full(10, 0.4), np.zeros(30)] + rng.normal(0, 0.01, 40)
+    anchors = np.repeat(np.arange(4), 10)
+    base = per_event(np.full(40, 0.5), anchors=anchors)
+    new = per_event(0.5 + gain, anchors=anchors)
+    by_anchor = gate(new, base)
+    by_event = gate(per_event(0.5 + gain), per_event(np.full(40, 0.5)))
+    assert by_event.passed and not by_anchor.passed
+    assert by_anchor.metrics["vs_base"]["library_percentile"]["anchors"] == 4
 
 
 def test_events_are_paired_by_id_and_must_match():
     rng = np.random.default_rng(3)
-    triplet = rng.random(30)
-    baseline = per_event(triplet, np.zeros(30), event_ids=np.arange(30))
-    reordered = np.arange(30)[::-1]
-    new = per_event(triplet[::-1] + 0.3, np.ones(30), event_ids=reordered)
-    decision = gate(new, baseline)
+    values = rng.uniform(0.2, 0.6, 30)
+    base = per_event(values)
+    new = per_event(values[::-1] + 0.3, event_ids=np.arange(30)[::-1])
+    decision = gate(new, base)
     assert decision.passed
-    assert decision.metrics["triplet_accuracy"]["difference"] == pytest.approx(0.3)
+    assert decision.metrics["vs_base"]["library_percentile"]["difference"] == pytest.approx(0.3)
     with pytest.raises(GateInputError):
-        gate(per_event(triplet, np.ones(30), event_ids=np.arange(1, 31)), baseline)
+        gate(per_event(values, event_ids=np.arange(1, 31)), base)
 
 
 def test_gate_is_deterministic_for_a_seed():
     rng = np.random.default_rng(4)
-    a, b = (
-        per_event(rng.random(40), rng.integers(0, 2, 40)),
-        per_event(rng.random(40), rng.integers(0, 2, 40)),
-    )
+    a, b = per_event(rng.random(40)), per_event(rng.random(40))
     assert gate(a, b, seed=5).metrics == gate(a, b, seed=5).metrics
 
 
@@ -119,6 +178,11 @@ def test_event_metrics_on_a_hand_made_screen():
     np.testing.assert_allclose(metrics.screen_top1[:3], [1, 0, 0.5])
     np.testing.assert_allclose(metrics.reciprocal_rank[:3], [1, 1 / 3, 1 / 1.5])
     assert np.isnan(metrics.screen_top1[3])
+    # Library percentile (all 6 rows, without the anchor and the chosen clip): clip 1 beats all
+    # 4 others; clip 3 beats none and ties with clip 5 (half).
+    np.testing.assert_allclose(metrics.library_percentile[:2], [1.0, 0.5 / 4])
+    assert np.isnan(metrics.library_percentile[3])
+    assert metrics.anchors.tolist() == [0, 0, 0, 0]
     # Derived triplets: event 10 both right (1.0); event 11 wrong on both (rejected none ->
     # implicit); event 12 a tie (0.5).
     np.testing.assert_allclose(metrics.triplet_accuracy[:3], [1, 0, 0.5])

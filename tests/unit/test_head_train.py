@@ -1,7 +1,7 @@
 """Training heads on synthetic sorting data with planted trick and spot factors."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -89,12 +89,15 @@ def simulate_screens(
 
 
 def sorting_data(random_answers: bool = False, seed: int = 0) -> tuple[TrainingData, Library]:
-    """Train/holdout screens over one library; a second library (same factors, fresh noise)
+    """Train/validation/holdout screens over one library; a second library (same factors, fresh noise)
     measures whether what was learned carries over to clips nobody sorted."""
     rng = np.random.default_rng(seed)
     factors = make_factors(seed)
     library, unseen = make_library(factors, rng), make_library(factors, rng)
-    screens = simulate_screens(library.tricks, 240, "train", rng, 0, random_answers=random_answers)
+    screens = simulate_screens(library.tricks, 200, "train", rng, 0, random_answers=random_answers)
+    screens += simulate_screens(
+        library.tricks, 40, "validation", rng, 500, random_answers=random_answers
+    )
     screens += simulate_screens(
         library.tricks, 80, "holdout", rng, 1000, random_answers=random_answers
     )
@@ -123,7 +126,7 @@ def test_head_learns_the_planted_trick_factor_and_passes_the_gate():
     assert head_recall.mean() > base_recall + 0.4
     assert result.best_epoch > 0
     assert result.history[0]["epoch"] == 0  # the untrained PCA head is the first candidate
-    assert result.metrics["holdout_top1"] > 0.8
+    assert result.metrics["validation_top1"] > 0.8
     decision = gate_against_base(result, data)
     assert decision.passed, decision.reason
     # What projection_heads.metrics (jsonb, which has no NaN) will hold.
@@ -152,10 +155,29 @@ def test_same_seed_gives_identical_weights():
 def test_best_epoch_weights_are_restored():
     data, _ = sorting_data(seed=3)
     result = train_head(data, TrainConfig(output_dim=16, hidden_dim=32, max_epochs=25, patience=3))
-    losses = [record["holdout_loss"] for record in result.history]
+    losses = [record["validation_loss"] for record in result.history]
     assert losses[result.best_epoch] <= min(losses) + result.metrics["config"]["min_delta"]
-    again = evaluate_events(head_space(result.head), data.base_vectors, data.screens).summary()
-    assert again["screen_top1"] == result.history[result.best_epoch]["holdout_top1"]
+    again = evaluate_events(
+        head_space(result.head), data.base_vectors, data.screens, split="validation"
+    ).summary()
+    assert again["screen_top1"] == result.history[result.best_epoch]["validation_top1"]
+
+
+def test_the_holdout_split_never_touches_training():
+    data, _ = sorting_data(seed=3)
+    config = TrainConfig(output_dim=16, hidden_dim=32, max_epochs=6, patience=3)
+    first = train_head(data, config)
+    # Answer every holdout screen the other way round: the trained head must not change.
+    flipped = [
+        s
+        if s.split != "holdout"
+        else Screen(s.event_id, s.anchor_row, s.candidate_rows, None, s.candidate_rows, "holdout")
+        for s in data.screens
+    ]
+    second = train_head(TrainingData(data.base_vectors, data.clip_rows, flipped), config)
+    for a, b in zip(first.head.parameters(), second.head.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert first.history == second.history
 
 
 def test_tiny_data_with_a_none_screen_trains_and_the_gate_refuses_it():
@@ -173,7 +195,7 @@ def test_tiny_data_with_a_none_screen_trains_and_the_gate_refuses_it():
     assert result.head.architecture["output_dim"] == 32  # wider than the 16-d input: padded
     decision = gate_against_base(result, data)
     assert not decision.passed
-    assert "too few holdout events" in decision.reason
+    assert "too few judged events" in decision.reason
 
 
 def test_none_only_screens_still_train():
@@ -183,7 +205,7 @@ def test_none_only_screens_still_train():
     result = train_head(
         TrainingData(vectors, {}, screens), TrainConfig(output_dim=8, hidden_dim=8, max_epochs=3)
     )
-    assert result.metrics["holdout_screens"] == 0
+    assert result.metrics["validation_screens"] == 0
     assert result.metrics["monitor"] == "train_loss"
     assert np.isfinite(result.history[-1]["train_loss"])
     json.dumps(result.metrics, allow_nan=False)
@@ -283,3 +305,23 @@ def test_unusable_data_is_refused_clearly():
     bad = Triplets(np.array([1]), np.array([0]), np.array([1]), np.array([7]), np.array([1.0]))
     with pytest.raises(TrainingDataError, match="triplet"):
         TrainingData(vectors, {}, [], bad)
+
+
+def test_capacity_follows_the_data():
+    from heaters_db.heads.capacity import candidate_shapes, train_with_capacity_search
+
+    # A 64-d base with a few dozen events: only the smallest widths, never wider than the base.
+    few = candidate_shapes(64, 40)
+    assert {shape[0] for shape in few} == {16}
+    many = candidate_shapes(1024, 20_000)
+    assert max(shape[0] for shape in many) == 256
+    assert max(shape[0] for shape in candidate_shapes(64, 20_000)) == 64
+    data, _ = sorting_data(seed=7)
+    result = train_with_capacity_search(data, replace(FAST, max_epochs=8))
+    tried = result.metrics["capacity"]["tried"]
+    assert len(tried) > 2
+    best = min(t["validation_loss"] for t in tried)
+    assert result.metrics["validation_loss"] == best
+    assert (
+        result.head.architecture["output_dim"] == result.metrics["capacity"]["chosen"]["output_dim"]
+    )

@@ -4,6 +4,10 @@
 // A choice is held here for config.undo_ms before it is POSTed, so `z` can take it back without
 // leaving a row. A newer choice, leaving the page, or the timer sends the held one. The
 // database's refusals come back as {"error": message} and stay on screen until dismissed.
+//
+// `x` then a digit marks that tile as clearly wrong (again: unmarks it). Only marked tiles are
+// sent as rejected (hard negatives); the other tiles not chosen count as implicit negatives, so
+// a second clip as right as the chosen one is not taught as "different".
 (() => {
   "use strict";
 
@@ -21,6 +25,8 @@
     heads: config.heads || {},
     loading: false,
     sequence: 0, // answers to older screen requests are dropped
+    rejecting: false, // `x` pressed: the next digit marks a tile as clearly wrong
+    rejected: new Set(), // clip ids marked clearly wrong on this screen
   };
 
   // -- messages ---------------------------------------------------------------------------------
@@ -94,6 +100,8 @@
 
   function setScreen(screen, html) {
     state.screen = screen;
+    state.rejecting = false;
+    state.rejected = new Set();
     $("screen").innerHTML = html;
     document.body.dataset.anchor = screen ? String(screen.anchor.clip_id) : "";
     state.shownAt = performance.now();
@@ -145,9 +153,28 @@
     }
   }
 
+  function toggleRejected(key) {
+    state.rejecting = false;
+    const tile = (state.screen?.candidates || []).find((candidate) => candidate.key === key);
+    if (!tile) {
+      showToast(`There is no tile ${key} on this screen`, 1500, false);
+      return;
+    }
+    const marked = !state.rejected.has(tile.clip_id);
+    if (marked) state.rejected.add(tile.clip_id);
+    else state.rejected.delete(tile.clip_id);
+    document.querySelector(`.tile[data-key="${key}"]`)?.classList.toggle("rejected", marked);
+    showToast(marked ? `Tile ${key} marked clearly wrong` : `Tile ${key} unmarked`, 1200, false);
+  }
+
   function choose(key) {
     const screen = state.screen;
     if (!screen || state.loading) return;
+    if (state.rejecting && key !== 0) {
+      toggleRejected(key);
+      return;
+    }
+    state.rejecting = false;
     let selected = null;
     if (key !== 0) {
       const tile = screen.candidates.find((candidate) => candidate.key === key);
@@ -163,6 +190,8 @@
       anchor: screen.anchor.clip_id,
       candidates: screen.candidates.map((tile) => tile.clip_id),
       selected,
+      rejected: [...state.rejected].filter((clip) => clip !== selected),
+      anchor_reason: screen.anchor_reason || null,
       session_id: config.session_id,
       response_time_ms: Math.round(performance.now() - state.shownAt),
       candidate_rankings: screen.candidates.map((tile) => ({
@@ -248,6 +277,10 @@
       else $("error").hidden = true;
     } else if (!$("help").hidden) return;
     else if (/^[0-9]$/.test(key)) choose(Number(key));
+    else if (key.toLowerCase() === "x") {
+      state.rejecting = true;
+      showToast("Mark which tile as clearly wrong? (press its number)", 2000, false);
+    }
     else if (key.toLowerCase() === "s") skip();
     else if (key.toLowerCase() === "z") undo();
     else if (key.toLowerCase() === "t") switchMode("trick");

@@ -1,0 +1,398 @@
+"""Learning curves: does every round of sorting make served trick search better?
+
+A matrix of synthetic libraries x seeds x anchor policies, everything through the public SQL
+surface of a throwaway PostgreSQL (heaters-db's embedded cluster, or
+HEATERS_BENCHMARK_SERVER_URL): base vectors are inserted straight into `embeddings` (no videos);
+each screen is
+
+    next_anchors('trick', 1)                    -- reason 'evaluation' for ~15 % of screens
+      -> evaluation_candidates(anchor)          (evaluation screens, both policies alike)
+      -> else sorting_candidates(anchor)        (policy next_anchors: its anchor; policy random:
+                                                 a uniformly drawn anchor, anchor_reason 'random')
+    simulated sorter -> INSERT INTO clip_sorting_events (with anchor_reason, candidate_sources)
+
+and every ``--round`` screens one training run through the real train path
+(heaters_db.heads.jobs.train_mode: train, gate, re-project, activate). Measured after each
+round: served recall@10 of same-trick clips (similar_clips(clip, 'trick', 10) over every clip)
+and the exact recall@10 of the head just trained (its space over every base vector, whether or
+not the gate let it serve: learned vs served).
+
+Library generators (the matrix rows):
+- scene_dominated: 64-d, spot factor 3x the trick factor; sorter picks a same-trick clip,
+  marks half of the other-trick ones clearly wrong;
+- many_same_trick: 4 tricks only (several same-trick candidates per screen); the sorter rejects
+  everything it did not pick (the old page's habit);
+- noisy_sorter: as scene_dominated with 15 % of answers a random shown clip;
+- none_frequent: 16 tricks (most screens "none similar");
+- wide_1024: as scene_dominated in 1024 dimensions.
+
+    .venv/bin/python benchmarks/learning_curves.py            # full: 300 screens, 5 seeds
+    .venv/bin/python benchmarks/learning_curves.py --quick    # 200 screens, 4 generators
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.learning_common import (  # noqa: E402
+    Server,
+    database_versions,
+    factory,
+    machine,
+    write_section,
+)
+from heaters_db.db import connect  # noqa: E402
+from heaters_db.heads import jobs, store  # noqa: E402
+from heaters_db.heads.jobs import TrainingSkipped  # noqa: E402
+from heaters_db.heads.metrics import head_space, same_label_recall_at_k  # noqa: E402
+from tests.support.simulated_sorter import (  # noqa: E402
+    insert_clips,
+    insert_embeddings,
+    make_test_variant,
+)
+
+POLICIES = ("next_anchors", "random")
+CHECKPOINTS = (50, 100, 200, 300)
+SETTINGS = {
+    "head_output_dim": "32",
+    "head_hidden_dim": "64",
+    "head_max_epochs": "60",
+    "retrain_every": "1000000",  # the benchmark starts each training itself
+    "anchor_reuse_after_events": "60",
+}
+IMAGE = Path(__file__).resolve().parent / "learning_curves.png"
+
+
+@dataclass(frozen=True)
+class Generator:
+    name: str
+    dim: int = 64
+    tricks: int = 8
+    spots: int = 6
+    trick_scale: float = 1.0
+    spot_scale: float = 3.0
+    noise: float = 0.6
+    wrong_share: float = 0.0  # answers that are a random shown clip
+    reject_all: bool = False  # reject everything not picked (else half of the wrong ones)
+
+
+GENERATORS = {
+    "scene_dominated": Generator("scene_dominated"),
+    "many_same_trick": Generator("many_same_trick", tricks=4, reject_all=True),
+    "noisy_sorter": Generator("noisy_sorter", wrong_share=0.15),
+    "none_frequent": Generator("none_frequent", tricks=16, spots=4),
+    "wide_1024": Generator("wide_1024", dim=1024),
+}
+QUICK = ("scene_dominated", "many_same_trick", "noisy_sorter", "wide_1024")
+
+
+def make_vectors(g: Generator, clips: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(clips, dim) base vectors and trick labels: trick + louder spot + noise, random maps."""
+    rng = np.random.default_rng(seed)
+    latent = 8
+    trick_centres = rng.standard_normal((g.tricks, latent))
+    spot_centres = rng.standard_normal((g.spots, latent))
+    trick_map = rng.standard_normal((latent, g.dim)) / np.sqrt(latent)
+    spot_map = rng.standard_normal((latent, g.dim)) / np.sqrt(latent)
+    tricks = rng.integers(0, g.tricks, clips)
+    spots = rng.integers(0, g.spots, clips)
+    trick_part = (trick_centres[tricks] + 0.3 * rng.standard_normal((clips, latent))) @ trick_map
+    spot_part = (spot_centres[spots] + 0.3 * rng.standard_normal((clips, latent))) @ spot_map
+    noise = g.noise * rng.standard_normal((clips, g.dim))
+    vectors = g.trick_scale * trick_part + g.spot_scale * spot_part + noise
+    return vectors.astype(np.float32), tricks
+
+
+def answer(g: Generator, labels, anchor: int, shown: list[int], rng) -> tuple:
+    """(selected or None, rejected): any same-trick clip shown (a person does not follow a
+    space's order), else none; rejections per the generator."""
+    if rng.random() < g.wrong_share:
+        selected = int(rng.choice(shown))
+    else:
+        right = [c for c in shown if labels[c] == labels[anchor]]
+        selected = int(rng.choice(right)) if right else None
+    if g.reject_all or selected is None:
+        rejected = [c for c in shown if c != selected]
+    else:
+        rejected = [c for c in shown if labels[c] != labels[anchor] and rng.random() < 0.5]
+    return selected, rejected
+
+
+def served_recall(conn, labels: dict[int, int]) -> float:
+    shares = []
+    for clip in labels:
+        rows = conn.execute("SELECT clip_id FROM similar_clips(%s, 'trick', 10)", (clip,))
+        found = [r[0] for r in rows.fetchall()]
+        shares.append(np.mean([labels[c] == labels[clip] for c in found]) if found else 0.0)
+    return float(np.mean(shares))
+
+
+def run_one(server: Server, g: Generator, seed: int, policy: str, args) -> dict:
+    url = server.database()
+    rng = np.random.default_rng(1000 * seed + 7)
+    with connect(url, autocommit=True) as conn:
+        for name, value in SETTINGS.items():
+            conn.execute("UPDATE heaters_db_settings SET value = %s WHERE name = %s", (value, name))
+        make_test_variant(conn, g.dim)
+        vectors, tricks = make_vectors(g, args.clips, seed)
+        clip_ids = insert_clips(conn, len(vectors))
+        insert_embeddings(conn, clip_ids, vectors)
+        labels = {int(c): int(t) for c, t in zip(clip_ids, tricks, strict=True)}
+        order = np.argsort(clip_ids)
+        conn.execute("SELECT setseed(%s)", (seed / 10 + 0.05,))
+        base = served_recall(conn, labels)
+        curve = [{"screens": 0, "served": base, "learned": None, "status": "base"}]
+        for screen in range(1, args.screens + 1):
+            row = conn.execute("SELECT clip_id, reason FROM next_anchors('trick', 1)").fetchone()
+            anchor, reason = int(row[0]), row[1]
+            if reason == "evaluation":
+                function = "evaluation_candidates"
+            else:
+                function = "sorting_candidates"
+                if policy == "random":
+                    anchor, reason = int(rng.choice(clip_ids)), "random"
+            shown_rows = conn.execute(
+                f"SELECT clip_id, source FROM {function}(%s, 'trick', 8) ORDER BY position",
+                (anchor,),
+            ).fetchall()
+            shown = [int(r[0]) for r in shown_rows]
+            selected, rejected = answer(g, labels, anchor, shown, rng)
+            conn.execute(
+                "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, "
+                "rejected_clip_ids, candidate_clip_ids, sorting_mode, anchor_reason, "
+                "candidate_sources) VALUES (%s, %s, %s, %s, 'trick_similarity', %s, %s)",
+                (anchor, selected, rejected, shown, reason, [r[1] for r in shown_rows]),
+            )
+            if screen % args.round:
+                continue
+            point = {"screens": screen, "learned": None, "status": "skipped", "reason": None}
+            try:
+                result = jobs.train_mode(factory(url), "trick", activation="inline")
+                record, head = store.load_projection_head(conn, result["head_id"])
+                embedded = head_space(head)(vectors[order])
+                point["learned"] = float(same_label_recall_at_k(embedded, tricks[order], 10).mean())
+                point["status"], point["reason"] = record.status, result["reason"]
+            except TrainingSkipped as skipped:
+                point["reason"] = skipped.reason
+            point["served"] = served_recall(conn, labels)
+            curve.append(point)
+    return {"generator": g.name, "seed": seed, "policy": policy, "base": base, "curve": curve}
+
+
+def served_at(curve: list[dict], screens: int) -> float | None:
+    points = [p for p in curve if p["screens"] <= screens]
+    return points[-1]["served"] if points and points[-1]["screens"] == screens else None
+
+
+def screens_to(curve: list[dict], target: float) -> int | None:
+    return next((p["screens"] for p in curve if p["served"] >= target), None)
+
+
+def checks(run: dict) -> tuple[int, int]:
+    """(drops of served recall > 0.02 between rounds, rounds where a trained head beat the base
+    by 0.2 and served recall did not follow within one round)."""
+    curve, base = run["curve"], run["base"]
+    drops = sum(
+        1 for a, b in zip(curve, curve[1:], strict=False) if b["served"] < a["served"] - 0.02
+    )
+    lagging = 0
+    for i, point in enumerate(curve):
+        if point.get("learned") is not None and point["learned"] >= base + 0.2:
+            following = curve[i : i + 2]
+            if max(p["served"] for p in following) < base + 0.2 - 0.02:
+                lagging += 1
+    return drops, lagging
+
+
+def interval(values: list[float]) -> str:
+    if not values:
+        return "-"
+    low, mid, high = np.percentile(values, [10, 50, 90])
+    return f"{mid:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def summarise(runs: list[dict], args, elapsed: float, versions: str) -> str:
+    lines = [
+        f"`benchmarks/learning_curves.py {' '.join(sys.argv[1:])}` -- {args.clips} clips per "
+        f"library, {len(args.seeds)} seeds, a training run every {args.round} screens, heads "
+        f"{SETTINGS['head_output_dim']}-d (hidden {SETTINGS['head_hidden_dim']}), "
+        f"{elapsed / 60:.1f} min in all. Machine: {machine()}; {versions}.",
+        "",
+        "Served recall@10 of same-trick clips (similar_clips over every clip), median [10th, 90th "
+        "percentile] over seeds; target = the base space's recall + 0.25; screens to target: "
+        "median over seeds (runs that never reached it count as the budget, and are counted).",
+        "",
+        "| library | policy | base | "
+        + " | ".join(f"after {c}" for c in CHECKPOINTS if c <= args.screens)
+        + " | screens to target | never reached | served drops > 0.02 | served lagging learned |",
+        "|---|---|---|"
+        + "---|" * len([c for c in CHECKPOINTS if c <= args.screens])
+        + "---|---|---|---|",
+    ]
+    verdicts = []
+    for name in args.generators:
+        medians = {}
+        for policy in POLICIES:
+            group = [r for r in runs if r["generator"] == name and r["policy"] == policy]
+            if not group:
+                continue
+            target = float(np.median([r["base"] for r in group])) + 0.25
+            reached = [screens_to(r["curve"], target) for r in group]
+            to_target = [x if x is not None else args.screens for x in reached]
+            medians[policy] = float(np.median(to_target))
+            drops = sum(checks(r)[0] for r in group)
+            lagging = sum(checks(r)[1] for r in group)
+            cells = [
+                interval([v for r in group if (v := served_at(r["curve"], c)) is not None])
+                for c in CHECKPOINTS
+                if c <= args.screens
+            ]
+            lines.append(
+                f"| {name} | {policy} | {interval([r['base'] for r in group])} | "
+                + " | ".join(cells)
+                + f" | {medians[policy]:.0f} | {sum(x is None for x in reached)}/{len(group)} "
+                f"| {drops} | {lagging} |"
+            )
+        if len(medians) == 2:
+            verdicts.append(
+                f"- {name}: next_anchors {medians['next_anchors']:.0f} vs random "
+                f"{medians['random']:.0f} screens to target "
+                f"({'at most half' if medians['next_anchors'] <= medians['random'] / 2 else 'NOT at most half'})"
+            )
+    lines += ["", "Learned (exact recall@10 of every trained head) vs served, per round:", ""]
+    for name in args.generators:
+        for policy in POLICIES:
+            group = [r for r in runs if r["generator"] == name and r["policy"] == policy]
+            learned = [
+                interval(
+                    [
+                        p["learned"]
+                        for r in group
+                        for p in r["curve"][1:]
+                        if p["screens"] == c and p["learned"] is not None
+                    ]
+                )
+                for c in CHECKPOINTS
+                if c <= args.screens
+            ]
+            if group:
+                lines.append(
+                    f"- {name} / {policy}: learned "
+                    + ", ".join(
+                        f"{c}: {v}"
+                        for c, v in zip(
+                            [c for c in CHECKPOINTS if c <= args.screens], learned, strict=True
+                        )
+                    )
+                )
+    lines += [
+        "",
+        "Verdict (goal: next_anchors needs at most half the screens of random):",
+        *verdicts,
+    ]
+    lines += ["", f"![learning curves]({IMAGE.name})"]
+    return "\n".join(lines)
+
+
+def plot(runs: list[dict], args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(args.generators), figsize=(4 * len(args.generators), 3.4))
+    axes = np.atleast_1d(axes)
+    for axis, name in zip(axes, args.generators, strict=True):
+        for policy, colour in zip(POLICIES, ("tab:green", "tab:gray"), strict=True):
+            group = [r for r in runs if r["generator"] == name and r["policy"] == policy]
+            if not group:
+                continue
+            xs = [p["screens"] for p in group[0]["curve"]]
+            ys = np.array([[p["served"] for p in r["curve"]] for r in group])
+            axis.plot(xs, np.median(ys, axis=0), color=colour, label=f"{policy} (served)")
+            axis.fill_between(xs, ys.min(axis=0), ys.max(axis=0), color=colour, alpha=0.15)
+        axis.set_title(name, fontsize=9)
+        axis.set_xlabel("screens")
+        axis.set_ylim(0, 1)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("served recall@10")
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(IMAGE, dpi=90)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 generators, 200 screens")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--screens", type=int)
+    parser.add_argument("--round", type=int, default=25)
+    parser.add_argument("--clips", type=int, default=240)
+    parser.add_argument("--generators", nargs="+", choices=sorted(GENERATORS))
+    parser.add_argument("--json", type=Path, help="Also write every run's curve here.")
+    parser.add_argument(
+        "--summarise",
+        type=Path,
+        help="Only summarise the runs of an earlier --json file (e.g. of an interrupted matrix).",
+    )
+    args = parser.parse_args()
+    args.screens = args.screens or (200 if args.quick else 300)
+    args.generators = args.generators or list(QUICK if args.quick else GENERATORS)
+    if args.quick and args.round == 25:
+        args.round = 50
+    if args.summarise:
+        runs = json.loads(args.summarise.read_text())
+        args.generators = [g for g in args.generators if any(r["generator"] == g for r in runs)]
+        args.seeds = sorted({r["seed"] for r in runs})
+        plot(runs, args)
+        body = summarise(runs, args, 0.0, "see the machine line") + (
+            f"\n\n(Summarised from {len(runs)} runs of an interrupted matrix.)"
+        )
+        print(body)
+        write_section("Learning curves: served recall per round (learning_curves.py)", body)
+        return
+    torch.set_num_threads(1)
+    started = time.monotonic()
+    server = Server()
+    runs = []
+    try:
+        for name in args.generators:
+            for seed in args.seeds:
+                for policy in POLICIES:
+                    run = run_one(server, GENERATORS[name], seed, policy, args)
+                    runs.append(run)
+                    last = run["curve"][-1]
+                    print(
+                        f"{name} seed {seed} {policy}: base {run['base']:.3f} -> served "
+                        f"{last['served']:.3f} (learned {last['learned']}) [{time.monotonic() - started:.0f} s]",
+                        flush=True,
+                    )
+                    if args.json:  # what has run so far survives an interrupted matrix
+                        args.json.write_text(json.dumps(runs, indent=1))
+        with connect(server.database(), autocommit=True) as conn:
+            versions = database_versions(conn)
+    finally:
+        server.close()
+    if args.json:
+        args.json.write_text(json.dumps(runs, indent=1))
+    plot(runs, args)
+    body = summarise(runs, args, time.monotonic() - started, versions)
+    print(body)
+    write_section("Learning curves: served recall per round (learning_curves.py)", body)
+
+
+if __name__ == "__main__":
+    main()
