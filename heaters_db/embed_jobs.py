@@ -28,6 +28,7 @@ import numpy as np
 import psycopg
 from psycopg.rows import dict_row
 
+from heaters_db import moments  # HOOK issue 12: window variants (moments)
 from heaters_db.embedding.embedder import (
     ClipVideo,
     Decoded,
@@ -67,6 +68,8 @@ class EmbedTarget:
     processing_metadata: dict[str, Any] | None = None
     start_time_seconds: float | None = None
     end_time_seconds: float | None = None
+    window_seconds: float | None = None  # HOOK issue 12: window variants only
+    window_stride_seconds: float | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> EmbedTarget:
@@ -92,6 +95,7 @@ class Outcome:
     frame_indices: list[int] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     embedding_id: int | None = None
+    windows: list[tuple[float, float]] | None = None  # HOOK issue 12: a window variant's spans
 
     @property
     def error(self) -> str:
@@ -247,7 +251,8 @@ class EmbedPipeline:
             except HeatersError as error:
                 item.outcome = _failed(target, error)
                 continue
-            item.decoded = self._pool.submit(self._decode, target, item.encoder)
+        # HOOK issue 12: one decode future per target; a clip with a window variant decodes once.
+        moments.submit_decodes(self._pool, items, self._decode, self.settings)
         return PendingBatch(items)
 
     @staticmethod
@@ -305,7 +310,9 @@ class EmbedPipeline:
             encoder = batch.items[positions[0]].encoder
             assert encoder is not None
             decoded = [_decoded_or_failure(batch.items[p]) for p in positions]
-            results = model_stage(encoder, decoded)
+            # HOOK issue 12: a window variant's batch embeds every window of its clips.
+            is_window = moments.is_window(batch.items[positions[0]].target)
+            results = (moments.model_stage if is_window else model_stage)(encoder, decoded)
             for position, result in zip(positions, results, strict=True):
                 outcomes[position] = _outcome(batch.items[position].target, result, encoder)
         return [outcome for outcome in outcomes if outcome is not None]
@@ -315,6 +322,8 @@ class EmbedPipeline:
         """Upsert the embedding (idempotent); returns its id. Call inside the caller's
         transaction so the row and the job's status commit together."""
         assert outcome.status == "ok" and outcome.embedding is not None
+        if outcome.windows is not None:  # HOOK issue 12: windows go to moment_embeddings
+            return moments.store_windows(conn, outcome)
         target = outcome.target
         row = conn.execute(
             query(QUERIES, "upsert_embedding"),
@@ -342,7 +351,8 @@ class EmbedPipeline:
         try:
             with conn.transaction():
                 row = conn.execute(
-                    query(QUERIES, "ensure_variant_index"), {"variant_id": target.variant_id}
+                    moments.ensure_index_query(target),  # HOOK issue 12: moment index
+                    {"variant_id": target.variant_id},
                 ).fetchone()
         except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable) as error:
             log.debug("index created by another worker: %s", error)
@@ -405,4 +415,5 @@ def _outcome(target: EmbedTarget, result: EmbedResult, encoder: Encoder) -> Outc
         model_version=encoder.model_version,
         frame_indices=result.frame_indices,
         seconds=seconds,
+        windows=getattr(result, "windows", None),  # HOOK issue 12
     )

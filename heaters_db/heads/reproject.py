@@ -22,6 +22,7 @@ import numpy as np
 import psycopg
 import torch
 
+from heaters_db import moments
 from heaters_db.heads import store
 from heaters_db.heads.data import Variant
 from heaters_db.heads.module import ProjectionHead
@@ -141,6 +142,7 @@ def reproject_head(
     result.update(write_projections(connect, record, head, batch_rows, device))
     with connect() as conn:
         result.update(build_index(conn, record.id))
+        result.update(moments.project_windows(conn, record.id))  # HOOK issue 12: window vectors
         if activate and record.status != "active":
             started = time.perf_counter()
             result["activation"] = store.activate_head(conn, record.id)
