@@ -25,7 +25,7 @@ BEGIN
             AND e.model_name = v.model_name
             AND e.generation_strategy = v.generation_strategy)
           -- a window variant's vectors are in moment_embeddings (issue 12)
-          OR EXISTS (SELECT 1 FROM moment_embeddings m WHERE m.clip_id = c.id AND m.variant_id = v.id))))
+          OR EXISTS (SELECT 1 FROM moment_embeddings m WHERE m.clip_id = c.id AND m.variant_id = v.id)))
     ORDER BY c.id, v.id
     ON CONFLICT (clip_id, variant_id) WHERE kind = 'embed' AND status IN ('queued', 'running')
     DO NOTHING;
