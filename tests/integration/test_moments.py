@@ -14,8 +14,9 @@ import psycopg
 import pytest
 
 from heaters_db.embedding.windows import window_spans
-from tests.integration.conftest import TINY_FRAMES, MediaRoot, insert_clips
+from tests.integration.conftest import TINY_DIM, TINY_FRAMES, MediaRoot, insert_clips
 from tests.integration.test_embed_cli import Invoke, add_tiny_variant, invoke  # noqa: F401
+from tests.integration.test_similarity import HEAD_DIM, insert_head, project, random_head
 from tests.support import videos
 from tests.support.tiny_model import TINY_MODEL_NAME
 
@@ -188,3 +189,53 @@ def test_embed_missing_counts_windows_as_done(
         "SELECT id FROM embedding_variants WHERE generation_strategy = 'video_moment_windows'"
     ).fetchone()[0]
     assert jobs == [(library["B"], window_variant)]
+
+
+def test_trick_head_serves_moments(
+    invoke: Invoke,  # noqa: F811
+    conn: psycopg.Connection,
+    library: dict[str, int],
+) -> None:
+    head = random_head(seed=3, input_dim=TINY_DIM, output_dim=HEAD_DIM)
+    head_id = insert_head(conn, head)
+    conn.execute("UPDATE projection_heads SET status = 'candidate' WHERE id = %s", (head_id,))
+    windows = conn.execute("SELECT count(*) FROM moment_embeddings").fetchone()[0]
+    # The re-projection's hook, then activation.
+    assert conn.execute("SELECT project_moment_embeddings(%s)", (head_id,)).fetchone()[0] == windows
+    conn.execute("SELECT activate_head(%s)", (head_id,))
+
+    query_range = (library["A"], PLANT_A, PLANT_A + PLANT_SECONDS)
+    base_query = np.array(
+        conn.execute(
+            "SELECT moment_query_embedding(%s, %s, %s, (moment_variant('trick')).id)::real[]",
+            query_range,
+        ).fetchone()[0],
+        np.float32,
+    )
+    rows = conn.execute(
+        "SELECT clip_id, embedding::real[] FROM moment_embeddings WHERE clip_id <> %s",
+        (library["A"],),
+    ).fetchall()
+    others = np.array([r[1] for r in rows], np.float32)
+    trick = conn.execute(
+        "SELECT clip_id, distance FROM similar_moments(%s, %s, %s, 'trick', 3)", query_range
+    ).fetchall()
+    projected = project(head, others)
+    q = project(head, base_query[None])[0]
+    cosine = 1.0 - projected @ q / (np.linalg.norm(projected, axis=1) * np.linalg.norm(q))
+    assert trick[0][1] == pytest.approx(float(cosine.min()), abs=1e-4)
+    assert rows[int(cosine.argmin())][0] == trick[0][0]
+    # spot has no head: the base space, other distances.
+    spot = conn.execute(
+        "SELECT clip_id, distance FROM similar_moments(%s, %s, %s, 'spot', 3)", query_range
+    ).fetchall()
+    assert spot[0][1] != pytest.approx(trick[0][1], abs=1e-6)
+
+    # A clip embedded again while the head is live: its new windows are projected at once.
+    invoke("embed", "--clip", str(library["B"]))
+    counts = conn.execute(
+        "SELECT (SELECT count(*) FROM moment_embeddings), "
+        "(SELECT count(*) FROM projected_moment_embeddings WHERE projection_head_id = %s)",
+        (head_id,),
+    ).fetchone()
+    assert counts == (windows, windows)
