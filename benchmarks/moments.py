@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import torch
-from embed_throughput import save_vitl, textured
+from embed_throughput import VITL_NAME, save_vitl, textured
 from learning_common import machine, write_section
 
 from heaters_db.embedding.model import load_encoder
@@ -44,7 +44,6 @@ from tests.support import videos
 from tests.support.tiny_model import TINY_MODEL_NAME, install_tiny_model
 
 HEADING = "Moments: full clip + windows in one pass"
-VITL_NAME = "random/vjepa2-vitl-fpc64-256"
 SECONDS = 10.0
 FULL_FRAMES = 64
 
