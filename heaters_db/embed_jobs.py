@@ -28,6 +28,7 @@ import numpy as np
 import psycopg
 from psycopg.rows import dict_row
 
+from heaters_db import moments  # HOOK issue 12: window variants (moments)
 from heaters_db.embedding.embedder import (
     ClipVideo,
     Decoded,
@@ -68,6 +69,8 @@ class EmbedTarget:
     processing_metadata: dict[str, Any] | None = None
     start_time_seconds: float | None = None
     end_time_seconds: float | None = None
+    window_seconds: float | None = None  # HOOK issue 12: window variants only
+    window_stride_seconds: float | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> EmbedTarget:
@@ -94,6 +97,7 @@ class Outcome:
     seconds: dict[str, float] = field(default_factory=dict)
     embedding_id: int | None = None
     permanent: bool = False  # dead at once (PermanentJobError): retrying cannot help
+    windows: list[tuple[float, float]] | None = None  # HOOK issue 12: a window variant's spans
 
     @property
     def error(self) -> str:
@@ -254,7 +258,8 @@ class EmbedPipeline:
             except HeatersError as error:
                 item.outcome = _failed(target, error)
                 continue
-            item.decoded = self._pool.submit(self._decode, target, item.encoder)
+        # HOOK issue 12: one decode future per target; a clip with a window variant decodes once.
+        moments.submit_decodes(self._pool, items, self._decode, self.settings)
         return PendingBatch(items)
 
     @staticmethod
@@ -313,7 +318,9 @@ class EmbedPipeline:
             encoder = batch.items[positions[0]].encoder
             assert encoder is not None
             decoded = [_decoded_or_failure(batch.items[p]) for p in positions]
-            results = model_stage(encoder, decoded)
+            # HOOK issue 12: a window variant's batch embeds every window of its clips.
+            is_window = moments.is_window(batch.items[positions[0]].target)
+            results = (moments.model_stage if is_window else model_stage)(encoder, decoded)
             for position, result in zip(positions, results, strict=True):
                 outcomes[position] = _outcome(batch.items[position].target, result, encoder)
         return [outcome for outcome in outcomes if outcome is not None]
@@ -323,6 +330,8 @@ class EmbedPipeline:
         """Upsert the embedding (idempotent); returns its id. Call inside the caller's
         transaction so the row and the job's status commit together."""
         assert outcome.status == "ok" and outcome.embedding is not None
+        if outcome.windows is not None:  # HOOK issue 12: windows go to moment_embeddings
+            return moments.store_windows(conn, outcome)
         target = outcome.target
         row = conn.execute(
             query(QUERIES, "upsert_embedding"),
@@ -348,7 +357,13 @@ class EmbedPipeline:
         if target.variant_id in self._indexed:
             return
         try:
-            if conn.autocommit:  # the daemon: CONCURRENTLY, heaters' inserts never wait
+            if moments.is_window(target):  # HOOK issue 12: the moment index (plain build)
+                with conn.transaction():
+                    row = conn.execute(
+                        moments.ensure_index_query(target), {"variant_id": target.variant_id}
+                    ).fetchone()
+                    name = row[0]
+            elif conn.autocommit:  # the daemon: CONCURRENTLY, heaters' inserts never wait
                 name = build_concurrently(conn, "variant", target.variant_id)["index"]
             else:
                 with conn.transaction():
@@ -419,4 +434,5 @@ def _outcome(target: EmbedTarget, result: EmbedResult, encoder: Encoder) -> Outc
         frame_indices=result.frame_indices,
         seconds=seconds,
         permanent=result.permanent,
+        windows=getattr(result, "windows", None),  # HOOK issue 12
     )

@@ -22,7 +22,10 @@ from heaters_db.settings import get_settings
 if TYPE_CHECKING:  # heaters_db.embed_jobs imports torch: only `embed --clip` needs it
     from heaters_db.embed_jobs import EmbedTarget, Outcome
 
-STRATEGIES = ("video_full_clip", "video_centered_64", "video_trick_window")
+STRATEGIES = ("video_full_clip", "video_centered_64", "video_trick_window", "video_moment_windows")
+WINDOWS = "video_moment_windows"
+# heaters_db.embedding.windows' defaults (not imported: it pulls in torch)
+DEFAULT_WINDOW_SECONDS, DEFAULT_STRIDE_SECONDS, DEFAULT_WINDOW_FRAMES = 1.5, 0.5, 16
 EMBEDDINGS = "embeddings.sql"
 QUEUE = "queue.sql"
 
@@ -122,7 +125,8 @@ def variant_list(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2, default=_json_default))
         return
     columns = ["id", "model_name", "generation_strategy", "num_frames", "dim", "is_default",
-               "enabled", "embeddings", "pending_jobs"]  # fmt: skip
+               "enabled", "window_seconds", "window_stride_seconds", "embeddings",
+               "pending_jobs"]  # fmt: skip
     click.echo(_table(rows, columns))
 
 
@@ -135,6 +139,18 @@ def variant_list(as_json: bool) -> None:
     default=None,
     help="Frames the model sees per clip (even; default 64, or the variant's current value).",
 )
+@click.option(
+    "--window-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help=f"video_moment_windows: length of one window (default {DEFAULT_WINDOW_SECONDS} s).",
+)
+@click.option(
+    "--stride-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help=f"video_moment_windows: seconds between window starts (default {DEFAULT_STRIDE_SECONDS} s).",
+)
 @click.option("--default", "make_default", is_flag=True, help="Make it the default variant.")
 @click.option(
     "--backfill/--no-backfill",
@@ -143,7 +159,13 @@ def variant_list(as_json: bool) -> None:
     help="Enqueue embed jobs for the clips that already have a video.",
 )
 def variant_add(
-    model: str, strategy: str, frames: int | None, make_default: bool, backfill: bool
+    model: str,
+    strategy: str,
+    frames: int | None,
+    window_seconds: float | None,
+    stride_seconds: float | None,
+    make_default: bool,
+    backfill: bool,
 ) -> None:
     """Add (or re-enable) the variant MODEL STRATEGY.
 
@@ -160,7 +182,26 @@ def variant_add(
     a running `heaters-db daemon` computes them. --no-backfill leaves that for a later
     `heaters-db embed --missing`. --default switches similar_clips() to this variant (as
     soon as its vectors exist; clips without one are not found).
+
+    \b
+    video_moment_windows: vectors of sub-clip windows (moment_embeddings, served by
+    similar_moments): --window-seconds long (default 1.5), one every --stride-seconds (default
+    0.5), --frames per window (default 16). A window variant cannot be the default.
     """
+    if strategy == WINDOWS:
+        if make_default:
+            raise click.BadParameter(
+                "a window variant serves similar_moments, not similar_clips", param_hint="--default"
+            )
+        is_new = not _rows_exist(model, strategy)
+        if is_new:
+            frames = frames or DEFAULT_WINDOW_FRAMES
+            window_seconds = window_seconds or DEFAULT_WINDOW_SECONDS
+            stride_seconds = stride_seconds or DEFAULT_STRIDE_SECONDS
+    elif window_seconds is not None or stride_seconds is not None:
+        raise click.BadParameter(
+            f"only for {WINDOWS}", param_hint="--window-seconds/--stride-seconds"
+        )
     if frames is not None and frames % 2:
         raise click.BadParameter(
             "must be even (V-JEPA 2 reads frames in pairs)", param_hint="--frames"
@@ -174,11 +215,17 @@ def variant_add(
                 model_name=model,
                 generation_strategy=strategy,
                 num_frames=frames,
+                window_seconds=window_seconds,
+                window_stride_seconds=stride_seconds,
             )
             if make_default:
                 _rows(conn, EMBEDDINGS, "variant_clear_default", variant_id=row["id"])
                 _rows(conn, EMBEDDINGS, "variant_set_default", variant_id=row["id"])
         label = f"{row['model_name']}:{row['generation_strategy']}:{row['num_frames']}"
+        if row["window_seconds"] is not None:
+            label += (
+                f" ({row['window_seconds']:g} s windows every {row['window_stride_seconds']:g} s)"
+            )
         verb = "added" if row["inserted"] else "enabled"
         click.echo(
             f"variant {row['id']} {label} {verb}" + (", now the default" if make_default else "")
@@ -221,6 +268,14 @@ def variant_disable(model: str, strategy: str) -> None:
         f"variant {row['id']} {model} / {strategy} disabled; {skipped} queued jobs skipped; "
         "its existing embeddings stay"
     )
+
+
+def _rows_exist(model_name: str, strategy: str) -> bool:
+    with _connection() as conn:
+        return bool(
+            _rows(conn, EMBEDDINGS, "variant_by_name", model_name=model_name,
+                  generation_strategy=strategy)
+        )  # fmt: skip
 
 
 # ---- embed ---------------------------------------------------------------------------------

@@ -351,6 +351,103 @@ def _resize_width(frames: torch.Tensor, width: int) -> torch.Tensor:
     return resized.permute(0, 2, 3, 1).contiguous()
 
 
+@dataclass
+class OpenedVideo:
+    """A video opened for decoding at one size: decord's reader and each frame's start time.
+
+    `read` decodes sets of frame indices in one pass (each frame once, however many sets hold
+    it), so several strategies or windows of one clip share a decode (heaters_db.embedding.windows).
+    """
+
+    path: Path
+    info: VideoInfo
+    reader: Any
+    starts: np.ndarray
+    end: float
+    width: int
+    decode_width: int
+    height: int
+
+    def read(self, index_sets: list[np.ndarray]) -> list[torch.Tensor]:
+        """uint8 (len(indices), H, W, 3) per set, decoding the union of the sets once."""
+        decord = _import_decord()
+        unique = sorted({int(i) for indices in index_sets for i in np.asarray(indices).ravel()})
+        try:
+            decoded = {
+                index: _rgb(self.reader[index].asnumpy(), self.decode_width, self.height, self.path)
+                for index in unique
+            }
+        except (RuntimeError, decord.DECORDError) as error:
+            raise self.decode_error(error) from error
+        frames = []
+        for indices in index_sets:
+            stacked = torch.from_numpy(
+                np.stack([decoded[int(i)] for i in np.asarray(indices).ravel()])
+            )
+            if self.decode_width != self.width:
+                stacked = _resize_width(stacked, self.width)
+            frames.append(stacked)
+        return frames
+
+    def decode_error(self, error: BaseException) -> VideoDecodeError:
+        cause = _decord_cause(error)
+        if "cannot find video stream" in cause:
+            # PyAV found a video stream, so decord's older bundled ffmpeg lacks the decoder (AV1).
+            cause = (
+                f"decord has no decoder for {self.info.codec or 'this'} video; re-encode to H.264"
+            )
+        return VideoDecodeError(f"{self.path}: decoding failed ({cause})")
+
+
+def open_video(path: str | Path, shortest_edge: int | None) -> OpenedVideo:
+    """Probe `path` and open it with decord, its short side at `shortest_edge` (None: as displayed)."""
+    path = Path(path)
+    info = probe_video(path)
+    width, height = (
+        decode_size(info.width, info.height, shortest_edge)
+        if shortest_edge
+        else (info.width, info.height)
+    )
+    # ffmpeg's scaler, converting to RGB at an even output width, keeps chroma at half the
+    # horizontal resolution (it forces full chroma interpolation only for odd widths): colour
+    # edges smear over two pixels, far from the processor's full-resolution resize. Decode one
+    # column wider instead and take it back to `width` (OpenedVideo.read).
+    decode_width = width if width % 2 else width + 1
+    decord = _import_decord()
+    video = OpenedVideo(path, info, None, np.zeros(0), 0.0, width, decode_width, height)
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), width=decode_width, height=height)
+        frame_count = len(reader)
+        if frame_count < 1:
+            raise VideoDecodeError(f"{path}: decoder found no frames")
+        times = np.asarray(reader.get_frame_timestamp(list(range(frame_count))), dtype=np.float64)
+    except (RuntimeError, decord.DECORDError) as error:
+        raise video.decode_error(error) from error
+    starts, end = _timeline(times, info.fps)
+    video.reader, video.starts, video.end = reader, starts, end
+    return video
+
+
+def strategy_frames(
+    video: OpenedVideo,
+    strategy: str,
+    num_frames: int,
+    metadata: dict[str, Any] | None = None,
+    clip_times: tuple[float | None, float | None] | None = None,
+) -> tuple[np.ndarray, float | None]:
+    """(frame indices, centre time) that `strategy` picks in an opened video."""
+    if strategy not in STRATEGIES:
+        raise UnknownStrategy(
+            f"unknown generation strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}"
+        )
+    center_time = None
+    if strategy == TRICK_WINDOW:
+        center_time = resolve_trick_time(metadata, video.end, clip_times)
+    elif strategy == CENTERED:
+        center_time = (float(video.starts[0]) + video.end) / 2
+    return select_indices(strategy, video.starts, video.end, num_frames, center_time), center_time
+
+
 def load_clip_frames(
     path: str | Path,
     strategy: str,
@@ -365,50 +462,14 @@ def load_clip_frames(
         raise UnknownStrategy(
             f"unknown generation strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}"
         )
-    path = Path(path)
-    info = probe_video(path)
-    width, height = (
-        decode_size(info.width, info.height, shortest_edge)
-        if shortest_edge
-        else (info.width, info.height)
-    )
-    # ffmpeg's scaler, converting to RGB at an even output width, keeps chroma at half the
-    # horizontal resolution (it forces full chroma interpolation only for odd widths): colour
-    # edges smear over two pixels, far from the processor's full-resolution resize. Decode one
-    # column wider instead and take it back to `width` below.
-    decode_width = width if width % 2 else width + 1
-    decord = _import_decord()
-    try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), width=decode_width, height=height)
-        frame_count = len(reader)
-        if frame_count < 1:
-            raise VideoDecodeError(f"{path}: decoder found no frames")
-        times = np.asarray(reader.get_frame_timestamp(list(range(frame_count))), dtype=np.float64)
-        starts, end = _timeline(times, info.fps)
-        center_time = None
-        if strategy == TRICK_WINDOW:
-            center_time = resolve_trick_time(metadata, end, clip_times)
-        elif strategy == CENTERED:
-            center_time = (float(starts[0]) + end) / 2
-        indices = select_indices(strategy, starts, end, num_frames, center_time)
-        unique = sorted(set(indices.tolist()))
-        decoded = {
-            index: _rgb(reader[index].asnumpy(), decode_width, height, path) for index in unique
-        }
-    except (RuntimeError, decord.DECORDError) as error:
-        cause = _decord_cause(error)
-        if "cannot find video stream" in cause:
-            # PyAV found a video stream, so decord's older bundled ffmpeg lacks the decoder (AV1).
-            cause = f"decord has no decoder for {info.codec or 'this'} video; re-encode to H.264"
-        raise VideoDecodeError(f"{path}: decoding failed ({cause})") from error
-    frames = torch.from_numpy(np.stack([decoded[i] for i in indices.tolist()]))
-    if decode_width != width:
-        frames = _resize_width(frames, width)
+    video = open_video(path, shortest_edge)
+    indices, center_time = strategy_frames(video, strategy, num_frames, metadata, clip_times)
+    (frames,) = video.read([indices])
     return DecodedClip(
         frames=frames,
         frame_indices=[int(i) for i in indices],
-        frame_times=[float(starts[i]) for i in indices],
-        info=info,
+        frame_times=[float(video.starts[i]) for i in indices],
+        info=video.info,
         center_time=center_time,
     )
 

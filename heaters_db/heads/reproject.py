@@ -24,6 +24,7 @@ import numpy as np
 import psycopg
 import torch
 
+from heaters_db import moments
 from heaters_db.heads import store
 from heaters_db.heads.data import Variant
 from heaters_db.heads.module import ProjectionHead
@@ -163,6 +164,7 @@ def reproject_head(
     with connect() as conn:
         conn.autocommit = True  # a fresh connection: CONCURRENTLY needs no open transaction
         result.update(build_index(conn, record.id))
+        result.update(moments.project_windows(conn, record.id))  # HOOK issue 12: window vectors
         if activate and record.status != "active":
             started = time.perf_counter()
             result["activation"] = store.activate_head(conn, record.id)

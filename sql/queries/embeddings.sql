@@ -7,7 +7,7 @@
 SELECT j.id AS job_id, c.id AS clip_id, c.clip_filepath, c.processing_metadata,
        c.start_time_seconds, c.end_time_seconds,
        v.id AS variant_id, v.model_name, v.generation_strategy, v.num_frames, v.dim,
-       v.enabled
+       v.enabled, v.window_seconds, v.window_stride_seconds
 FROM pipeline_jobs j
 JOIN clips c ON c.id = j.clip_id
 JOIN embedding_variants v ON v.id = j.variant_id
@@ -19,7 +19,7 @@ WHERE j.id = ANY (%(job_ids)s::integer[]);
 SELECT NULL::integer AS job_id, c.id AS clip_id, c.clip_filepath, c.processing_metadata,
        c.start_time_seconds, c.end_time_seconds,
        v.id AS variant_id, v.model_name, v.generation_strategy, v.num_frames, v.dim,
-       v.enabled
+       v.enabled, v.window_seconds, v.window_stride_seconds
 FROM clips c
 CROSS JOIN embedding_variants v
 WHERE c.id = %(clip_id)s
@@ -67,7 +67,10 @@ WHERE c.clip_filepath IS NOT NULL
             SELECT 1 FROM embeddings e
             WHERE e.clip_id = c.id
               AND e.model_name = v.model_name
-              AND e.generation_strategy = v.generation_strategy))
+              AND e.generation_strategy = v.generation_strategy)
+        -- a window variant's vectors are in moment_embeddings
+        AND NOT EXISTS (
+            SELECT 1 FROM moment_embeddings m WHERE m.clip_id = c.id AND m.variant_id = v.id))
 ORDER BY c.id;
 
 -- name: enqueue_embed_jobs
@@ -82,7 +85,9 @@ SELECT enqueue_embed_jobs(NULL, only_missing => true, variant_ids => ARRAY[%(var
 SELECT v.id, v.model_name, v.generation_strategy, v.num_frames, v.dim, v.is_default, v.enabled,
        (SELECT count(*) FROM embeddings e
         WHERE e.model_name = v.model_name AND e.generation_strategy = v.generation_strategy)
+           + (SELECT count(*) FROM moment_embeddings m WHERE m.variant_id = v.id)
            AS embeddings,
+       v.window_seconds, v.window_stride_seconds,
        (SELECT count(*) FROM pipeline_jobs j
         WHERE j.variant_id = v.id AND j.status IN ('queued', 'running')) AS pending_jobs
 FROM embedding_variants v
@@ -96,14 +101,20 @@ WHERE model_name = %(model_name)s AND generation_strategy = %(generation_strateg
 -- name: variant_upsert
 -- `variant add`: a new variant, or an existing one enabled again (its frame count updated when
 -- given). Returns the row and whether it was new.
-INSERT INTO embedding_variants (model_name, generation_strategy, num_frames)
-VALUES (%(model_name)s, %(generation_strategy)s, coalesce(%(num_frames)s::integer, 64))
+-- Window variants (video_moment_windows) also take their window length and stride.
+INSERT INTO embedding_variants (model_name, generation_strategy, num_frames, window_seconds,
+                                window_stride_seconds)
+VALUES (%(model_name)s, %(generation_strategy)s, coalesce(%(num_frames)s::integer, 64),
+        %(window_seconds)s::double precision, %(window_stride_seconds)s::double precision)
 ON CONFLICT (model_name, generation_strategy) DO UPDATE
 SET enabled = true,
     num_frames = coalesce(%(num_frames)s::integer, embedding_variants.num_frames),
+    window_seconds = coalesce(%(window_seconds)s::double precision, embedding_variants.window_seconds),
+    window_stride_seconds = coalesce(%(window_stride_seconds)s::double precision,
+                                     embedding_variants.window_stride_seconds),
     updated_at = now()
 RETURNING id, model_name, generation_strategy, num_frames, dim, is_default, enabled,
-          (xmax = 0) AS inserted;
+          window_seconds, window_stride_seconds, (xmax = 0) AS inserted;
 
 -- name: variant_clear_default
 -- Two statements (clear, then set) because the one-default unique index is checked per row.

@@ -1,0 +1,152 @@
+"""Moments: what a window variant costs per clip in the embed path.
+
+For one model, on the same 10 s H.264 lines (640x360, 30 fps, textured like embed_throughput's
+clips), seconds per clip (decode + preprocess + model, no database) for:
+
+- full clip alone: the full-clip variant (64 frames spread over the clip);
+- full clip + windows, one pass: heaters_db.embedding.windows.decode_clip_requests decodes the
+  full clip's frames and every window's once, then one model call for the clip and batched
+  calls for its windows (what the embed path does when both variants are enabled);
+- full clip + windows, decoding twice: the same, but each variant opens and decodes the file on
+  its own (what two separate jobs would do).
+
+Windows: 1.5 s every 0.5 s (the defaults), `--window-frames` frames each. Rows and bytes per clip
+for a 10 s line are computed from the window count and pgvector's storage (4 bytes per
+dimension + 8), not measured.
+
+    .venv/bin/python benchmarks/moments.py                # tiny model, 4 clips
+    .venv/bin/python benchmarks/moments.py --vitl         # + ViT-L (random weights), ONE clip
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from embed_throughput import VITL_NAME, save_vitl, textured
+from learning_common import machine, write_section
+
+from heaters_db.embedding.model import load_encoder
+from heaters_db.embedding.sampling import load_clip_frames
+from heaters_db.embedding.windows import (
+    DEFAULT_STRIDE_SECONDS,
+    DEFAULT_WINDOW_SECONDS,
+    StrategyRequest,
+    WindowRequest,
+    decode_clip_requests,
+    embed_windows,
+    window_spans,
+)
+from tests.support import videos
+from tests.support.tiny_model import TINY_MODEL_NAME, install_tiny_model
+
+HEADING = "Moments: full clip + windows in one pass"
+SECONDS = 10.0
+FULL_FRAMES = 64
+
+
+def write_lines(directory: Path, count: int) -> list[Path]:
+    paths = []
+    for index in range(count):
+        path = directory / f"line-{index}.mp4"
+        if not path.exists():
+            videos.write_video(
+                path, textured(index), num_frames=int(30 * SECONDS), size=(640, 360), fps=30, crf=23
+            )
+        paths.append(path)
+    return paths
+
+
+def embed_full(encoder, clip) -> None:
+    frames = clip.frames.to(encoder.device_used)
+    encoder.embed(encoder.preprocessing(frames)[None])
+
+
+def per_clip(encoder, paths: list[Path], window_frames: int) -> dict[str, float]:
+    edge = encoder.preprocessing.shortest_edge
+    windows = WindowRequest(window_frames, DEFAULT_WINDOW_SECONDS, DEFAULT_STRIDE_SECONDS)
+    full = StrategyRequest("video_full_clip", FULL_FRAMES)
+    seconds = {
+        "full clip alone": 0.0,
+        "full + windows, one pass": 0.0,
+        "full + windows, decoding twice": 0.0,
+    }
+    for path in paths:
+        started = time.perf_counter()
+        embed_full(encoder, load_clip_frames(path, "video_full_clip", FULL_FRAMES, edge))
+        seconds["full clip alone"] += time.perf_counter() - started
+
+        started = time.perf_counter()
+        clip, windowed = decode_clip_requests(path, edge, [full, windows])
+        embed_full(encoder, clip)
+        embed_windows(encoder, [windowed])
+        seconds["full + windows, one pass"] += time.perf_counter() - started
+
+        started = time.perf_counter()
+        embed_full(encoder, load_clip_frames(path, "video_full_clip", FULL_FRAMES, edge))
+        (windowed,) = decode_clip_requests(path, edge, [windows])
+        embed_windows(encoder, [windowed])
+        seconds["full + windows, decoding twice"] += time.perf_counter() - started
+    return {name: total / len(paths) for name, total in seconds.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clips", type=int, default=4, help="tiny model: clips to time")
+    parser.add_argument(
+        "--vitl", action="store_true", help="also ViT-L with random weights, one clip"
+    )
+    parser.add_argument("--no-readme", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    work = Path(tempfile.gettempdir()) / "heaters-bench-moments"
+    work.mkdir(exist_ok=True)
+    paths = write_lines(work / "clips", max(args.clips, 1))
+    models = work / "models"
+    install_tiny_model(models)
+    runs = [(TINY_MODEL_NAME, 8, paths[: args.clips])]
+    if args.vitl:
+        save_vitl(models)
+        runs.append((VITL_NAME, 16, paths[:1]))
+    spans = window_spans(0.0, SECONDS, DEFAULT_WINDOW_SECONDS, DEFAULT_STRIDE_SECONDS)
+    lines = [
+        f"Machine: {machine()}. 10 s lines, 640x360 H.264 at 30 fps; full clip {FULL_FRAMES} frames;"
+        f" windows {DEFAULT_WINDOW_SECONDS} s every {DEFAULT_STRIDE_SECONDS} s ({len(spans)} per 10 s line).",
+        "",
+        "| model | frames/window | clips | full clip alone (s/clip) | full + windows, one pass | full + windows, decoding twice |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, window_frames, clip_paths in runs:
+        encoder = load_encoder(name, device="cpu", model_dir=models)
+        embed_full(encoder, load_clip_frames(clip_paths[0], "video_full_clip", FULL_FRAMES,
+                                             encoder.preprocessing.shortest_edge))  # fmt: skip
+        result = per_clip(encoder, clip_paths, window_frames)
+        print(name, result)
+        lines.append(
+            f"| {name} | {window_frames} | {len(clip_paths)} | "
+            + " | ".join(f"{value:.2f}" for value in result.values())
+            + " |"
+        )
+    lines += [
+        "",
+        "Storage per 10 s line (computed: pgvector stores 4 bytes per dimension + 8): "
+        + ", ".join(
+            f"{dim}-d: {len(spans)} rows, {len(spans) * (4 * dim + 8) / 1024:.1f} KiB of vectors"
+            f" (one full-clip row: {(4 * dim + 8) / 1024:.1f} KiB)"
+            for dim in (1024, 256)
+        )
+        + "; the HNSW index adds about as much again.",
+    ]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_readme:
+        write_section(HEADING, body)
+
+
+if __name__ == "__main__":
+    main()

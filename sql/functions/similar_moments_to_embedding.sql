@@ -1,0 +1,13 @@
+-- Public API: the k moments nearest to a raw base vector (of the window variant's model, e.g. a
+-- window embedded elsewhere), in the active head's space of the mode when there is one.
+--   SELECT * FROM similar_moments_to_embedding('[...]'::vector, 'trick', 20);
+CREATE OR REPLACE FUNCTION similar_moments_to_embedding(query vector, mode text DEFAULT 'trick', k integer DEFAULT 10)
+RETURNS TABLE (clip_id integer, start_seconds double precision, end_seconds double precision,
+               distance double precision, rank integer)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+    SELECT s.clip_id, s.start_seconds, s.end_seconds, s.distance, s.rank
+    FROM search_similar_moments($1, $2, $3, NULL) s;
+$$;

@@ -1,0 +1,11 @@
+-- Who may call the moment functions (kept apart from function_privileges.sql so issue 12's
+-- objects merge on their own): the two search functions are part of the read API; the rest are
+-- internal or administrative.
+REVOKE ALL ON FUNCTION similar_moments(integer, double precision, double precision, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION similar_moments_to_embedding(vector, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION project_moment_embeddings(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION project_new_moment_embeddings() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    similar_moments(integer, double precision, double precision, text, integer),
+    similar_moments_to_embedding(vector, text, integer)
+TO heaters_sorter;
