@@ -44,7 +44,7 @@ WHERE name = 'anchor_random_share';
 OLD_DESCRIPTIONS = """
 UPDATE heaters_db_settings SET description = 'Share of sorting events (by a hash of the event id) kept out of training for the gate.'
 WHERE name = 'holdout_percent';
-UPDATE heaters_db_settings SET description = 'Share of next_anchors picks drawn uniformly at random (an unbiased stream for evaluation).'
+UPDATE heaters_db_settings SET description = 'Share of next_anchors picks drawn uniformly at random (reason random): an unbiased evaluation stream.'
 WHERE name = 'anchor_random_share';
 DELETE FROM heaters_db_settings WHERE name IN ('validation_percent', 'gate_noninferiority_margin');
 UPDATE heaters_db_settings SET value = '256' WHERE name = 'head_output_dim' AND value = '0';
@@ -113,6 +113,10 @@ def downgrade() -> None:
     )
     schema.execute(
         """
+        -- Column INSERT rights (every column but id) back to 0.1.0's table-wide right; a
+        -- table-level REVOKE also takes the column-level grants away.
+        REVOKE INSERT ON clip_sorting_events FROM heaters_sorter;
+        GRANT INSERT ON clip_sorting_events TO heaters_sorter;
         DROP TABLE sorting_anchor_splits;
         ALTER TABLE clip_sorting_events
             DROP COLUMN anchor_reason,
