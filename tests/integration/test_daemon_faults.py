@@ -9,6 +9,7 @@ processes (SIGSTOP one past its 5 s lease). Errors are produced by the database 
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -34,7 +35,7 @@ from tests.integration.conftest import (
     use_tiny_variant,
     wait_until,
 )
-from tests.integration.test_daemon import DAEMON_START_TIMEOUT, blocked_on_lock
+from tests.integration.test_daemon import DAEMON_START_TIMEOUT, blocked_on_lock, statuses
 
 StartDaemon = Callable[..., DaemonProcess]
 RETRY_DELAY = 3.0  # longer than a --once run, so a failed job waits for the next one
@@ -355,3 +356,57 @@ def test_postgres_restart_in_the_middle_of_a_write_gives_the_attempt_back(
         assert daemon.wait(30) == 0
     finally:
         cluster.destroy()
+
+
+def test_a_training_job_does_not_hold_prefetched_embed_leases(
+    db_url: str,
+    conn: psycopg.Connection,
+    tiny_variant: int,
+    tiny_model_dir: Path,
+    media_root: MediaRoot,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="heaters_db.daemon")
+    seen: list[tuple[int, int]] = []
+
+    def train(connect_: Callable[[], psycopg.Connection], job: Job, _settings: Settings) -> dict:
+        with connect_() as own:  # what other workers see while this one trains
+            seen.append(
+                own.execute(
+                    "SELECT count(*) FILTER (WHERE status = 'running'), "
+                    "count(*) FILTER (WHERE status = 'queued') FROM pipeline_jobs "
+                    "WHERE kind = 'embed'"
+                ).fetchone()
+            )
+        return {}
+
+    clip_ids = insert_clips(conn, [media_root.good(f"prefetch-{i}.mp4") for i in range(6)])
+    daemon = Daemon(
+        settings_for(db_url, tiny_model_dir, media_root),
+        db_url,
+        kinds=["embed", "train_head"],
+        handlers={"train_head": train},
+        batch_size=1,
+    )
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    try:
+        with connect(db_url) as locker:
+            # The first batch's write waits on this row lock while the second is prefetched.
+            locker.execute("SELECT 1 FROM clips WHERE id = %s FOR UPDATE", (clip_ids[0],))
+            thread.start()
+            wait_until(lambda: blocked_on_lock(conn), 60, what="the daemon mid-write")
+            wait_until(
+                lambda: list(statuses(conn).values()).count("running") == 2, 30, what="a prefetch"
+            )
+            conn.execute(
+                "INSERT INTO pipeline_jobs (kind, mode) VALUES ('train_head', 'trick_similarity')"
+            )
+            locker.rollback()
+        wait_until(lambda: embedding_count(conn, clip_ids) == 6 and seen, 90, what="all jobs")
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+    ((running, queued),) = seen
+    assert running == 0 and queued > 0, seen  # the prefetched batch went back to the queue
+    assert any("prefetched embed job" in r.getMessage() for r in caplog.records)
+    assert all(r["attempts"] == 1 for r in job_rows(conn) if r["kind"] == "embed")
