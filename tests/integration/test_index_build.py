@@ -89,3 +89,19 @@ def test_an_invalid_index_left_by_an_interrupted_build_is_built_again(
     with connect(db_url, autocommit=True) as own:
         assert build_concurrently(own, "variant", variant)["built"] is True
     assert index_state(conn, name) is True
+
+
+def test_a_login_that_does_not_own_the_table_builds_through_the_owner_function(
+    worker_url: str, db_url: str, conn: psycopg.Connection, caplog
+) -> None:
+    """heaters_worker may not CREATE INDEX on embeddings at all: the build goes through
+    ensure_variant_index (the owner's rights) instead of failing, and says it blocks writes."""
+    variant = default_variant(conn)
+    insert_embedding(conn, "worker-built")
+    with connect(worker_url, autocommit=True) as worker, caplog.at_level("WARNING"):
+        result = build_concurrently(worker, "variant", variant)
+    assert result["built"] is True
+    assert index_state(conn, result["index"]) is True
+    assert "not the table's owner" in caplog.text
+    with connect(db_url, autocommit=True) as owner:
+        assert build_concurrently(owner, "variant", variant)["built"] is False
