@@ -75,7 +75,9 @@ def _build_as_owner(
 ) -> dict[str, Any]:
     """A login that does not own the table (heaters_worker) may not CREATE INDEX at all, so it
     asks ensure_<kind>_index (SECURITY DEFINER, the owner's rights): a plain build, which
-    holds writers off for its duration. Run `heaters-db index build` as the owner to avoid it."""
+    holds writers off for its duration. To avoid that, the owner can build it first:
+    CREATE INDEX CONCURRENTLY with the definition from variant_index_definition(id) or
+    head_index_definition(id)."""
     log.warning(
         "%s may not build index %s CONCURRENTLY (not the table's owner): building it through "
         "ensure_%s_index, which blocks writes to the table while it runs",
