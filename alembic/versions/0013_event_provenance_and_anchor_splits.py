@@ -107,7 +107,11 @@ def downgrade() -> None:
         DROP VIEW IF EXISTS sorting_screens;
         """
     )
-    schema.drop_functions("assign_anchor_split()", "evaluation_candidates(integer, text, integer)")
+    schema.drop_functions(
+        "assign_anchor_split()",
+        "evaluation_candidates(integer, text, integer)",
+        "evaluation_candidates(double precision, text, double precision)",
+    )
     schema.run_sql_files(
         "functions/sorting_event_split.sql", "functions/validate_sorting_event.sql"
     )

@@ -22,6 +22,8 @@ branch_labels = None
 depends_on = None
 
 FUNCTIONS = (
+    "similar_moments_to_embedding(vector, text, double precision)",
+    "similar_moments(double precision, double precision, double precision, text, double precision)",
     "similar_moments_to_embedding(vector, text, integer)",
     "similar_moments(integer, double precision, double precision, text, integer)",
     "search_similar_moments(vector, text, integer, integer)",

@@ -66,3 +66,12 @@ BEGIN
         ORDER BY s.shuffled;
 END;
 $$;
+
+-- The same for an anchor and n sent as bigint, smallint or numeric (functions/integral_argument.sql).
+CREATE OR REPLACE FUNCTION evaluation_candidates(anchor double precision, mode text DEFAULT 'trick', n double precision DEFAULT 8)
+RETURNS TABLE (clip_id integer, "position" integer, source text, distance double precision)
+LANGUAGE sql VOLATILE
+SET search_path = public, pg_temp
+AS $$
+    SELECT * FROM evaluation_candidates(integral_argument($1, 'anchor'), $2, integral_argument($3, 'n'));
+$$;

@@ -17,3 +17,15 @@ AS $$
     FROM search_similar_moments(
         moment_query_embedding($1, $2, $3, (moment_variant($4)).id), $4, $5, $1) s;
 $$;
+
+-- The same for a clip id and k sent as bigint, smallint or numeric (functions/integral_argument.sql).
+CREATE OR REPLACE FUNCTION similar_moments(clip_id double precision, start_seconds double precision,
+                                           end_seconds double precision, mode text DEFAULT 'trick',
+                                           k double precision DEFAULT 10)
+RETURNS TABLE (clip_id integer, start_seconds double precision, end_seconds double precision,
+               distance double precision, rank integer)
+LANGUAGE sql STABLE
+SET search_path = public, pg_temp
+AS $$
+    SELECT * FROM similar_moments(integral_argument($1, 'clip_id'), $2, $3, $4, integral_argument($5, 'k'));
+$$;

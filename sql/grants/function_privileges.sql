@@ -30,6 +30,7 @@ REVOKE ALL ON FUNCTION next_anchors(text, double precision) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sorting_candidates(double precision, text, double precision) FROM PUBLIC;
 REVOKE ALL ON FUNCTION sorting_clip_files(numeric[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION active_head_info(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION evaluation_candidates(double precision, text, double precision) FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA public TO heaters_sorter;
 -- Every column but id: ids come from the sequence only (validate_sorting_event replaces any id
@@ -53,5 +54,6 @@ GRANT EXECUTE ON FUNCTION
     sorting_candidates(double precision, text, double precision),
     sorting_clip_files(numeric[]),
     active_head_info(text),
-    evaluation_candidates(integer, text, integer)
+    evaluation_candidates(integer, text, integer),
+    evaluation_candidates(double precision, text, double precision)
 TO heaters_sorter;

@@ -3,9 +3,13 @@
 -- internal or administrative.
 REVOKE ALL ON FUNCTION similar_moments(integer, double precision, double precision, text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION similar_moments_to_embedding(vector, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION similar_moments(double precision, double precision, double precision, text, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION similar_moments_to_embedding(vector, text, double precision) FROM PUBLIC;
 REVOKE ALL ON FUNCTION project_moment_embeddings(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION project_new_moment_embeddings() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     similar_moments(integer, double precision, double precision, text, integer),
-    similar_moments_to_embedding(vector, text, integer)
-TO heaters_sorter;
+    similar_moments_to_embedding(vector, text, integer),
+    similar_moments(double precision, double precision, double precision, text, double precision),
+    similar_moments_to_embedding(vector, text, double precision)
+TO heaters_sorter, heaters_worker;

@@ -43,6 +43,8 @@ def test_every_public_function_takes_numpy_ids_and_counts(
     )
     candidates = rows(conn, "SELECT clip_id FROM sorting_candidates(%s, 'spot', %s)", (ONE, TWO))
     assert len(candidates) == 2 and all(c[0] in (2, 3, 4) for c in candidates)
+    shown = rows(conn, "SELECT clip_id FROM evaluation_candidates(%s, 'spot', %s)", (ONE, TWO))
+    assert len(shown) == 2 and all(c[0] in (2, 3, 4) for c in shown)
     anchors = rows(conn, "SELECT clip_id FROM next_anchors('spot', %s)", (TWO,))
     assert len(anchors) == 2
     # Clips 1..4 have no file: no jobs, but the call resolves and runs.
@@ -68,6 +70,12 @@ def test_every_public_function_takes_numpy_ids_and_counts(
         ("SELECT apply_head(1.5, '[1,2,4]')", "head_id must be a whole number, got 1.5"),
         ("SELECT * FROM sorting_candidates(1.5)", "anchor must be a whole number, got 1.5"),
         ("SELECT * FROM next_anchors('trick', 1.5)", "n must be a whole number, got 1.5"),
+        ("SELECT * FROM evaluation_candidates(1.5)", "anchor must be a whole number, got 1.5"),
+        ("SELECT * FROM similar_moments(1.5, 0, 1)", "clip_id must be a whole number, got 1.5"),
+        (
+            "SELECT * FROM similar_moments_to_embedding('[1,2,4]', 'trick', 1.5)",
+            "k must be a whole number, got 1.5",
+        ),
         ("SELECT * FROM similar_clips(3000000000)", "clip_id is out of range for an integer"),
         (
             "SELECT enqueue_embed_jobs('{1,1.5,2.5,3.5,4.5,5.5,6.5}')",
