@@ -127,7 +127,7 @@ def answer(g: Generator, labels, anchor: int, shown: list[int], rng) -> tuple:
         rejected = [c for c in shown if c != selected]
     else:
         rejected = [c for c in shown if labels[c] != labels[anchor] and rng.random() < 0.5]
-    return selected, rejected
+    return selected, [c for c in rejected if c != selected]
 
 
 def served_recall(conn, labels: dict[int, int]) -> float:
