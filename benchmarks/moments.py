@@ -10,6 +10,10 @@ clips), seconds per clip (decode + preprocess + model, no database) for:
 - full clip + windows, decoding twice: the same, but each variant opens and decodes the file on
   its own (what two separate jobs would do).
 
+Each stage (decode full / one pass / twice, model full clip / windows) is timed on its own and
+the three rows are their sums, so each model call runs once per clip (ViT-L on two shared CPU
+cores takes minutes per call).
+
 Windows: 1.5 s every 0.5 s (the defaults), `--window-frames` frames each. Rows and bytes per clip
 for a 10 s line are computed from the window count and pgvector's storage (4 bytes per
 dimension + 8), not measured.
@@ -65,32 +69,41 @@ def embed_full(encoder, clip) -> None:
     encoder.embed(encoder.preprocessing(frames)[None])
 
 
-def per_clip(encoder, paths: list[Path], window_frames: int) -> dict[str, float]:
+def timed(function, *args):
+    started = time.perf_counter()
+    value = function(*args)
+    return value, time.perf_counter() - started
+
+
+def stages(encoder, paths: list[Path], window_frames: int) -> dict[str, float]:
+    """Seconds per clip of each stage, each measured on its own (averaged over `paths`)."""
     edge = encoder.preprocessing.shortest_edge
     windows = WindowRequest(window_frames, DEFAULT_WINDOW_SECONDS, DEFAULT_STRIDE_SECONDS)
     full = StrategyRequest("video_full_clip", FULL_FRAMES)
-    seconds = {
-        "full clip alone": 0.0,
-        "full + windows, one pass": 0.0,
-        "full + windows, decoding twice": 0.0,
-    }
+    totals = dict.fromkeys(
+        ["decode full", "decode one pass", "decode twice", "model full", "model windows"], 0.0
+    )
     for path in paths:
+        clip, seconds = timed(load_clip_frames, path, "video_full_clip", FULL_FRAMES, edge)
+        totals["decode full"] += seconds
+        _, seconds = timed(decode_clip_requests, path, edge, [full, windows])
+        totals["decode one pass"] += seconds
         started = time.perf_counter()
-        embed_full(encoder, load_clip_frames(path, "video_full_clip", FULL_FRAMES, edge))
-        seconds["full clip alone"] += time.perf_counter() - started
-
-        started = time.perf_counter()
-        clip, windowed = decode_clip_requests(path, edge, [full, windows])
-        embed_full(encoder, clip)
-        embed_windows(encoder, [windowed])
-        seconds["full + windows, one pass"] += time.perf_counter() - started
-
-        started = time.perf_counter()
-        embed_full(encoder, load_clip_frames(path, "video_full_clip", FULL_FRAMES, edge))
+        load_clip_frames(path, "video_full_clip", FULL_FRAMES, edge)
         (windowed,) = decode_clip_requests(path, edge, [windows])
-        embed_windows(encoder, [windowed])
-        seconds["full + windows, decoding twice"] += time.perf_counter() - started
-    return {name: total / len(paths) for name, total in seconds.items()}
+        totals["decode twice"] += time.perf_counter() - started
+        totals["model full"] += timed(embed_full, encoder, clip)[1]
+        totals["model windows"] += timed(embed_windows, encoder, [windowed])[1]
+    return {name: total / len(paths) for name, total in totals.items()}
+
+
+def per_clip(stage: dict[str, float]) -> dict[str, float]:
+    model_both = stage["model full"] + stage["model windows"]
+    return {
+        "full clip alone": stage["decode full"] + stage["model full"],
+        "full + windows, one pass": stage["decode one pass"] + model_both,
+        "full + windows, decoding twice": stage["decode twice"] + model_both,
+    }
 
 
 def main() -> None:
@@ -118,19 +131,21 @@ def main() -> None:
         f"Machine: {machine()}. 10 s lines, 640x360 H.264 at 30 fps; full clip {FULL_FRAMES} frames;"
         f" windows {DEFAULT_WINDOW_SECONDS} s every {DEFAULT_STRIDE_SECONDS} s ({len(spans)} per 10 s line).",
         "",
-        "| model | frames/window | clips | full clip alone (s/clip) | full + windows, one pass | full + windows, decoding twice |",
-        "|---|---|---|---|---|---|",
+        "| model | frames/window | clips | full clip alone (s/clip) | full + windows, one pass | full + windows, decoding twice | decode: full / one pass / twice | model: full / windows |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, window_frames, clip_paths in runs:
         encoder = load_encoder(name, device="cpu", model_dir=models)
-        embed_full(encoder, load_clip_frames(clip_paths[0], "video_full_clip", FULL_FRAMES,
-                                             encoder.preprocessing.shortest_edge))  # fmt: skip
-        result = per_clip(encoder, clip_paths, window_frames)
-        print(name, result)
+        crop = encoder.crop_size  # warm-up: a short input, not a full clip (ViT-L on a CPU)
+        encoder.embed(torch.zeros(1, encoder.tubelet_size, 3, crop, crop))
+        stage = stages(encoder, clip_paths, window_frames)
+        result = per_clip(stage)
+        print(name, stage, result, flush=True)
         lines.append(
             f"| {name} | {window_frames} | {len(clip_paths)} | "
             + " | ".join(f"{value:.2f}" for value in result.values())
-            + " |"
+            + f" | {stage['decode full']:.2f} / {stage['decode one pass']:.2f} / "
+            f"{stage['decode twice']:.2f} | {stage['model full']:.2f} / {stage['model windows']:.2f} |"
         )
     lines += [
         "",
