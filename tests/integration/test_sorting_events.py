@@ -234,7 +234,9 @@ def test_sorting_screens_and_triplets(events_conn: psycopg.Connection) -> None:
     assert mismatched == 0
 
 
-def test_split_is_deterministic_and_near_holdout_percent(events_conn: psycopg.Connection) -> None:
+def test_split_is_deterministic_and_near_holdout_percent(
+    events_conn: psycopg.Connection, db_url: str
+) -> None:
     events_conn.execute(
         "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, candidate_clip_ids, "
         "sorting_mode) SELECT 1, 2, '{2,3,4}', 'trick_similarity' FROM generate_series(1, 2000)"
@@ -246,7 +248,7 @@ def test_split_is_deterministic_and_near_holdout_percent(events_conn: psycopg.Co
     assert 0.165 <= holdout <= 0.235, holdout  # holdout_percent = 20, ~4 sigma at n = 2000
     assert {split for _, split in first} == {"train", "holdout"}
     # Another session sees the same split for every event.
-    with psycopg.connect(events_conn.info.dsn) as other:
+    with psycopg.connect(db_url) as other:  # info.dsn leaves the password out
         assert other.execute(split_sql).fetchall() == first
 
     events_conn.execute("UPDATE heaters_db_settings SET value = '0' WHERE name = 'holdout_percent'")
