@@ -19,6 +19,7 @@ import numpy as np
 import psycopg
 import pytest
 import torch
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from heaters_db.daemon import Daemon
@@ -113,11 +114,26 @@ class Trained:
         self.spot_head_id = spot_head_id
 
 
+def worker_login(conn: psycopg.Connection, url: str) -> tuple[str, str]:
+    """(role, URL) of a new login that is only a member of heaters_worker: the daemon's
+    training, gate, re-projection, index build and activation run with no more than that."""
+    role, password = f"worker_login_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    conn.execute(
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE heaters_worker").format(
+            sql.Identifier(role), sql.Literal(password)
+        )
+    )
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    return role, f"postgresql://{role}:{password}@{info['host']}:{info['port']}/{info['dbname']}"
+
+
 @pytest.fixture(scope="module")
 def trained(pg_server, migrated_template) -> Iterator[Trained]:
     url, janitor = make_database(pg_server, migrated_template)
+    role = None
     try:
         with connect(url, autocommit=True) as conn:
+            role, worker_url = worker_login(conn, url)
             library = prepare(conn)
             queries = library.clip_ids[::4]
             recall = {
@@ -135,11 +151,11 @@ def trained(pg_server, migrated_template) -> Iterator[Trained]:
                     seed=10 + round_number,
                     evaluation_share=EVALUATION_SHARE,
                 )
-                results += run_learning_jobs(url)
+                results += run_learning_jobs(worker_url)
             # Spot: one larger round, trained by hand (what `heaters-db train --now` runs).
             sort_round(conn, library, SimulatedSorter(library, "spot", seed=5), 200, seed=20)
             conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
-            results.append(jobs.train_mode(factory(url), "spot"))
+            results.append(jobs.train_mode(factory(worker_url), "spot"))
             for space in ("trick", "spot"):
                 for label in ("trick", "spot"):
                     recall[(space, label)] = label_recall(
@@ -150,6 +166,9 @@ def trained(pg_server, migrated_template) -> Iterator[Trained]:
         yield Trained(url, library, recall, results, trick_head, spot_head)
     finally:
         janitor.drop()
+        if role is not None:
+            with connect(pg_server.url("postgres"), autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 # ---- the loop learns -------------------------------------------------------------------------
@@ -342,11 +361,11 @@ def train_jobs(conn: psycopg.Connection) -> list[tuple]:
 
 
 def test_retrain_trigger_enqueues_one_job_per_retrain_every_events(
-    conn: psycopg.Connection,
+    conn: psycopg.Connection, db_url: str
 ) -> None:
     library = prepare(conn, {"retrain_every": "5"})
     sorter = SimulatedSorter(library, "trick")
-    listener = psycopg.connect(conn.info.dsn, autocommit=True)
+    listener = psycopg.connect(db_url, autocommit=True)  # info.dsn leaves the password out
     listener.execute("LISTEN heaters_db_jobs")
     try:
         sort_round(conn, library, sorter, 4, seed=1, batch=1)

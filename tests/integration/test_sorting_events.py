@@ -277,7 +277,9 @@ def _many_anchor_events(conn: psycopg.Connection, first: int, last: int, reason:
     )
 
 
-def test_split_is_grouped_by_anchor_and_near_the_settings(events_conn: psycopg.Connection) -> None:
+def test_split_is_grouped_by_anchor_and_near_the_settings(
+    events_conn: psycopg.Connection, db_url: str
+) -> None:
     _many_anchor_events(events_conn, 7, 2006, "manual")
     # Every anchor's later events inherit its split.
     events_conn.execute(
@@ -298,7 +300,7 @@ def test_split_is_grouped_by_anchor_and_near_the_settings(events_conn: psycopg.C
     # manual anchors: holdout_percent 20, then validation_percent 15 (~4 sigma at n = 2000)
     assert 0.165 <= share["holdout"] <= 0.235, share
     assert 0.12 <= share["validation"] <= 0.18, share
-    with psycopg.connect(events_conn.info.dsn) as other:
+    with psycopg.connect(db_url) as other:  # info.dsn leaves the password out
         assert other.execute(split_sql).fetchall() == first
     assert events_conn.execute(
         "SELECT count(*) FROM sorting_screens WHERE split <> sorting_event_split(event_id)"
