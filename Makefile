@@ -51,7 +51,8 @@ demo: setup
 	$(BIN)/heaters-db demo
 
 # Each benchmark writes its section of benchmarks/README.md (tens of minutes on 2 CPU cores).
-BENCHMARKS := embed_throughput search_latency learning_scale apply_head_throughput active_learning
+BENCHMARKS := embed_throughput search_latency learning_scale apply_head_throughput active_learning \
+	learning_curves write_path moments
 bench: setup
 	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 
