@@ -3,6 +3,7 @@
 CREATE OR REPLACE FUNCTION ensure_moment_head_index(head_id integer)
 RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 DECLARE

@@ -4,6 +4,7 @@
 CREATE OR REPLACE FUNCTION ensure_moment_index(variant_id integer)
 RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 DECLARE

@@ -7,6 +7,7 @@
 CREATE OR REPLACE FUNCTION project_moment_embeddings(head_id integer)
 RETURNS integer
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 DECLARE

@@ -20,11 +20,14 @@ GRANT SELECT, INSERT, UPDATE ON embeddings TO heaters_worker;
 GRANT USAGE ON SEQUENCE embeddings_id_seq TO heaters_worker;
 GRANT SELECT, INSERT, UPDATE ON projection_heads TO heaters_worker;
 GRANT USAGE ON SEQUENCE projection_heads_id_seq TO heaters_worker;
-GRANT SELECT, INSERT, DELETE ON projected_embeddings TO heaters_worker;
+-- UPDATE: refresh_head_projections upserts rows whose base changed (ON CONFLICT DO UPDATE).
+GRANT SELECT, INSERT, UPDATE, DELETE ON projected_embeddings TO heaters_worker;
 GRANT USAGE ON SEQUENCE projected_embeddings_id_seq TO heaters_worker;
 
 GRANT EXECUTE ON FUNCTION
     apply_head(integer, vector),
+    apply_head_batch(integer, vector[]),
+    refresh_head_projections(integer),
     apply_head(double precision, vector),
     ensure_variant_index(integer),
     ensure_head_index(integer),
