@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
 
 from heaters_db.embedding.windows import window_spans
-from tests.integration.conftest import TINY_DIM, TINY_FRAMES, MediaRoot, insert_clips
+from tests.integration.conftest import TINY_DIM, TINY_FRAMES, MediaRoot, insert_clips, job_rows
 from tests.integration.test_embed_cli import Invoke, add_tiny_variant, invoke  # noqa: F401
 from tests.integration.test_similarity import HEAD_DIM, insert_head, project, random_head
 from tests.support import videos
@@ -239,3 +240,38 @@ def test_trick_head_serves_moments(
         (head_id,),
     ).fetchone()
     assert counts == (windows, windows)
+
+
+def test_a_worker_login_daemon_backfills_windows(
+    invoke: Invoke,  # noqa: F811
+    conn: psycopg.Connection,
+    library: dict[str, int],
+    worker_url: str,
+    start_daemon,
+) -> None:
+    """The daemon needs no more than heaters_worker for window variants too: it stores a
+    clip's windows and builds the moment index."""
+    before = conn.execute(
+        "SELECT start_seconds FROM moment_embeddings WHERE clip_id = %s ORDER BY 1", (library["B"],)
+    ).fetchall()
+    conn.execute("DELETE FROM moment_embeddings WHERE clip_id = %s", (library["B"],))
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(moment_index_name(conn))))
+    invoke("embed", "--missing")
+    daemon = start_daemon(worker_url, "--once")
+    assert daemon.wait(120) == 0, daemon.log()
+    assert "permission denied" not in daemon.log()
+    assert [row["status"] for row in job_rows(conn)] == ["done"]
+    after = conn.execute(
+        "SELECT start_seconds FROM moment_embeddings WHERE clip_id = %s ORDER BY 1", (library["B"],)
+    ).fetchall()
+    assert after == before and after
+    index = moment_index_name(conn)
+    assert conn.execute("SELECT to_regclass(%s) IS NOT NULL", (index,)).fetchone() == (True,)
+
+
+def moment_index_name(conn: psycopg.Connection) -> str:
+    """The window variant's HNSW index (functions/ensure_moment_index.sql names it)."""
+    (variant,) = conn.execute(
+        "SELECT id FROM embedding_variants WHERE generation_strategy = 'video_moment_windows'"
+    ).fetchone()
+    return f"moment_embeddings_hnsw_variant_{variant}"
