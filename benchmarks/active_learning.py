@@ -9,7 +9,7 @@ HEATERS_BENCHMARK_SERVER_URL: a superuser URL to a server with pgvector and plpy
         (8 tricks x 6 spots, base vectors mixing trick, spot and a louder nuisance factor);
         repeat: `screens` sorting screens -- anchor from the strategy, candidates from
             sorting_candidates(anchor, 'trick', 8), answers from the simulated sorter, inserted as
-            clip_sorting_events rows -- then one training run (heaters_db.heads.jobs.train_mode:
+            clip_sorting_events rows -- then one training run (heaters_db.learning.jobs.train_mode:
             train, held-out gate, re-project, activate) and recall@10 of same-trick neighbours
             over every clip through similar_clips(clip, 'trick', 10);
         until the target recall or the screen budget is reached.
@@ -43,9 +43,9 @@ sys.path.insert(0, str(ROOT))
 
 from heaters_db import migrations  # noqa: E402
 from heaters_db.db import connect  # noqa: E402
-from heaters_db.heads import jobs, store  # noqa: E402
-from heaters_db.heads.jobs import TrainingSkipped  # noqa: E402
 from heaters_db.heads.metrics import head_space, same_label_recall_at_k  # noqa: E402
+from heaters_db.learning import jobs, store  # noqa: E402
+from heaters_db.learning.jobs import TrainingSkipped  # noqa: E402
 from heaters_db.localdb import LocalCluster  # noqa: E402
 from tests.support.simulated_sorter import (  # noqa: E402
     SimulatedSorter,

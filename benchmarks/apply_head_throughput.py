@@ -31,10 +31,10 @@ from learning_common import (
 )
 
 from heaters_db.db import connect
-from heaters_db.heads import store
-from heaters_db.heads.data import Variant, fetch_vectors
 from heaters_db.heads.module import ProjectionHead
-from heaters_db.heads.reproject import project_batch
+from heaters_db.learning import store
+from heaters_db.learning.data import Variant, fetch_vectors
+from heaters_db.learning.reproject import project_batch
 from heaters_db.resources import plpython_path
 
 HEADING = "apply_head throughput: inside a query vs client-side"
@@ -150,7 +150,7 @@ with the fetch ({seconds_fetch:.1f} s by binary COPY). Machine: {machine()}; {ve
 A per-row PL/Python call pays for parsing the vector's text form, a checksum lookup and
 float64 maths for one vector at a time, so it serves single clips (the embeddings trigger, a
 query vector in similar_to_embedding, activate_head's catch-up of a few clips); whole-library
-re-projection runs batched in torch (heaters_db/heads/reproject.py) and bulk-loads with COPY.
+re-projection runs batched in torch (heaters_db/learning/reproject.py) and bulk-loads with COPY.
 """
     print(body)
     if not args.no_readme:

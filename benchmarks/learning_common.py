@@ -30,8 +30,8 @@ if str(ROOT) not in sys.path:
 
 from heaters_db import migrations  # noqa: E402
 from heaters_db.db import connect  # noqa: E402
-from heaters_db.heads.vector_copy import copy_rows  # noqa: E402
 from heaters_db.localdb import LocalCluster  # noqa: E402
+from heaters_db.vector_copy import copy_rows  # noqa: E402
 
 README = Path(__file__).resolve().parent / "README.md"
 MODEL_NAME = "benchmark/synthetic-base"

@@ -12,7 +12,7 @@ each screen is
     simulated sorter -> INSERT INTO clip_sorting_events (with anchor_reason, candidate_sources)
 
 and every ``--round`` screens one training run through the real train path
-(heaters_db.heads.jobs.train_mode: train, gate, re-project, activate). Measured after each
+(heaters_db.learning.jobs.train_mode: train, gate, re-project, activate). Measured after each
 round: served recall@10 of same-trick clips (similar_clips(clip, 'trick', 10) over every clip)
 and the exact recall@10 of the head just trained (its space over every base vector, whether or
 not the gate let it serve: learned vs served).
@@ -54,9 +54,9 @@ from benchmarks.learning_common import (  # noqa: E402
     write_section,
 )
 from heaters_db.db import connect  # noqa: E402
-from heaters_db.heads import jobs, store  # noqa: E402
-from heaters_db.heads.jobs import TrainingSkipped  # noqa: E402
 from heaters_db.heads.metrics import head_space, same_label_recall_at_k  # noqa: E402
+from heaters_db.learning import jobs, store  # noqa: E402
+from heaters_db.learning.jobs import TrainingSkipped  # noqa: E402
 from tests.support.simulated_sorter import (  # noqa: E402
     insert_clips,
     insert_embeddings,

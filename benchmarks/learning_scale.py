@@ -6,9 +6,9 @@ Against a throwaway PostgreSQL (see learning_common.Server):
 2. ``--events`` trick sorting events inserted as rows: 2 clips of the anchor's trick and 6 random
    clips shown (10% of screens without a same-trick clip, answered "none similar"), answered by a
    simulated sorter from the planted trick latents;
-3. one training run as the daemon does it (heaters_db.heads.jobs.train_mode: read the views and
+3. one training run as the daemon does it (heaters_db.learning.jobs.train_mode: read the views and
    the base embeddings, train, gate against the base space, store), timed;
-4. re-projection of every clip (heaters_db.heads.reproject.reproject_head: binary COPY out, torch,
+4. re-projection of every clip (heaters_db.learning.reproject.reproject_head: binary COPY out, torch,
    binary COPY in), the HNSW index build, and the activation, each timed.
 
     .venv/bin/python benchmarks/learning_scale.py            # 100k clips, 2000 events
@@ -35,8 +35,8 @@ from learning_common import (
 )
 
 from heaters_db.db import connect
-from heaters_db.heads import jobs
-from heaters_db.heads.reproject import reproject_head
+from heaters_db.learning import jobs
+from heaters_db.learning.reproject import reproject_head
 
 HEADING = "Learning loop at scale: train, re-project, index"
 
@@ -151,7 +151,7 @@ def main() -> None:
 {args.events:,} trick sorting events (simulated sorter on planted factors), torch on CPU with
 {torch.get_num_threads()} threads. Machine: {machine()}; {versions}, server defaults (the
 index build raises `maintenance_work_mem` to 1GB for its own transaction, see
-heaters_db/heads/reproject.py).
+heaters_db/learning/reproject.py).
 
 | step | seconds | |
 |---|---:|---|

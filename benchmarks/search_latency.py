@@ -36,9 +36,9 @@ from learning_common import (
 )
 
 from heaters_db.db import connect
-from heaters_db.heads import store
 from heaters_db.heads.module import ProjectionHead
-from heaters_db.heads.reproject import reproject_head
+from heaters_db.learning import store
+from heaters_db.learning.reproject import reproject_head
 
 HEADING = "similar_clips latency and recall@10 vs exact search"
 K = 10

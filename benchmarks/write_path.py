@@ -37,10 +37,10 @@ from learning_common import (
 from psycopg import sql
 
 from heaters_db.db import connect
-from heaters_db.heads import store
 from heaters_db.heads.module import ProjectionHead
-from heaters_db.heads.vector_copy import copy_rows
 from heaters_db.index_build import build_concurrently
+from heaters_db.learning import store
+from heaters_db.vector_copy import copy_rows
 
 HEADING = "Write path with an active head: bulk insert and index builds"
 

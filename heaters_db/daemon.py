@@ -55,7 +55,7 @@ Job kinds other than embed are plugged in through a registry. A handler is::
   handler's own writes commit on its own connections.
 - The lease is renewed while the handler runs; handlers run one at a time in the main thread.
 
-`heaters_db.heads.jobs` (when present) exposes `HANDLERS = {"train_head": ..., "reproject": ...}`
+`heaters_db.learning.jobs` (when present) exposes `HANDLERS = {"train_head": ..., "reproject": ...}`
 or functions `handle_train_head` / `handle_reproject`; `available_handlers()` picks them up.
 Tests or embedders may pass `handlers=` explicitly.
 """
@@ -91,7 +91,7 @@ Handler = Callable[[ConnectionFactory, Job, Settings], dict[str, Any] | None]
 
 EMBED = "embed"
 OTHER_KINDS = ("train_head", "reproject")
-HEADS_HANDLERS_MODULE = "heaters_db.heads.jobs"
+HEADS_HANDLERS_MODULE = "heaters_db.learning.jobs"
 RECONNECT_MAX_SECONDS = 30.0
 ONCE_RETRIES = 3  # --once: reconnect attempts before it exits 1 (it always returns)
 
@@ -114,7 +114,7 @@ class _StopNow(BaseException):
 
 
 def available_handlers() -> dict[str, Handler]:
-    """Handlers for the non-embed kinds that are installed (heaters_db.heads.jobs.HANDLERS)."""
+    """Handlers for the non-embed kinds that are installed (heaters_db.learning.jobs.HANDLERS)."""
     if importlib.util.find_spec(HEADS_HANDLERS_MODULE) is None:
         return {}
     module = importlib.import_module(HEADS_HANDLERS_MODULE)

@@ -10,7 +10,7 @@ heaters_db.embed_jobs calls in here at marked hooks (one call each):
   trigger projects them under the live heads).
 - `ensure_index_query`: the name of the index query for a variant.
 
-`project_windows` is the re-projection's hook (heaters_db.heads.reproject): the head's window
+`project_windows` is the re-projection's hook (heaters_db.learning.reproject): the head's window
 projections and their index.
 """
 

@@ -99,7 +99,7 @@ def train(
         "seed": seed,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    from heaters_db.heads import jobs  # torch: imported only when a command needs it
+    from heaters_db.learning import jobs  # torch: imported only when a command needs it
 
     connect_new = _factory()
     if now:
@@ -166,7 +166,7 @@ def _short(value: float | None) -> str:
 def list_heads(mode: str | None, as_json: bool) -> None:
     """Every head version: status (active / candidate / retired / rejected), when it went live,
     how many events it learned from, and its holdout numbers against the space it replaced."""
-    from heaters_db.heads import store
+    from heaters_db.learning import store
 
     with _factory()() as conn:
         records = store.list_heads(conn, mode)
@@ -207,7 +207,7 @@ def prune(keep: int, mode: str | None) -> None:
     """Free the projected rows and HNSW indexes of older retired heads (the head rows stay;
     `heads activate` on one re-projects it). Writers never wait: the index is dropped
     CONCURRENTLY."""
-    from heaters_db.heads import store
+    from heaters_db.learning import store
 
     with _factory()() as conn:
         conn.autocommit = True
@@ -226,7 +226,7 @@ def prune(keep: int, mode: str | None) -> None:
 def rollback(mode: str) -> None:
     """Retire MODE's active head; the previous version serves again, with exactly its old
     results (its projections were kept). With no earlier version the base space serves."""
-    from heaters_db.heads import store
+    from heaters_db.learning import store
 
     with _factory()() as conn:
         result = store.rollback_head(conn, mode)
@@ -253,8 +253,8 @@ def rollback(mode: str) -> None:
 def activate(head_id: int, force: bool, note: str | None) -> None:
     """Make HEAD_ID serve its mode: a candidate is re-projected and indexed first; a retired
     head (kept rows) goes live at once. A rejected head needs --force."""
-    from heaters_db.heads import jobs, store
-    from heaters_db.heads.reproject import reproject_head
+    from heaters_db.learning import jobs, store
+    from heaters_db.learning.reproject import reproject_head
 
     connect_new = _factory()
     override = None
@@ -298,7 +298,7 @@ def report(mode: str | None, output: Path | None) -> None:
     the previous version and with the base space, and the numbers behind its gate decision (and
     any --force override). Prints a table and writes a PNG plot.
     """
-    from heaters_db.heads.report import build_report, format_report, plot_report
+    from heaters_db.learning.report import build_report, format_report, plot_report
 
     reports = build_report(_factory(), mode)
     click.echo(format_report(reports))

@@ -1,7 +1,7 @@
 """Comparing spaces on the database's events: the base space, stored heads, a freshly trained one.
 
-Used by the gate step of a training run (heaters_db/heads/jobs.py) and by the quality report
-(heaters_db/heads/report.py). Everything here works on arrays already read from the database.
+Used by the gate step of a training run (heaters_db/learning/jobs.py) and by the quality report
+(heaters_db/learning/report.py). Everything here works on arrays already read from the database.
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ from psycopg.rows import dict_row
 
 from heaters_db.daemon import Daemon
 from heaters_db.db import connect
-from heaters_db.heads import jobs, store
 from heaters_db.heads.module import ProjectionHead
-from heaters_db.heads.reproject import project_batch, reproject_head
+from heaters_db.learning import jobs, store
+from heaters_db.learning.reproject import project_batch, reproject_head
 from heaters_db.settings import Settings
 from tests.support.simulated_sorter import (
     SimulatedSorter,

@@ -11,7 +11,7 @@ import numpy as np
 import psycopg
 
 from heaters_db.db import connect
-from heaters_db.heads.reproject import base_checksums
+from heaters_db.learning.reproject import base_checksums
 from tests.integration.conftest import wait_until
 from tests.integration.test_apply_head_sql import (
     INPUT_DIM,
@@ -155,7 +155,7 @@ def test_a_broken_active_head_never_fails_an_embedding_insert(conn: psycopg.Conn
 def test_prune_frees_older_retired_heads_and_a_pruned_head_can_come_back(
     db_url: str, conn: psycopg.Connection
 ) -> None:
-    from heaters_db.heads.store import prune_retired_heads
+    from heaters_db.learning.store import prune_retired_heads
 
     bases = add_clips_with_embeddings(conn, 5)
     heads = []

@@ -202,7 +202,7 @@ def test_status_reports_the_active_head_and_its_holdout_metrics(
 def test_status_shows_what_the_learning_loop_stores(
     client: TestClient, conn: psycopg.Connection, library: Library
 ) -> None:
-    # The shape heads/jobs.py writes: holdout and baseline summaries, and the gate's verdict.
+    # The shape learning/jobs.py writes: holdout and baseline summaries, and the gate's verdict.
     metrics = {
         "holdout": {"events": 40, "triplet_accuracy": 0.75, "screen_top1": 0.4, "mrr": 0.6},
         "baseline": {"events": 40, "triplet_accuracy": 0.6, "screen_top1": 0.3},

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import psycopg
 
-from heaters_db.heads.vector_copy import copy_rows
+from heaters_db.vector_copy import copy_rows
 
 TRICKS, SPOTS, NUISANCES = 8, 6, 5
 LATENT_DIM = 8

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from heaters_db.heads.vector_copy import VectorCopyError, _parse, _record_dtype, pack_copy_rows
+from heaters_db.vector_copy import VectorCopyError, _parse, _record_dtype, pack_copy_rows
 
 
 def test_int_and_vector_rows_round_trip() -> None:

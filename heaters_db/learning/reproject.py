@@ -25,12 +25,12 @@ import psycopg
 import torch
 
 from heaters_db import moments
-from heaters_db.heads import store
-from heaters_db.heads.data import Variant
 from heaters_db.heads.module import ProjectionHead
-from heaters_db.heads.vector_copy import HEADER, TRAILER, pack_copy_rows, read_vector_rows
 from heaters_db.index_build import build_concurrently
+from heaters_db.learning import store
+from heaters_db.learning.data import Variant
 from heaters_db.queries import query
+from heaters_db.vector_copy import HEADER, TRAILER, pack_copy_rows, read_vector_rows
 
 log = logging.getLogger(__name__)
 

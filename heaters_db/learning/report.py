@@ -21,8 +21,6 @@ from typing import Any
 import psycopg
 
 from heaters_db.errors import HeatersError
-from heaters_db.heads import store
-from heaters_db.heads.data import NoTrainingEvents, load_training_data, resolve_variant, stored_mode
 from heaters_db.heads.evaluation import (
     JACCARD_SAMPLE,
     holdout_metrics,
@@ -30,6 +28,13 @@ from heaters_db.heads.evaluation import (
     sample_rows,
     space_of,
     summarise,
+)
+from heaters_db.learning import store
+from heaters_db.learning.data import (
+    NoTrainingEvents,
+    load_training_data,
+    resolve_variant,
+    stored_mode,
 )
 
 log = logging.getLogger(__name__)

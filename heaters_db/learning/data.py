@@ -20,8 +20,8 @@ from psycopg.rows import dict_row
 
 from heaters_db.errors import HeatersError
 from heaters_db.heads.train import TrainingData
-from heaters_db.heads.vector_copy import read_vector_rows
 from heaters_db.queries import query
+from heaters_db.vector_copy import read_vector_rows
 
 log = logging.getLogger(__name__)
 

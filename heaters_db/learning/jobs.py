@@ -3,12 +3,12 @@
 ``train_mode`` is the whole of one training run:
 
 1. read the mode's sorting events (views sorting_screens / sorting_triplets) up to the newest
-   one, the watermark, with the base embeddings of the head's base variant (heads/data.py);
+   one, the watermark, with the base embeddings of the head's base variant (learning/data.py);
 2. train a head (heads/train.py) with the shape in heaters_db_settings (head_output_dim, ...);
 3. gate it on the holdout events' evaluation screens: superior to the base space, and (when a
    head is live) trained on more events and non-inferior to it (heads/gate.py);
-4. store it (heads/store.py) as ``rejected`` with its metrics, or as ``candidate``;
-5. for a candidate: re-project every clip, build the index, activate (heads/reproject.py) —
+4. store it (learning/store.py) as ``rejected`` with its metrics, or as ``candidate``;
+5. for a candidate: re-project every clip, build the index, activate (learning/reproject.py) —
    in-process, or as a ``reproject`` job for the daemon.
 
 The daemon calls ``handle_train_head`` / ``handle_reproject`` for claimed jobs of those kinds;
@@ -27,16 +27,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from heaters_db.errors import HeatersError
-from heaters_db.heads import store
 from heaters_db.heads.capacity import train_with_capacity_search
-from heaters_db.heads.data import (
-    LoadedEvents,
-    NoTrainingEvents,
-    latest_event_id,
-    load_training_data,
-    resolve_variant,
-    stored_mode,
-)
 from heaters_db.heads.evaluation import (
     common_events,
     holdout_metrics,
@@ -46,8 +37,17 @@ from heaters_db.heads.evaluation import (
     summarise,
 )
 from heaters_db.heads.gate import gate
-from heaters_db.heads.reproject import reproject_head
 from heaters_db.heads.train import TrainConfig, TrainingDataError, train_head
+from heaters_db.learning import store
+from heaters_db.learning.data import (
+    LoadedEvents,
+    NoTrainingEvents,
+    latest_event_id,
+    load_training_data,
+    resolve_variant,
+    stored_mode,
+)
+from heaters_db.learning.reproject import reproject_head
 from heaters_db.queries import query
 
 log = logging.getLogger(__name__)
