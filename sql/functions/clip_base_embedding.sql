@@ -1,14 +1,12 @@
 -- A clip's embedding for one variant, or a clear error: unknown clip, or not embedded yet (with
--- the state of its embed job, so the caller knows whether to wait or to look at an error).
+-- the state of its embed job: embed_job_state).
 CREATE OR REPLACE FUNCTION clip_base_embedding(query_clip_id integer, variant_id integer)
 RETURNS vector
-LANGUAGE plpgsql STABLE
-SET search_path = public, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = public, pg_temp
 AS $$
 DECLARE
     v embedding_variants;
     found_embedding vector;
-    job record;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM clips c WHERE c.id = query_clip_id) THEN
         RAISE EXCEPTION 'unknown clip %', query_clip_id USING ERRCODE = 'no_data_found';
@@ -18,13 +16,9 @@ BEGIN
     WHERE e.clip_id = query_clip_id AND e.model_name = v.model_name
       AND e.generation_strategy = v.generation_strategy;
     IF found_embedding IS NULL THEN
-        SELECT j.status, j.last_error INTO job FROM pipeline_jobs j
-        WHERE j.kind = 'embed' AND j.clip_id = query_clip_id AND j.variant_id = v.id
-        ORDER BY j.id DESC LIMIT 1;
         RAISE EXCEPTION 'clip % has no % / % embedding yet (embed job: %)',
             query_clip_id, v.model_name, v.generation_strategy,
-            CASE WHEN job.status IS NULL THEN 'none; run heaters-db embed --missing'
-                 ELSE job.status || coalesce(': ' || job.last_error, '') END
+            embed_job_state(query_clip_id, v.id)
             USING ERRCODE = 'no_data_found';
     END IF;
     RETURN found_embedding;

@@ -2,8 +2,7 @@
 -- the head applied to its base embedding on the fly.
 CREATE OR REPLACE FUNCTION clip_head_embedding(query_clip_id integer, head_id integer)
 RETURNS vector
-LANGUAGE plpgsql STABLE
-SET search_path = public, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = public, pg_temp
 AS $$
 DECLARE
     projected vector;

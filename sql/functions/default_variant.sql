@@ -1,8 +1,7 @@
 -- The default embedding variant: what similar_clips serves before a mode has an active head.
 CREATE OR REPLACE FUNCTION default_variant()
 RETURNS embedding_variants
-LANGUAGE plpgsql STABLE
-SET search_path = public, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = public, pg_temp
 AS $$
 DECLARE
     v embedding_variants;

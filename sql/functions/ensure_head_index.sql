@@ -1,18 +1,10 @@
--- Creates (if missing) the HNSW index over one projection head's projected embeddings: a partial
--- expression index like ensure_variant_index. Returns its name.
--- (heaters-db itself builds it CONCURRENTLY first: functions/head_index_definition.sql.)
+-- Creates (if missing) the HNSW index over one projection head's projected embeddings, the one
+-- head_index_definition describes. Returns its name.
+-- (heaters-db itself builds it CONCURRENTLY first: heaters_db/index_build.py.)
 CREATE OR REPLACE FUNCTION ensure_head_index(head_id integer)
 RETURNS text
-LANGUAGE plpgsql
 -- SECURITY DEFINER: building an index needs the table's owner; the worker role only calls this.
-SECURITY DEFINER
-SET search_path = public, pg_temp
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
-DECLARE
-    d record;
-BEGIN
-    SELECT * INTO d FROM head_index_definition(head_id);
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I %s', d.index_name, d.definition);
-    RETURN d.index_name;
-END;
+    SELECT create_index_from_definition(d.index_name, d.definition) FROM head_index_definition($1) d;
 $$;

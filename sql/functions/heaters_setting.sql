@@ -1,8 +1,7 @@
 -- The value of one heaters_db_settings row, or an error naming the missing setting.
 CREATE OR REPLACE FUNCTION heaters_setting(setting_name text)
 RETURNS text
-LANGUAGE plpgsql STABLE
-SET search_path = public, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = public, pg_temp
 AS $$
 DECLARE
     setting_value text;

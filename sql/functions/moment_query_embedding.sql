@@ -6,13 +6,11 @@
 CREATE OR REPLACE FUNCTION moment_query_embedding(query_clip_id integer, range_start double precision,
                                                   range_end double precision, variant_id integer)
 RETURNS vector
-LANGUAGE plpgsql STABLE
-SET search_path = public, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = public, pg_temp
 AS $$
 DECLARE
     v embedding_variants;
     clip_end double precision;
-    job record;
     found_embedding vector;
     range_length double precision;
 BEGIN
@@ -23,13 +21,9 @@ BEGIN
     SELECT max(m.end_seconds) INTO clip_end FROM moment_embeddings m
     WHERE m.clip_id = query_clip_id AND m.variant_id = v.id;
     IF clip_end IS NULL THEN
-        SELECT j.status, j.last_error INTO job FROM pipeline_jobs j
-        WHERE j.kind = 'embed' AND j.clip_id = query_clip_id AND j.variant_id = v.id
-        ORDER BY j.id DESC LIMIT 1;
         RAISE EXCEPTION 'clip % has no window embeddings of % / % yet (embed job: %)',
             query_clip_id, v.model_name, v.generation_strategy,
-            CASE WHEN job.status IS NULL THEN 'none; run heaters-db embed --missing'
-                 ELSE job.status || coalesce(': ' || job.last_error, '') END
+            embed_job_state(query_clip_id, v.id)
             USING ERRCODE = 'no_data_found';
     END IF;
     IF range_start IS NULL OR range_end IS NULL OR range_start < 0 OR range_end <= range_start

@@ -3,8 +3,7 @@
 -- when several). So window vectors share the space (model, dimension) the head was trained on.
 CREATE OR REPLACE FUNCTION moment_variant(mode text)
 RETURNS embedding_variants
-LANGUAGE plpgsql STABLE
-SET search_path = public, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = public, pg_temp
 AS $$
 DECLARE
     head_id integer := active_head_id(mode);  -- also validates the mode

@@ -1,53 +1,20 @@
--- The k clips nearest to `query` (cosine) among one variant's embeddings, leaving out one clip.
--- Dynamic SQL with the variant's model and strategy as literals, so the planner matches the
--- partial HNSW index of ensure_variant_index (a bound parameter would not match its predicate).
+-- The k clips nearest to `query` (cosine) among one variant's embeddings, leaving out one clip:
+-- the variant's model and strategy as literals (nearest_clips_in_index), so the planner matches
+-- the partial HNSW index of ensure_variant_index.
 CREATE OR REPLACE FUNCTION nearest_in_variant(variant_id integer, query vector, k integer, exclude_clip_id integer DEFAULT NULL)
 RETURNS TABLE (clip_id integer, distance double precision, rank integer)
-LANGUAGE plpgsql STABLE
-SET search_path = public, pg_temp
-SET hnsw.ef_search = 100
--- ef_search cannot exceed 1000; strict-order iterative scanning lets the index return more rows
--- than ef_search when k is large, still in distance order (pgvector >= 0.8).
-SET hnsw.iterative_scan = strict_order
--- pgvector 0.8's cost model can rank a parallel full scan + sort below the HNSW index (at
--- 100k 1024-d rows it did for ef_search 100 but not 40 or 200: de-TOASTing is not costed):
--- this function exists to use the index, so the planner is told to (benchmarks/search_latency.py).
-SET enable_seqscan = off
-SET enable_sort = off
+LANGUAGE plpgsql STABLE SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v embedding_variants;
+    v embedding_variants := embedding_variant_with_dim(variant_id);
 BEGIN
-    SELECT * INTO v FROM embedding_variants WHERE id = variant_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown embedding variant %', variant_id USING ERRCODE = 'no_data_found';
-    END IF;
-    IF v.dim IS NULL THEN
-        RAISE EXCEPTION 'embedding variant % (% / %) has no dimension yet: embed a clip first',
-            v.id, v.model_name, v.generation_strategy USING ERRCODE = 'object_not_in_prerequisite_state';
-    END IF;
     IF vector_dims(query) <> v.dim THEN
         RAISE EXCEPTION 'query vector has % dimensions, variant % / % has %',
             vector_dims(query), v.model_name, v.generation_strategy, v.dim
             USING ERRCODE = 'data_exception';
     END IF;
-    IF vector_norm(query) = 0 THEN
-        -- A zero vector has no direction: every cosine distance to it is NaN, so no ranking.
-        RAISE EXCEPTION 'query vector is all zeros: it has no cosine distance to anything'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM set_config('hnsw.ef_search',
-        least(1000, greatest(heaters_setting('hnsw_ef_search')::integer, 2 * (k + 1)))::text, true);
-    RETURN QUERY EXECUTE format(
-        'SELECT n.clip_id, n.distance, (row_number() OVER (ORDER BY n.distance, n.clip_id))::integer '
-        'FROM (SELECT e.clip_id, (e.embedding::vector(%1$s) <=> $1::vector(%1$s))::double precision AS distance '
-        '      FROM embeddings e '
-        '      WHERE e.model_name = %2$L AND e.generation_strategy = %3$L '
-        '      ORDER BY e.embedding::vector(%1$s) <=> $1::vector(%1$s) '
-        '      LIMIT $2) n '
-        'WHERE n.clip_id IS DISTINCT FROM $3 '
-        'ORDER BY n.distance, n.clip_id LIMIT $4',
-        v.dim, v.model_name, v.generation_strategy)
-    USING query, k + 1, exclude_clip_id, k;
+    RETURN QUERY SELECT * FROM nearest_clips_in_index(
+        'embeddings', 'e', format('model_name = %L AND generation_strategy = %L', v.model_name, v.generation_strategy),
+        v.dim, query, k, exclude_clip_id);
 END;
 $$;

@@ -3,17 +3,13 @@
 -- when there is one, else the default variant.
 CREATE OR REPLACE FUNCTION search_similar_clips(query_clip_id integer, mode text, k integer)
 RETURNS TABLE (clip_id integer, distance double precision, rank integer)
-LANGUAGE plpgsql STABLE
-SET search_path = public, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = public, pg_temp
 AS $$
 DECLARE
     head_id integer := active_head_id(mode);  -- also validates the mode
     variant embedding_variants;
 BEGIN
-    IF k IS NULL OR k < 1 OR k > 1000 THEN
-        RAISE EXCEPTION 'k must be between 1 and 1000, got %', coalesce(k::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM checked_k(k);
     IF query_clip_id IS NULL OR NOT EXISTS (SELECT 1 FROM clips c WHERE c.id = query_clip_id) THEN
         RAISE EXCEPTION 'unknown clip %', coalesce(query_clip_id::text, 'NULL') USING ERRCODE = 'no_data_found';
     END IF;

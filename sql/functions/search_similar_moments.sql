@@ -11,8 +11,7 @@
 CREATE OR REPLACE FUNCTION search_similar_moments(query vector, mode text, k integer, exclude_clip_id integer DEFAULT NULL)
 RETURNS TABLE (clip_id integer, start_seconds double precision, end_seconds double precision,
                distance double precision, rank integer)
-LANGUAGE plpgsql STABLE
-SET search_path = public, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = public, pg_temp
 AS $$
 DECLARE
     head_id integer := active_head_id(mode);  -- also validates the mode
@@ -29,10 +28,7 @@ DECLARE
     joined boolean;
     i integer;
 BEGIN
-    IF k IS NULL OR k < 1 OR k > 1000 THEN
-        RAISE EXCEPTION 'k must be between 1 and 1000, got %', coalesce(k::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM checked_k(k);
     IF query IS NULL THEN
         RAISE EXCEPTION 'query vector is NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;

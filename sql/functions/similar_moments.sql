@@ -9,13 +9,10 @@ CREATE OR REPLACE FUNCTION similar_moments(clip_id integer, start_seconds double
                                            k integer DEFAULT 10)
 RETURNS TABLE (clip_id integer, start_seconds double precision, end_seconds double precision,
                distance double precision, rank integer)
-LANGUAGE sql STABLE
-SECURITY DEFINER
-SET search_path = public, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
-    SELECT s.clip_id, s.start_seconds, s.end_seconds, s.distance, s.rank
-    FROM search_similar_moments(
-        moment_query_embedding($1, $2, $3, (moment_variant($4)).id), $4, $5, $1) s;
+    SELECT * FROM search_similar_moments(
+        moment_query_embedding($1, $2, $3, (moment_variant($4)).id), $4, $5, $1);
 $$;
 
 -- The same for a clip id and k sent as bigint, smallint or numeric (functions/integral_argument.sql).
@@ -24,8 +21,7 @@ CREATE OR REPLACE FUNCTION similar_moments(clip_id double precision, start_secon
                                            k double precision DEFAULT 10)
 RETURNS TABLE (clip_id integer, start_seconds double precision, end_seconds double precision,
                distance double precision, rank integer)
-LANGUAGE sql STABLE
-SET search_path = public, pg_temp
+LANGUAGE sql STABLE SET search_path = public, pg_temp
 AS $$
     SELECT * FROM similar_moments(integral_argument($1, 'clip_id'), $2, $3, $4, integral_argument($5, 'k'));
 $$;

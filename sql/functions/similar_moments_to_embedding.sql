@@ -4,12 +4,9 @@
 CREATE OR REPLACE FUNCTION similar_moments_to_embedding(query vector, mode text DEFAULT 'trick', k integer DEFAULT 10)
 RETURNS TABLE (clip_id integer, start_seconds double precision, end_seconds double precision,
                distance double precision, rank integer)
-LANGUAGE sql STABLE
-SECURITY DEFINER
-SET search_path = public, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
-    SELECT s.clip_id, s.start_seconds, s.end_seconds, s.distance, s.rank
-    FROM search_similar_moments($1, $2, $3, NULL) s;
+    SELECT * FROM search_similar_moments($1, $2, $3, NULL);
 $$;
 
 -- The same for k sent as bigint, smallint or numeric (functions/integral_argument.sql). No
@@ -17,8 +14,7 @@ $$;
 CREATE OR REPLACE FUNCTION similar_moments_to_embedding(query vector, mode text, k double precision)
 RETURNS TABLE (clip_id integer, start_seconds double precision, end_seconds double precision,
                distance double precision, rank integer)
-LANGUAGE sql STABLE
-SET search_path = public, pg_temp
+LANGUAGE sql STABLE SET search_path = public, pg_temp
 AS $$
     SELECT * FROM similar_moments_to_embedding($1, $2, integral_argument($3, 'k'));
 $$;

@@ -3,17 +3,12 @@
 --   SELECT * FROM similar_to_embedding('[0.1, ...]'::vector, 'trick', 10);
 CREATE OR REPLACE FUNCTION similar_to_embedding(query vector, mode text DEFAULT 'trick', k integer DEFAULT 10)
 RETURNS TABLE (clip_id integer, distance double precision, rank integer)
-LANGUAGE plpgsql STABLE
-SECURITY DEFINER
-SET search_path = public, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     head_id integer := active_head_id(mode);
 BEGIN
-    IF k IS NULL OR k < 1 OR k > 1000 THEN
-        RAISE EXCEPTION 'k must be between 1 and 1000, got %', coalesce(k::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM checked_k(k);
     IF query IS NULL THEN
         RAISE EXCEPTION 'query vector is NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -34,8 +29,7 @@ $$;
 -- similar_to_embedding(v, 'spot') would match both functions equally and be ambiguous.
 CREATE OR REPLACE FUNCTION similar_to_embedding(query vector, mode text, k double precision)
 RETURNS TABLE (clip_id integer, distance double precision, rank integer)
-LANGUAGE sql STABLE
-SET search_path = public, pg_temp
+LANGUAGE sql STABLE SET search_path = public, pg_temp
 AS $$
     SELECT * FROM similar_to_embedding($1, $2, integral_argument($3, 'k'));
 $$;

@@ -1,8 +1,7 @@
 -- Normalises a user-facing mode ('trick', 'spot', or the stored names) to the stored name.
 CREATE OR REPLACE FUNCTION sorting_mode(mode text)
 RETURNS text
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = public, pg_temp
+LANGUAGE plpgsql IMMUTABLE SET search_path = public, pg_temp
 AS $$
 BEGIN
     CASE lower(trim(mode))
