@@ -13,7 +13,7 @@ help:
 	@echo "make demo    - set up, start a local PostgreSQL, run the pipeline end to end"
 	@echo "make test    - set up, lint, run all tests"
 	@echo "make setup   - system packages (PostgreSQL pieces) + .venv"
-	@echo "make lint    - ruff check + format check"
+	@echo "make lint    - ruff check + format check, mypy, import contracts"
 	@echo "make bench   - benchmarks (see benchmarks/README.md)"
 
 setup: system-deps venv
@@ -39,6 +39,8 @@ $(STAMP): pyproject.toml
 lint: venv
 	$(BIN)/ruff check heaters_db tests benchmarks plpython alembic
 	$(BIN)/ruff format --check heaters_db tests benchmarks plpython alembic
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: venv
 	$(BIN)/ruff check --fix heaters_db tests benchmarks plpython alembic

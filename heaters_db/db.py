@@ -7,6 +7,7 @@ cluster under HEATERS_HOME, started on demand.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -31,7 +32,9 @@ def database_url(settings: Settings | None = None, start_local: bool = True) -> 
     return cluster.url()
 
 
-def connect(url: str | None = None, autocommit: bool = False, **kwargs) -> psycopg.Connection:
+def connect(
+    url: str | None = None, autocommit: bool = False, **kwargs: Any
+) -> psycopg.Connection[Any]:
     """A psycopg connection with pgvector's adapters (numpy arrays <-> vector) registered."""
     url = url or database_url()
     try:
@@ -55,4 +58,4 @@ def redact(url: str) -> str:
         return "<unparseable database url>"
     if "password" in info:
         info["password"] = "***"
-    return psycopg.conninfo.make_conninfo(**info)
+    return psycopg.conninfo.make_conninfo("", **info)

@@ -129,7 +129,7 @@ class LocalCluster:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 
     # ---- commands ----------------------------------------------------------------------
-    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def _run(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [str(a) for a in args]
         if self.as_root:
             cmd = ["runuser", "-u", SERVICE_USER, "--", *cmd]

@@ -122,7 +122,10 @@ def current_revision(url: str) -> str | None:
 
 def head_revision() -> str:
     script = ScriptDirectory.from_config(alembic_config("postgresql://"))
-    return script.get_current_head()
+    head = script.get_current_head()
+    if head is None:
+        raise MigrationError("alembic/versions holds no revision")
+    return head
 
 
 def migrate(url: str, revision: str = "head") -> list[Change]:

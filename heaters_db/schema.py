@@ -23,12 +23,19 @@ from heaters_db.resources import read_released
 SEARCH_PATH = "public, pg_temp"
 
 
+def _driver_connection() -> Any:
+    """The psycopg connection under the revision's SQLAlchemy one (set for a running migration)."""
+    connection = op.get_bind().connection.driver_connection
+    assert connection is not None, "only inside an alembic migration"
+    return connection
+
+
 def execute(sql: str) -> None:
-    op.get_bind().connection.driver_connection.execute(sql)
+    _driver_connection().execute(sql)
 
 
 def fetch_one(sql: str, params: tuple = ()) -> tuple | None:
-    return op.get_bind().connection.driver_connection.execute(sql, params).fetchone()
+    return _driver_connection().execute(sql, params).fetchone()
 
 
 def run_sql_files(*relative_paths: str) -> None:
@@ -50,7 +57,7 @@ def meta_get(key: str, default: Any = None) -> Any:
 
 
 def meta_set(key: str, value: Any) -> None:
-    op.get_bind().connection.driver_connection.execute(
+    _driver_connection().execute(
         "INSERT INTO heaters_db_meta (key, value) VALUES (%s, %s::jsonb) "
         "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
         (key, json.dumps(value)),

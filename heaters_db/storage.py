@@ -7,7 +7,11 @@ and `s3://bucket/key` URLs:
 - `s3://bucket/key`: downloaded once to `<cache_dir>/s3/<bucket>/<key>`; a later call re-uses
   the file while the object's size and ETag are unchanged.
 - `clips/x.mp4` (a bare key): `<media_root>/clips/x.mp4` when that file exists, else
-  `s3://<s3_bucket>/clips/x.mp4` when a bucket is configured.
+  `s3://<s3_bucket>/clips/x.mp4` when a bucket is configured. A key with `..` parts, or one that
+  resolves (through symlinks) outside the media root, is refused (ClipPathRefused).
+
+`locate_clip` applies these rules without fetching anything (the sorting page serves what it
+finds: heaters_db.web.media); `resolve_clip_path` also downloads an object (the decoder).
 
 boto3 is optional (the `s3` extra) and imported only when an object is fetched.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +38,18 @@ S3_PREFIX = "s3://"
 class ClipFileMissing(PermanentJobError):
     """The clip's video file could not be found locally or in the object store (permanent: the
     job is dead at once; a new clip_filepath enqueues a new job)."""
+
+
+class ClipPathRefused(ClipFileMissing):
+    """The clip's key would leave its directory: `..` parts, or a symlink out of the media root."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A clip's video in the object store."""
+
+    bucket: str
+    key: str
 
 
 class ObjectStoreError(HeatersError):
@@ -52,7 +69,7 @@ def _safe_key(key: str, url: str) -> PurePosixPath:
     """The key as a relative path that cannot climb out of the cache directory."""
     parts = PurePosixPath(key).parts
     if any(part in ("..", "") for part in parts) or key.startswith("/"):
-        raise ClipFileMissing(f"{url}: key would leave its directory ('..' or empty parts)")
+        raise ClipPathRefused(f"{url}: key would leave its directory ('..' or empty parts)")
     return PurePosixPath(*parts)
 
 
@@ -117,20 +134,16 @@ def download_s3(url: str, settings: Settings, client: Any | None = None) -> Path
     return target
 
 
-def resolve_clip_path(clip_filepath: str, settings: Settings | None = None) -> Path:
-    """A local path for `clip_filepath` (see the module docstring for the rules).
+def locate_clip(clip_filepath: str | None, settings: Settings) -> Path | StoredObject:
+    """Where a clip's video is, by the rules in the module docstring, fetching nothing.
 
-    Raises ClipFileMissing naming the path and the settings to set when nothing matches, and
-    ObjectStoreError when the object store fails.
+    Raises ClipPathRefused for a key that leaves the media root, ClipFileMissing when nothing
+    matches (naming the path and the settings to set).
     """
-    if settings is None:
-        from heaters_db.settings import get_settings
-
-        settings = get_settings()
     if not clip_filepath:
         raise ClipFileMissing("clip has no clip_filepath")
     if clip_filepath.startswith(S3_PREFIX):
-        return download_s3(clip_filepath, settings)
+        return StoredObject(*parse_s3_url(clip_filepath))
 
     path = Path(clip_filepath)
     if path.is_absolute():
@@ -138,13 +151,21 @@ def resolve_clip_path(clip_filepath: str, settings: Settings | None = None) -> P
             raise ClipFileMissing(f"{path}: video file does not exist")
         return path
 
+    if "\\" in clip_filepath:  # a Windows separator would hide a `..` part
+        raise ClipPathRefused(f"{clip_filepath}: key would leave the media root")
     key = str(_safe_key(str(PurePosixPath(clip_filepath)), clip_filepath))
     if settings.media_root is not None:
-        local = Path(settings.media_root) / key
+        root = Path(settings.media_root)
+        local = root / key
+        # The safe rule: a symlink under the media root may not lead out of it.
+        if not local.resolve().is_relative_to(root.resolve()):
+            raise ClipPathRefused(
+                f"{clip_filepath}: resolves outside HEATERS_MEDIA_ROOT ({root.resolve()})"
+            )
         if local.is_file():
             return local
     if settings.s3_bucket:
-        return download_s3(f"{S3_PREFIX}{settings.s3_bucket}/{key}", settings)
+        return StoredObject(settings.s3_bucket, key)
     looked = (
         f"not under HEATERS_MEDIA_ROOT={settings.media_root}"
         if settings.media_root is not None
@@ -155,3 +176,19 @@ def resolve_clip_path(clip_filepath: str, settings: Settings | None = None) -> P
         "set HEATERS_MEDIA_ROOT to the directory holding heaters' clip keys, "
         "or HEATERS_S3_BUCKET (and HEATERS_S3_ENDPOINT_URL) to fetch them"
     )
+
+
+def resolve_clip_path(clip_filepath: str, settings: Settings | None = None) -> Path:
+    """A local path for `clip_filepath` (locate_clip), an object downloaded to the cache first.
+
+    Raises ClipFileMissing naming the path and the settings to set when nothing matches, and
+    ObjectStoreError when the object store fails.
+    """
+    if settings is None:
+        from heaters_db.settings import get_settings
+
+        settings = get_settings()
+    location = locate_clip(clip_filepath, settings)
+    if isinstance(location, StoredObject):
+        return download_s3(f"{S3_PREFIX}{location.bucket}/{location.key}", settings)
+    return location

@@ -40,7 +40,7 @@ def pack_copy_rows(fields: Sequence[tuple[str, Any]], count: int) -> bytes:
     str per row, all of the same length)`` or
     ``("vector", (count, d) float matrix)``, in the column order of the COPY statement.
     """
-    layout: list[tuple[str, Any]] = [("field_count", ">i2")]
+    layout: list[tuple[Any, ...]] = [("field_count", ">i2")]
     values: dict[str, Any] = {"field_count": len(fields)}
     for index, (kind, value) in enumerate(fields):
         length, data = f"length_{index}", f"value_{index}"

@@ -19,14 +19,15 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from tqdm import tqdm
 
 from heaters_db import migrations
@@ -44,6 +45,8 @@ DEMO_DATABASE = "heaters_demo"
 RANDOM_MODEL_NAME = "heaters/vjepa2-demo-random"
 STRATEGY = "video_full_clip"
 QUERIES = "demo.sql"
+# The demo's one connection returns dict rows.
+Conn = psycopg.Connection[DictRow]
 
 
 class DemoError(HeatersError):
@@ -129,12 +132,19 @@ def _daemon(
 
 
 def _wait(
-    conn: psycopg.Connection, sql: str, params: dict, done, what: str, timeout: float, daemon
-) -> dict:
+    conn: Conn,
+    sql: str,
+    params: dict[str, Any],
+    done: Callable[[DictRow | None], bool],
+    what: str,
+    timeout: float,
+    daemon: subprocess.Popen,
+) -> DictRow:
     deadline = time.monotonic() + timeout
     while True:
         row = conn.execute(sql, params).fetchone()
         if done(row):
+            assert row is not None  # done() accepts a row only
             return row
         if daemon.poll() is not None:
             raise DemoError(
@@ -145,7 +155,7 @@ def _wait(
         time.sleep(0.5)
 
 
-def _recall_at_k(conn: psycopg.Connection, clips: dict[int, SampleClip], k: int) -> float:
+def _recall_at_k(conn: Conn, clips: dict[int, SampleClip], k: int) -> float:
     """Mean share of a clip's same-trick clips found in its similar_clips(x, 'trick', k)."""
     recalls = []
     for clip_id, clip in clips.items():
@@ -158,9 +168,7 @@ def _recall_at_k(conn: psycopg.Connection, clips: dict[int, SampleClip], k: int)
     return sum(recalls) / len(recalls)
 
 
-def _show_neighbours(
-    conn: psycopg.Connection, clips: dict[int, SampleClip], clip_id: int, k: int = 5
-) -> None:
+def _show_neighbours(conn: Conn, clips: dict[int, SampleClip], clip_id: int, k: int = 5) -> None:
     anchor = clips[clip_id]
     click.echo(
         f"  SELECT * FROM similar_clips({clip_id}, 'trick', {k});   -- clip {clip_id} is {anchor.identifier}"
@@ -176,7 +184,9 @@ def _show_neighbours(
         )
 
 
-def _sort_round(conn, clips, screens: int, rng: random.Random) -> tuple[int, int]:
+def _sort_round(
+    conn: Conn, clips: dict[int, SampleClip], screens: int, rng: random.Random
+) -> tuple[int, int]:
     """One round of simulated sorting; returns (events, none-similar events)."""
     nones = 0
     for _ in range(screens):
@@ -239,46 +249,20 @@ def run_demo(settings: Settings, config: DemoConfig | None = None) -> None:
         f"  wrote {len(samples)} H.264 clips ({config.tricks} tricks x {config.spots} spots) under {media_root}"
     )
 
-    with connect(url, autocommit=True) as conn:
-        conn.row_factory = dict_row
+    with connect(url, autocommit=True, row_factory=dict_row) as conn:
         # next_anchors mixes in random anchors (random()): seed this session so runs repeat.
         conn.execute("SELECT setseed(%s)", (rng.random() * 2 - 1,))
         variant = {"model_name": model_name, "strategy": STRATEGY, "frames": frames}
         conn.execute(query(QUERIES, "disable_other_variants"), variant)
         conn.execute(query(QUERIES, "use_variant"), variant)
         conn.execute(query(QUERIES, "demo_settings"), {"retrain_every": config.screens_per_round})
-        clips: dict[int, SampleClip] = {}
-        for sample in samples:
-            row = conn.execute(
-                query(QUERIES, "insert_clip"),
-                {
-                    "identifier": sample.identifier,
-                    "path": str(sample.path.relative_to(media_root)),
-                    "metadata": json.dumps({"demo_trick": sample.trick, "demo_spot": sample.spot}),
-                },
-            ).fetchone()
-            clips[row["id"]] = sample
+        clips = _insert_clips(conn, samples, media_root)
         click.echo(f"  inserted {len(clips)} clips: the clips trigger enqueued one embed job each")
 
         daemon_log = home / "demo-daemon.log"
         with _daemon(url, media_root, model_dir, daemon_log) as daemon:
             click.echo(f"  started `heaters-db daemon` (pid {daemon.pid}, log {daemon_log})")
-            with tqdm(total=len(clips), desc="  embedding", unit="clip") as bar:
-                deadline = time.monotonic() + config.timeout_seconds
-                while True:
-                    row = conn.execute(query(QUERIES, "embed_progress")).fetchone()
-                    bar.n = row["finished"]
-                    bar.refresh()
-                    if row["finished"] >= len(clips):
-                        break
-                    if daemon.poll() is not None or time.monotonic() > deadline:
-                        raise DemoError(f"embedding did not finish ({row}); see {daemon_log}")
-                    time.sleep(0.5)
-            failed = conn.execute(query(QUERIES, "embed_failures")).fetchall()
-            for failure in failed:
-                click.echo(
-                    f"  clip {failure['clip_id']} not embedded: {failure['status']} {failure['last_error']}"
-                )
+            _wait_for_embeddings(conn, len(clips), daemon, daemon_log, config.timeout_seconds)
 
             example = next(iter(clips))
             say("4/6 Before any sorting: the default variant's space")
@@ -290,60 +274,12 @@ def run_demo(settings: Settings, config: DemoConfig | None = None) -> None:
                 f"5/6 Sorting: {config.rounds} rounds of {config.screens_per_round} screens by the SIMULATED sorter"
             )
             for round_number in range(1, config.rounds + 1):
-                events, nones = _sort_round(conn, clips, config.screens_per_round, rng)
-                click.echo(
-                    f"  round {round_number}: {events} events inserted ({nones} 'none similar'); waiting for the daemon's training"
-                )
-                job = _wait(
-                    conn,
-                    query(QUERIES, "latest_train_job"),
-                    {"mode": "trick_similarity"},
-                    lambda row: row is not None and row["status"] in ("done", "skipped", "dead"),
-                    "the train_head job",
-                    config.timeout_seconds,
-                    daemon,
-                )
-                # The reproject job of a head that passed: served recall is measured after it.
-                _wait(
-                    conn,
-                    query(QUERIES, "pending_reprojections"),
-                    {},
-                    lambda row: row["pending"] == 0,
-                    "the reproject job",
-                    config.timeout_seconds,
-                    daemon,
-                )
-                head = conn.execute(
-                    query(QUERIES, "newest_head"), {"mode": "trick_similarity"}
-                ).fetchone()
-                if head:
-                    metrics = head["metrics"] or {}
-                    status = "active" if head["status"] == "active" else head["status"]
-                    click.echo(
-                        f"    head v{head['version']}: {status} - gate: {metrics.get('gate', {}).get('reason', job['last_error'] or '')}"
-                    )
-                else:
-                    click.echo(f"    training {job['status']}: {job['last_error']}")
-                recall = _recall_at_k(conn, clips, config.k)
-                active = conn.execute(
-                    query(QUERIES, "active_head"), {"mode": "trick_similarity"}
-                ).fetchone()
-                serving = f"trick head v{active['version']}" if active else "base space"
-                click.echo(
-                    f"    served recall@{config.k} after round {round_number}: {recall:.3f} ({serving})"
-                )
+                _sorting_round(conn, clips, config, rng, daemon, round_number)
 
             say("6/6 After sorting")
             _show_neighbours(conn, clips, example)
             after = _recall_at_k(conn, clips, config.k)
-            active = conn.execute(
-                query(QUERIES, "active_head"), {"mode": "trick_similarity"}
-            ).fetchone()
-            space = (
-                f"trick head v{active['version']}"
-                if active
-                else "the base space (no head passed the gate)"
-            )
+            space = _serving_space(conn) or "the base space (no head passed the gate)"
             click.echo(
                 f"  recall@{config.k} of same-trick clips: before {before:.3f} -> after {after:.3f} ({space})"
             )
@@ -356,3 +292,95 @@ def run_demo(settings: Settings, config: DemoConfig | None = None) -> None:
     click.echo(
         "  then open http://127.0.0.1:8000 (keys: 1-9 choose, 0 none similar, x+digit clearly wrong, s skip, z undo, t/p mode, ? help)"
     )
+
+
+def _insert_clips(conn: Conn, samples: list[SampleClip], media_root: Path) -> dict[int, SampleClip]:
+    """Insert the sample clips (the clips trigger enqueues their embed jobs); by clip id."""
+    clips: dict[int, SampleClip] = {}
+    for sample in samples:
+        row = conn.execute(
+            query(QUERIES, "insert_clip"),
+            {
+                "identifier": sample.identifier,
+                "path": str(sample.path.relative_to(media_root)),
+                "metadata": json.dumps({"demo_trick": sample.trick, "demo_spot": sample.spot}),
+            },
+        ).fetchone()
+        assert row is not None  # INSERT ... RETURNING id
+        clips[row["id"]] = sample
+    return clips
+
+
+def _wait_for_embeddings(
+    conn: Conn, count: int, daemon: subprocess.Popen, daemon_log: Path, timeout: float
+) -> None:
+    """Show the daemon's embedding progress until `count` clips are done; then the failures."""
+    with tqdm(total=count, desc="  embedding", unit="clip") as bar:
+        deadline = time.monotonic() + timeout
+        while True:
+            row = conn.execute(query(QUERIES, "embed_progress")).fetchone()
+            assert row is not None  # an aggregate
+            bar.n = row["finished"]
+            bar.refresh()
+            if row["finished"] >= count:
+                break
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise DemoError(f"embedding did not finish ({row}); see {daemon_log}")
+            time.sleep(0.5)
+    for failure in conn.execute(query(QUERIES, "embed_failures")).fetchall():
+        click.echo(
+            f"  clip {failure['clip_id']} not embedded: {failure['status']} {failure['last_error']}"
+        )
+
+
+def _sorting_round(
+    conn: Conn,
+    clips: dict[int, SampleClip],
+    config: DemoConfig,
+    rng: random.Random,
+    daemon: subprocess.Popen,
+    round_number: int,
+) -> None:
+    """One round: the simulated sorter's screens, the daemon's training (and re-projection of a
+    head that passed), then what the gate said and the recall the library serves now."""
+    events, nones = _sort_round(conn, clips, config.screens_per_round, rng)
+    click.echo(
+        f"  round {round_number}: {events} events inserted ({nones} 'none similar'); waiting for the daemon's training"
+    )
+    job = _wait(
+        conn,
+        query(QUERIES, "latest_train_job"),
+        {"mode": "trick_similarity"},
+        lambda row: row is not None and row["status"] in ("done", "skipped", "dead"),
+        "the train_head job",
+        config.timeout_seconds,
+        daemon,
+    )
+    # The reproject job of a head that passed: served recall is measured after it.
+    _wait(
+        conn,
+        query(QUERIES, "pending_reprojections"),
+        {},
+        lambda row: row is not None and row["pending"] == 0,
+        "the reproject job",
+        config.timeout_seconds,
+        daemon,
+    )
+    head = conn.execute(query(QUERIES, "newest_head"), {"mode": "trick_similarity"}).fetchone()
+    if head:
+        metrics = head["metrics"] or {}
+        status = "active" if head["status"] == "active" else head["status"]
+        click.echo(
+            f"    head v{head['version']}: {status} - gate: {metrics.get('gate', {}).get('reason', job['last_error'] or '')}"
+        )
+    else:
+        click.echo(f"    training {job['status']}: {job['last_error']}")
+    recall = _recall_at_k(conn, clips, config.k)
+    serving = _serving_space(conn) or "base space"
+    click.echo(f"    served recall@{config.k} after round {round_number}: {recall:.3f} ({serving})")
+
+
+def _serving_space(conn: Conn) -> str | None:
+    """'trick head vN' when a trick head is active, else None."""
+    active = conn.execute(query(QUERIES, "active_head"), {"mode": "trick_similarity"}).fetchone()
+    return f"trick head v{active['version']}" if active else None

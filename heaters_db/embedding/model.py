@@ -158,7 +158,8 @@ class Encoder:
             hidden = self.model(pixel_values_videos=pixels, skip_predictor=True).last_hidden_state
             # Mean over tokens in float32: bf16 sums over thousands of tokens lose digits.
             pooled = hidden.float().mean(dim=1)
-        return pooled.cpu().numpy().astype(np.float32, copy=False)
+        vectors: np.ndarray = pooled.cpu().numpy().astype(np.float32, copy=False)
+        return vectors
 
     def embed(self, batch: torch.Tensor) -> np.ndarray:
         """float (B, T, 3, crop, crop) -> float32 numpy (B, dim).
@@ -264,7 +265,8 @@ def _load(name: str, path: str, device: torch.device, dtype: torch.dtype) -> Enc
         model = VJEPA2Model.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
     except (OSError, ValueError, RuntimeError) as error:
         raise ModelLoadError(f"{name}: cannot load weights from {path} ({error})") from error
-    model = model.to(device).eval().requires_grad_(False)
+    # transformers types .to() for dtypes only (its decorator); a device is what it gets here.
+    model = model.to(device).eval().requires_grad_(False)  # type: ignore[arg-type]
     preprocessing = _load_preprocessing(path, config)
     if preprocessing.crop_size != config.crop_size:
         raise ModelLoadError(

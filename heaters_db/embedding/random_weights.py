@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,7 +30,7 @@ DEMO_CONFIG = {
 }
 
 
-def preprocessor_config(crop_size: int) -> dict:
+def preprocessor_config(crop_size: int) -> dict[str, Any]:
     """The preprocessor_config.json hub V-JEPA 2 checkpoints carry, scaled to `crop_size`."""
     return {
         "video_processor_type": "VJEPA2VideoProcessor",
@@ -46,7 +47,9 @@ def preprocessor_config(crop_size: int) -> dict:
     }
 
 
-def save_random_vjepa2(directory: str | Path, config: dict | None = None, seed: int = 0) -> Path:
+def save_random_vjepa2(
+    directory: str | Path, config: dict[str, Any] | None = None, seed: int = 0
+) -> Path:
     """Build a V-JEPA 2 from `config` (VJEPA2Config kwargs; {} = the real ViT-L fpc64 256) with
     seeded random weights and save it, with its preprocessor config, to `directory`."""
     from transformers import VJEPA2Config, VJEPA2Model

@@ -130,16 +130,11 @@ def decode_clip_requests(
             continue
         indices, extra = plan
         flat = [int(i) for i in np.asarray(indices).ravel()]
-        common = {
-            "frames": next(frames),
-            "frame_indices": flat,
-            "frame_times": [float(video.starts[i]) for i in flat],
-            "info": video.info,
-        }
+        times = [float(video.starts[i]) for i in flat]
         if isinstance(request, WindowRequest):
-            results.append(WindowedClip(center_time=None, spans=extra, **common))
+            results.append(WindowedClip(next(frames), flat, times, video.info, None, spans=extra))
         else:
-            results.append(DecodedClip(center_time=extra, **common))
+            results.append(DecodedClip(next(frames), flat, times, video.info, extra))
     return results
 
 

@@ -7,6 +7,7 @@ Used by the gate step of a training run (heaters_db/learning/jobs.py) and by the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from heaters_db.heads.metrics import (
     knn_jaccard,
 )
 from heaters_db.heads.module import ProjectionHead
+from heaters_db.heads.train import TrainingData
 
 NEIGHBOURS = 10
 # Clips compared for kNN Jaccard: an exact k-NN over this many rows in every space.
@@ -30,7 +32,7 @@ def space_of(head: ProjectionHead | None) -> Space:
     return base_space if head is None else head_space(head)
 
 
-def restrict_events(metrics: EventMetrics, event_ids: Sequence[int]) -> EventMetrics:
+def restrict_events(metrics: EventMetrics, event_ids: np.ndarray | Sequence[int]) -> EventMetrics:
     """The per-event metrics of only these events (both sides of a gate must cover the same)."""
     return metrics.take(np.isin(metrics.event_ids, np.asarray(event_ids, dtype=np.int64)))
 
@@ -43,12 +45,12 @@ def common_events(*metrics: EventMetrics) -> tuple[EventMetrics, ...]:
     return tuple(restrict_events(m, shared) for m in metrics)
 
 
-def holdout_metrics(space: Space, data) -> EventMetrics:
+def holdout_metrics(space: Space, data: TrainingData) -> EventMetrics:
     """Per-event holdout metrics of a space on a TrainingData."""
     return evaluate_events(space, data.base_vectors, data.screens, data.triplets, split="holdout")
 
 
-def summarise(metrics: EventMetrics) -> dict:
+def summarise(metrics: EventMetrics) -> dict[str, Any]:
     """Means over the events, JSON-ready, with MRR under its usual name too."""
     summary = metrics.summary()
     summary["mrr"] = summary["reciprocal_rank"]

@@ -116,7 +116,7 @@ def triplets_from_screens(
                         screen.split,
                     )
                 )
-    columns = list(zip(*rows, strict=True)) if rows else [[]] * 6
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[]] * 6
     return Triplets(
         np.asarray(columns[0], dtype=np.int64),
         np.asarray(columns[1], dtype=np.int64),
@@ -130,7 +130,10 @@ def triplets_from_screens(
 def base_space(vectors: np.ndarray) -> np.ndarray:
     """The base space: L2-normalised base vectors."""
     vectors = np.asarray(vectors, dtype=np.float64)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), NORM_EPSILON)
+    normalised: np.ndarray = vectors / np.maximum(
+        np.linalg.norm(vectors, axis=1, keepdims=True), NORM_EPSILON
+    )
+    return normalised
 
 
 def head_space(head: ProjectionHead, batch_size: int = 4096) -> Space:
@@ -163,6 +166,8 @@ class EmbeddedRows:
         self.vectors = space(np.asarray(base_vectors)[self.rows]) if len(self.rows) else None
 
     def __getitem__(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        if self.vectors is None:
+            raise IndexError("no rows were embedded")
         return self.vectors[np.searchsorted(self.rows, np.asarray(rows, dtype=np.int64))]
 
 
@@ -204,7 +209,7 @@ class EventMetrics:
         """Means over the events where each metric is defined, and those counts (JSON-ready)."""
         out: dict[str, Any] = {
             "events": len(self.event_ids),
-            "evaluation_events": int(np.sum(self.evaluation)),
+            "evaluation_events": int(np.sum(self.evaluation)) if self.evaluation is not None else 0,
         }
         for name in METRIC_NAMES:
             values = getattr(self, name)
@@ -266,7 +271,7 @@ def evaluate_events(
     )
     needed = [triplets.anchor, triplets.positive, triplets.negative, library_rows]
     needed += [np.array([s.anchor_row, *s.shown_rows()], dtype=np.int64) for s in screens]
-    embedded = EmbeddedRows(space, base_vectors, np.concatenate(needed) if needed else [])
+    embedded = EmbeddedRows(space, base_vectors, np.concatenate(needed))
 
     triplet_accuracy = np.full(len(event_ids), np.nan)
     if len(triplets):
@@ -337,9 +342,10 @@ def same_label_recall_at_k(embedded: np.ndarray, labels: Sequence[Any], k: int =
     With at least k other rows per label this is recall@k of same-label neighbours (the measure
     for planted-factor tests: do clips of one trick come back together).
     """
-    labels = np.asarray(labels)
+    label_array = np.asarray(labels)
     neighbours = nearest_neighbours(embedded, k)
-    return (labels[neighbours] == labels[:, None]).mean(axis=1)
+    recall: np.ndarray = (label_array[neighbours] == label_array[:, None]).mean(axis=1)
+    return recall
 
 
 def knn_jaccard(first: np.ndarray, second: np.ndarray, k: int = 10) -> np.ndarray:

@@ -126,7 +126,8 @@ class ProjectionHead(nn.Module):
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """The input projection h = W_in x/||x|| + b_in (the head's PCA part)."""
-        return self.input_layer(F.normalize(x, dim=-1, eps=NORM_EPSILON))
+        projected: torch.Tensor = self.input_layer(F.normalize(x, dim=-1, eps=NORM_EPSILON))
+        return projected
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.project(x)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,123 +34,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from heaters_db.errors import ConfigurationError, HeatersError
+from heaters_db.errors import ConfigurationError
 from heaters_db.heads.metrics import (
-    SPLITS,
     Screen,
     Triplets,
     evaluate_events,
     head_space,
 )
 from heaters_db.heads.module import ProjectionHead, default_hidden_dim
+from heaters_db.heads.training_data import TrainingData as TrainingData
+from heaters_db.heads.training_data import TrainingDataError as TrainingDataError
 
 log = logging.getLogger(__name__)
 
 
 MIN_VALIDATION_SCREENS = 20
-
-
-class TrainingDataError(HeatersError):
-    """The sorting events cannot train a projection head (none usable, or inconsistent rows)."""
-
-
-@dataclass
-class TrainingData:
-    """Base vectors (one row per clip) and the sorting events that refer to those rows."""
-
-    base_vectors: np.ndarray
-    clip_rows: dict[int, int]
-    screens: list[Screen]
-    triplets: Triplets | None = None
-
-    def __post_init__(self) -> None:
-        self.base_vectors = np.asarray(self.base_vectors, dtype=np.float32)
-        if self.base_vectors.ndim != 2 or len(self.base_vectors) == 0:
-            raise TrainingDataError(
-                f"base vectors must be a non-empty (n_clips, d) array, got {self.base_vectors.shape}"
-            )
-        if not np.isfinite(self.base_vectors).all():
-            raise TrainingDataError("base vectors contain NaN or infinite values")
-        n = len(self.base_vectors)
-        for screen in self.screens:
-            if screen.split not in SPLITS:
-                raise TrainingDataError(f"event {screen.event_id}: unknown split {screen.split!r}")
-            rows = (screen.anchor_row, *screen.shown_rows())
-            if min(rows) < 0 or max(rows) >= n:
-                raise TrainingDataError(
-                    f"event {screen.event_id} refers to a row outside 0..{n - 1}"
-                )
-        if self.triplets is not None and len(self.triplets):
-            rows = np.concatenate(
-                [self.triplets.anchor, self.triplets.positive, self.triplets.negative]
-            )
-            if rows.min() < 0 or rows.max() >= n:
-                raise TrainingDataError(f"a triplet refers to a row outside 0..{n - 1}")
-
-    @classmethod
-    def from_clip_ids(
-        cls,
-        clip_ids: Sequence[int],
-        base_vectors: np.ndarray,
-        screens: Iterable[Mapping[str, Any]],
-        triplets: Iterable[Mapping[str, Any]] | None = None,
-    ) -> TrainingData:
-        """Build from rows keyed by clip id, as the sorting views return them.
-
-        Screen keys: event_id, anchor_clip_id, candidate_clip_ids, selected_clip_id (None = none
-        similar), rejected_clip_ids, split, evaluation (optional). Triplet keys: event_id, anchor_clip_id,
-        positive_clip_id, negative_clip_id, weight, split. Clips without a base vector are left
-        out: a candidate is dropped from its screen; a screen whose anchor or selected clip (or a
-        triplet any of whose clips) lacks a vector is skipped.
-        """
-        clip_rows = {int(clip_id): row for row, clip_id in enumerate(clip_ids)}
-        kept: list[Screen] = []
-        for record in screens:
-            anchor = clip_rows.get(int(record["anchor_clip_id"]))
-            selected_id = record.get("selected_clip_id")
-            selected = None if selected_id is None else clip_rows.get(int(selected_id))
-            if anchor is None or (selected_id is not None and selected is None):
-                log.info(
-                    "skipping sorting event without base vectors",
-                    extra={"action": "head_training_skip_event", "event_id": record["event_id"]},
-                )
-                continue
-            kept.append(
-                Screen(
-                    event_id=int(record["event_id"]),
-                    anchor_row=anchor,
-                    candidate_rows=_known_rows(record.get("candidate_clip_ids"), clip_rows),
-                    selected_row=selected,
-                    rejected_rows=_known_rows(record.get("rejected_clip_ids"), clip_rows),
-                    split=record.get("split") or "train",
-                    evaluation=bool(record.get("evaluation")),
-                )
-            )
-        table = None
-        if triplets is not None:
-            columns: list[list[Any]] = [[], [], [], [], [], []]
-            for record in triplets:
-                rows = [
-                    clip_rows.get(int(record[key]))
-                    for key in ("anchor_clip_id", "positive_clip_id", "negative_clip_id")
-                ]
-                if None in rows:
-                    continue
-                values = [int(record["event_id"]), *rows, float(record["weight"])]
-                for column, value in zip(
-                    columns, [*values, record.get("split") or "train"], strict=True
-                ):
-                    column.append(value)
-            table = Triplets(
-                *(np.asarray(c, dtype=np.int64) for c in columns[:4]),
-                np.asarray(columns[4], dtype=np.float64),
-                np.asarray(columns[5], dtype=object),
-            )
-        return cls(np.asarray(base_vectors), clip_rows, kept, table)
-
-
-def _known_rows(clip_ids: Iterable[int] | None, clip_rows: Mapping[int, int]) -> tuple[int, ...]:
-    return tuple(clip_rows[int(c)] for c in (clip_ids or ()) if int(c) in clip_rows)
 
 
 @dataclass(frozen=True)
@@ -351,30 +249,14 @@ def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainRe
     if len(train_batch) == 0:
         raise TrainingDataError("no usable training screens (each needs shown candidates)")
     triplets = data.triplets.select("train") if data.triplets is not None else None
-    use_triplets = config.triplet_weight > 0 and triplets is not None and len(triplets) > 0
+    if not (config.triplet_weight > 0 and triplets is not None and len(triplets) > 0):
+        triplets = None  # the screen loss alone
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
-        hidden = config.hidden_dim or default_hidden_dim(config.output_dim)
-        head = ProjectionHead(base.shape[1], config.output_dim, hidden)
-        sample = base
-        if len(base) > config.pca_max_samples:
-            sample = base[np.sort(rng.choice(len(base), config.pca_max_samples, replace=False))]
-        head.pca_init(sample)
-        objective = _Objective(head, 0.0).to(config.device)
-        with torch.no_grad():
-            objective.none_threshold.fill_(_initial_none_threshold(objective, base, train_batch))
-
-        decay = [p for n, p in objective.named_parameters() if n.endswith("weight")]
-        no_decay = [p for n, p in objective.named_parameters() if not n.endswith("weight")]
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": config.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=config.learning_rate,
-        )
+        objective = _initial_objective(base, train_batch, config, rng)
+        optimizer = _optimizer(objective, config)
         # A handful of validation screens cannot pick an epoch (the untrained PCA head wins by
         # noise): below MIN_VALIDATION_SCREENS the train loss decides, and the gate alone
         # protects the live space.
@@ -385,24 +267,10 @@ def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainRe
         best_value, best_epoch = history[0][monitor], 0
         best_state = copy.deepcopy(objective.state_dict())
         for epoch in range(1, config.max_epochs + 1):
-            objective.train()
-            order = rng.permutation(len(train_batch))
-            running = 0.0
-            for start in range(0, len(order), config.batch_size):
-                index = order[start : start + config.batch_size]
-                loss = screen_loss = objective.screen_loss(base, train_batch.take(index), config)
-                running += screen_loss.item() * len(index)
-                if use_triplets:
-                    sampled = rng.integers(0, len(triplets), size=len(index) * 4)
-                    loss = loss + config.triplet_weight * objective.triplet_loss(
-                        base, triplets, sampled, config.triplet_margin
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+            running = _train_epoch(objective, optimizer, base, train_batch, triplets, rng, config)
             # With a validation split the epoch's running loss is enough for the record; without
             # one the train loss picks the best epoch, so it is measured exactly after the epoch.
-            running_loss = running / len(order) if monitor == "validation_loss" else None
+            running_loss = running if monitor == "validation_loss" else None
             record = _epoch_record(
                 epoch, objective, base, train_batch, validation_batch, data, config, running_loss
             )
@@ -437,6 +305,64 @@ def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainRe
         },
     )
     return TrainResult(head=head, history=history, best_epoch=best_epoch, metrics=metrics)
+
+
+def _initial_objective(
+    base: np.ndarray, train_batch: _ScreenBatch, config: TrainConfig, rng: np.random.Generator
+) -> _Objective:
+    """The untrained head (PCA of the base vectors, subsampled to pca_max_samples) and its
+    none threshold, fitted to the train screens."""
+    hidden = config.hidden_dim or default_hidden_dim(config.output_dim)
+    head = ProjectionHead(base.shape[1], config.output_dim, hidden)
+    sample = base
+    if len(base) > config.pca_max_samples:
+        sample = base[np.sort(rng.choice(len(base), config.pca_max_samples, replace=False))]
+    head.pca_init(sample)
+    objective = _Objective(head, 0.0).to(config.device)
+    with torch.no_grad():
+        objective.none_threshold.fill_(_initial_none_threshold(objective, base, train_batch))
+    return objective
+
+
+def _optimizer(objective: _Objective, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with weight decay on the weight matrices only (not biases or the threshold)."""
+    decay = [p for n, p in objective.named_parameters() if n.endswith("weight")]
+    no_decay = [p for n, p in objective.named_parameters() if not n.endswith("weight")]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.learning_rate,
+    )
+
+
+def _train_epoch(
+    objective: _Objective,
+    optimizer: torch.optim.Optimizer,
+    base: np.ndarray,
+    train_batch: _ScreenBatch,
+    triplets: Triplets | None,
+    rng: np.random.Generator,
+    config: TrainConfig,
+) -> float:
+    """One pass over the train screens in a random order; returns the mean screen loss."""
+    objective.train()
+    order = rng.permutation(len(train_batch))
+    running = 0.0
+    for start in range(0, len(order), config.batch_size):
+        index = order[start : start + config.batch_size]
+        loss = screen_loss = objective.screen_loss(base, train_batch.take(index), config)
+        running += screen_loss.item() * len(index)
+        if triplets is not None:
+            sampled = rng.integers(0, len(triplets), size=len(index) * 4)
+            loss = loss + config.triplet_weight * objective.triplet_loss(
+                base, triplets, sampled, config.triplet_margin
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return running / len(order)
 
 
 def _epoch_record(

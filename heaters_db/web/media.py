@@ -2,8 +2,8 @@
 
 Browsers need Range requests to seek and loop a <video>; Starlette's FileResponse answers them
 (206 with Content-Range, 416 for a range past the end, If-Range). The page never names a path: the
-URL carries a clip id and the path comes from `clips.clip_filepath`, located like
-heaters_db.storage does it, but without downloading anything:
+URL carries a clip id and the path comes from `clips.clip_filepath`, located by
+heaters_db.storage.locate_clip (one resolver for the decoder and the page), which downloads nothing:
 
 - `/abs/path.mp4`: served as is (the database is trusted to name its own files);
 - `clips/x.mp4` (heaters' bare key): `<HEATERS_MEDIA_ROOT>/clips/x.mp4`, refused if the key has
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from heaters_db.errors import HeatersError
-from heaters_db.storage import S3_PREFIX, ClipFileMissing, parse_s3_url
+from heaters_db.storage import ClipFileMissing, ClipPathRefused, StoredObject, locate_clip
 
 if TYPE_CHECKING:
     from heaters_db.settings import Settings
@@ -55,12 +55,6 @@ class LocalVideo:
     path: Path
 
 
-@dataclass(frozen=True)
-class StoredObject:
-    bucket: str
-    key: str
-
-
 def _video_type(name: str, shown: str) -> str:
     media_type = VIDEO_TYPES.get(PurePosixPath(name).suffix.lower())
     if media_type is None:
@@ -69,43 +63,17 @@ def _video_type(name: str, shown: str) -> str:
 
 
 def locate(clip_filepath: str | None, settings: Settings) -> LocalVideo | StoredObject:
-    """Where a clip's video is, by the rules in the module docstring."""
+    """Where a clip's video is, by the rules in the module docstring; only video files."""
     if not clip_filepath:
         raise MediaNotFound("clip has no clip_filepath (not exported yet)")
     _video_type(clip_filepath, clip_filepath)
-    if clip_filepath.startswith(S3_PREFIX):
-        try:
-            return StoredObject(*parse_s3_url(clip_filepath))
-        except ClipFileMissing as error:
-            raise MediaNotFound(str(error)) from error
-
-    path = Path(clip_filepath)
-    if path.is_absolute():
-        if not path.is_file():
-            raise MediaNotFound(f"{path}: video file does not exist")
-        return LocalVideo(path)
-
-    parts = PurePosixPath(clip_filepath).parts
-    if any(part in ("..", "") for part in parts) or "\\" in clip_filepath:
-        raise MediaRefused(f"{clip_filepath}: key would leave the media root")
-    key = "/".join(parts)
-    if settings.media_root is not None:
-        root = Path(settings.media_root).resolve()
-        local = (root / key).resolve()
-        if not local.is_relative_to(root):
-            raise MediaRefused(f"{clip_filepath}: resolves outside HEATERS_MEDIA_ROOT ({root})")
-        if local.is_file():
-            return LocalVideo(local)
-    if settings.s3_bucket:
-        return StoredObject(settings.s3_bucket, key)
-    where = (
-        f"not under HEATERS_MEDIA_ROOT={settings.media_root}"
-        if settings.media_root is not None
-        else "HEATERS_MEDIA_ROOT is not set"
-    )
-    raise MediaNotFound(
-        f"{clip_filepath}: clip file not found ({where}, HEATERS_S3_BUCKET is not set)"
-    )
+    try:
+        location = locate_clip(clip_filepath, settings)
+    except ClipPathRefused as error:
+        raise MediaRefused(str(error)) from error
+    except ClipFileMissing as error:
+        raise MediaNotFound(str(error)) from error
+    return LocalVideo(location) if isinstance(location, Path) else location
 
 
 def presigned_url(stored: StoredObject, client: Any, seconds: int = PRESIGNED_SECONDS) -> str:

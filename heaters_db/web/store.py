@@ -120,7 +120,8 @@ def head_summary(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
     metrics = row.get("metrics") or {}
-    holdout = metrics.get("holdout") if isinstance(metrics.get("holdout"), Mapping) else {}
+    stored_holdout = metrics.get("holdout")
+    holdout = stored_holdout if isinstance(stored_holdout, Mapping) else {}
     activated = row.get("activated_at")
     return {
         "id": row["id"],
@@ -296,4 +297,5 @@ def _sources(candidates: list[int], rankings: list[dict[str, Any]]) -> list[str]
     candidate has none (the event then says its sources are unknown)."""
     by_clip = {r.get("clip_id"): r.get("source") for r in rankings if isinstance(r, dict)}
     sources = [by_clip.get(clip) for clip in candidates]
-    return sources if all(isinstance(source, str) for source in sources) else None
+    named = [source for source in sources if isinstance(source, str)]
+    return named if len(named) == len(sources) else None

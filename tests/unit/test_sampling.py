@@ -6,6 +6,7 @@ import decord
 import numpy as np
 import pytest
 
+from heaters_db.embedding.decode import VideoDecodeError, _rgb, _timeline, decode_size, probe_video
 from heaters_db.embedding.sampling import (
     CENTERED,
     FULL_CLIP,
@@ -13,13 +14,8 @@ from heaters_db.embedding.sampling import (
     TRICK_WINDOW,
     NoTrickMetadata,
     UnknownStrategy,
-    VideoDecodeError,
-    _rgb,
-    _timeline,
     decode_frames,
-    decode_size,
     load_clip_frames,
-    probe_video,
     resolve_trick_time,
     select_indices,
 )

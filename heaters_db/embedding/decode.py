@@ -1,0 +1,295 @@
+"""Opening and decoding a video file: PyAV first (cheap, and its errors name the cause), then
+decord for only the frames asked for, scaled by ffmpeg to the model's shortest edge. decord 0.6
+applies the display-matrix rotation itself (the size it is given is the displayed size), so
+phone videos come out upright without a second pass.
+
+Which frames to ask for is heaters_db.embedding.sampling's concern.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from heaters_db.errors import HeatersError, PermanentJobError
+from heaters_db.storage import ClipFileMissing
+
+log = logging.getLogger(__name__)
+
+
+class VideoDecodeError(HeatersError):
+    """The clip's video file could not be opened or decoded."""
+
+
+class UnusableVideo(VideoDecodeError, PermanentJobError):
+    """The file can never be decoded as it stands (empty, not a media container, no video
+    stream): its embed job is dead at once instead of retried."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What PyAV reports about a video file, before decoding it with decord.
+
+    `width`/`height` are the displayed size (after rotation); `rotation` is the clockwise
+    display rotation in degrees (0, 90, 180 or 270). `frame_count` is the container's count
+    (0 when the container does not store one).
+    """
+
+    path: Path
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+    rotation: int
+    duration: float
+    stored_width: int
+    stored_height: int
+    codec: str = ""
+
+
+def _import_av() -> Any:
+    try:
+        import av
+    except ImportError as error:  # the `video` extra is missing
+        raise VideoDecodeError(
+            "PyAV is not installed: install heaters-db[video] to decode clips"
+        ) from error
+    return av
+
+
+def _import_decord() -> Any:
+    try:
+        import decord
+    except ImportError as error:
+        raise VideoDecodeError(
+            "decord is not installed: install heaters-db[video] to decode clips"
+        ) from error
+    return decord
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise ClipFileMissing(f"{path}: video file does not exist")
+    if not path.is_file():
+        raise UnusableVideo(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise UnusableVideo(f"{path}: file is empty (0 bytes)")
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Open `path` with PyAV, decode its first frame, and describe it.
+
+    Raises ClipFileMissing when the file is absent and VideoDecodeError (message naming the
+    file and the cause) when it is empty, not a media container, has no video stream, or
+    has no decodable frame.
+    """
+    av = _import_av()
+    path = Path(path)
+    _check_file(path)
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as error:
+        raise UnusableVideo(f"{path}: not a readable video container ({error})") from error
+    with container:
+        if not container.streams.video:
+            kinds = sorted({stream.type for stream in container.streams}) or ["none"]
+            raise UnusableVideo(f"{path}: no video stream (streams found: {', '.join(kinds)})")
+        stream = container.streams.video[0]
+        try:
+            first = next(container.decode(stream), None)
+        except av.FFmpegError as error:
+            raise VideoDecodeError(f"{path}: first frame does not decode ({error})") from error
+        if first is None:
+            raise VideoDecodeError(f"{path}: video stream holds no decodable frame")
+        # PyAV reports the display matrix as a counter-clockwise angle; phones and decord speak
+        # clockwise. Only quarter turns change the frame's shape; others are treated as upright.
+        rotation = int(round(-float(first.rotation or 0))) % 360
+        if rotation % 90:
+            log.warning(
+                "ignoring non-quarter-turn rotation",
+                extra={"action": "probe_video", "path": str(path), "rotation": rotation},
+            )
+            rotation = 0
+        stored_width, stored_height = first.width, first.height
+        width, height = (
+            (stored_height, stored_width)
+            if rotation in (90, 270)
+            else (stored_width, stored_height)
+        )
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        else:
+            duration = 0.0
+        return VideoInfo(
+            path=path,
+            frame_count=int(stream.frames or 0),
+            fps=fps,
+            width=width,
+            height=height,
+            rotation=rotation,
+            duration=duration,
+            stored_width=stored_width,
+            stored_height=stored_height,
+            codec=stream.codec_context.codec.canonical_name or "",
+        )
+
+
+def decode_size(width: int, height: int, shortest_edge: int) -> tuple[int, int]:
+    """(width, height) with the short side at `shortest_edge`, aspect kept.
+
+    The long side is truncated, not rounded, exactly as transformers' resize computes it
+    (`get_resize_output_image_size`), so decoding at this size equals the processor's resize.
+    """
+    if width <= height:
+        return shortest_edge, max(1, int(shortest_edge * height / width))
+    return max(1, int(shortest_edge * width / height)), shortest_edge
+
+
+_DECORD_PREFIX = re.compile(r"^\[[0-9:]+\] \S+:\d+: ")
+_DECORD_HINTS = {
+    "av_read_frame failed": "the file ends early or its container is corrupt (truncated?)",
+    "Error sending packet": "the video data is corrupt",
+    "Error reading": "the file cannot be opened",
+}
+
+
+def _decord_cause(error: BaseException) -> str:
+    """decord's first message line, without its source-location prefix, plus a plain hint."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    while _DECORD_PREFIX.match(line):
+        line = _DECORD_PREFIX.sub("", line, count=1)
+    hint = next((h for key, h in _DECORD_HINTS.items() if key in line), None)
+    return f"{hint}: {line}" if hint else line
+
+
+def _timeline(times: np.ndarray, fps: float) -> tuple[np.ndarray, float]:
+    """Frame start times and the clip's end from decord's (start, stop) pairs.
+
+    Containers without usable timestamps (missing or all equal) fall back to a constant rate.
+    """
+    starts = times[:, 0]
+    end = float(times[-1, 1])
+    usable = np.all(np.isfinite(times)) and (len(starts) == 1 or starts[-1] > starts[0])
+    if usable:
+        return starts, max(end, float(starts[-1]))
+    rate = fps if fps > 0 else 25.0
+    return np.arange(len(starts)) / rate, len(starts) / rate
+
+
+def _rgb(array: np.ndarray, width: int, height: int, path: Path) -> np.ndarray:
+    """An (H, W, 3) view of a decord frame.
+
+    decord 0.6 hands back ffmpeg's frame buffer without copying when its row stride is a
+    multiple of the width, and then reports stride/width channels (widths 1-4, 6, 8, 12, 16,
+    24, 48, 72 give 4 to 96 "channels" including padding). The rows are intact, so the first
+    3*width bytes of each row are the picture.
+    """
+    if array.shape == (height, width, 3):
+        return array
+    if array.shape[:2] == (height, width) and array.shape[2] > 3:
+        return array.reshape(height, -1)[:, : width * 3].reshape(height, width, 3)
+    raise VideoDecodeError(
+        f"{path}: decoder returned frames of shape {array.shape}, expected {(height, width, 3)}"
+    )
+
+
+def _resize_width(frames: torch.Tensor, width: int) -> torch.Tensor:
+    """uint8 (T, H, W', 3) -> (T, H, width, 3), antialiased bilinear like the processor.
+
+    uint8 in channels-last layout takes torch's fast integer path (about 50x faster on CPU
+    than float) and rounds the way torchvision's uint8 resize does.
+    """
+    video = frames.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    resized = F.interpolate(
+        video, size=(video.shape[-2], width), mode="bilinear", antialias=True, align_corners=False
+    )
+    return resized.permute(0, 2, 3, 1).contiguous()
+
+
+@dataclass
+class OpenedVideo:
+    """A video opened for decoding at one size: decord's reader and each frame's start time.
+
+    `read` decodes sets of frame indices in one pass (each frame once, however many sets hold
+    it), so several strategies or windows of one clip share a decode (heaters_db.embedding.windows).
+    """
+
+    path: Path
+    info: VideoInfo
+    reader: Any
+    starts: np.ndarray
+    end: float
+    width: int
+    decode_width: int
+    height: int
+
+    def read(self, index_sets: list[np.ndarray]) -> list[torch.Tensor]:
+        """uint8 (len(indices), H, W, 3) per set, decoding the union of the sets once."""
+        decord = _import_decord()
+        unique = sorted({int(i) for indices in index_sets for i in np.asarray(indices).ravel()})
+        try:
+            decoded = {
+                index: _rgb(self.reader[index].asnumpy(), self.decode_width, self.height, self.path)
+                for index in unique
+            }
+        except (RuntimeError, decord.DECORDError) as error:
+            raise self.decode_error(error) from error
+        frames = []
+        for indices in index_sets:
+            stacked = torch.from_numpy(
+                np.stack([decoded[int(i)] for i in np.asarray(indices).ravel()])
+            )
+            if self.decode_width != self.width:
+                stacked = _resize_width(stacked, self.width)
+            frames.append(stacked)
+        return frames
+
+    def decode_error(self, error: BaseException) -> VideoDecodeError:
+        cause = _decord_cause(error)
+        if "cannot find video stream" in cause:
+            # PyAV found a video stream, so decord's older bundled ffmpeg lacks the decoder (AV1).
+            cause = (
+                f"decord has no decoder for {self.info.codec or 'this'} video; re-encode to H.264"
+            )
+        return VideoDecodeError(f"{self.path}: decoding failed ({cause})")
+
+
+def open_video(path: str | Path, shortest_edge: int | None) -> OpenedVideo:
+    """Probe `path` and open it with decord, its short side at `shortest_edge` (None: as displayed)."""
+    path = Path(path)
+    info = probe_video(path)
+    width, height = (
+        decode_size(info.width, info.height, shortest_edge)
+        if shortest_edge
+        else (info.width, info.height)
+    )
+    # ffmpeg's scaler, converting to RGB at an even output width, keeps chroma at half the
+    # horizontal resolution (it forces full chroma interpolation only for odd widths): colour
+    # edges smear over two pixels, far from the processor's full-resolution resize. Decode one
+    # column wider instead and take it back to `width` (OpenedVideo.read).
+    decode_width = width if width % 2 else width + 1
+    decord = _import_decord()
+    video = OpenedVideo(path, info, None, np.zeros(0), 0.0, width, decode_width, height)
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), width=decode_width, height=height)
+        frame_count = len(reader)
+        if frame_count < 1:
+            raise VideoDecodeError(f"{path}: decoder found no frames")
+        times = np.asarray(reader.get_frame_timestamp(list(range(frame_count))), dtype=np.float64)
+    except (RuntimeError, decord.DECORDError) as error:
+        raise video.decode_error(error) from error
+    starts, end = _timeline(times, info.fps)
+    video.reader, video.starts, video.end = reader, starts, end
+    return video
