@@ -185,9 +185,9 @@ query at the client (psycopg, one round trip).
 
 Targets: >= 20x faster than the exact scan at recall@10 >= 0.95. The setting
 `hnsw_ef_search` (heaters_db_settings, default 100) trades one for the other.
-nearest_in_variant / nearest_in_head run their query with `enable_seqscan` and `enable_sort`
-off: without that, pgvector 0.8's cost model picked a parallel full scan for the base variant
-at ef_search 100 in the first run of this benchmark (p50 673 ms, recall 1.000, 1x).
+nearest_in_variant / nearest_in_head run their query (nearest_clips_in_index) with
+`enable_seqscan` and `enable_sort` off: without that, pgvector 0.8's cost model can rank a
+parallel full scan + sort below the HNSW index (de-TOASTing the vectors is not costed).
 """
     print(body)
     if not args.no_readme:

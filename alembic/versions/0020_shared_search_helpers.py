@@ -19,6 +19,7 @@ branch_labels = None
 depends_on = None
 
 FUNCTIONS = (
+    "required(anyelement, text, text)",
     "checked_k(integer)",
     "embedding_variant_with_dim(integer)",
     "projection_head_by_id(integer)",

@@ -1,16 +1,7 @@
 -- The value of one heaters_db_settings row, or an error naming the missing setting.
-CREATE OR REPLACE FUNCTION heaters_setting(setting_name text)
-RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = public, pg_temp
+CREATE OR REPLACE FUNCTION heaters_setting(setting_name text) RETURNS text
+LANGUAGE sql STABLE SET search_path = public, pg_temp
 AS $$
-DECLARE
-    setting_value text;
-BEGIN
-    SELECT s.value INTO setting_value FROM heaters_db_settings s WHERE s.name = setting_name;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'heaters-db setting "%" does not exist', setting_name
-            USING ERRCODE = 'undefined_object';
-    END IF;
-    RETURN setting_value;
-END;
+    SELECT required((SELECT s.value FROM heaters_db_settings s WHERE s.name = $1),
+                    format('heaters-db setting "%s" does not exist', $1), 'undefined_object');
 $$;
