@@ -15,7 +15,6 @@ embeddings and a ``--head-dim``-d head (hidden 8 x head-dim, as trained heads ar
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import time
 
@@ -24,7 +23,9 @@ import torch
 from learning_common import (
     Library,
     Server,
+    benchmark_parser,
     database_versions,
+    insert_candidate_head,
     load_library,
     machine,
     write_section,
@@ -48,13 +49,10 @@ def load_plpython_module():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--head-dim", type=int, default=256)
-    parser.add_argument(
-        "--no-readme", action="store_true", help="Print only; leave README.md alone."
-    )
     args = parser.parse_args()
     body_module = load_plpython_module()
 
@@ -68,16 +66,7 @@ def main() -> None:
             variant_id = conn.execute("SELECT (default_variant()).id").fetchone()[0]
             head = ProjectionHead(args.dim, args.head_dim).pca_init(library.vectors[:20_000])
             torch.nn.init.normal_(head.output_layer.weight, std=0.02)  # a trained head's residual
-            record = store.insert_head(
-                conn,
-                mode="trick_similarity",
-                base_variant_id=variant_id,
-                head=head,
-                status="candidate",
-                trained_through_event_id=0,
-                training_event_count=0,
-                metrics={},
-            )
+            record = insert_candidate_head(conn, variant_id, head)
             where = "WHERE model_name = 'benchmark/synthetic-base' AND generation_strategy = 'video_full_clip'"
             conn.execute(
                 f"SELECT apply_head(%s, embedding) FROM embeddings {where} LIMIT 1", (record.id,)

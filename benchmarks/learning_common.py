@@ -10,6 +10,7 @@ neighbours in well, and which no one searches).
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import re
@@ -20,6 +21,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -30,6 +32,7 @@ if str(ROOT) not in sys.path:
 
 from heaters_db import migrations  # noqa: E402
 from heaters_db.db import connect  # noqa: E402
+from heaters_db.learning import store  # noqa: E402
 from heaters_db.localdb import LocalCluster  # noqa: E402
 from heaters_db.vector_copy import copy_rows  # noqa: E402
 
@@ -183,3 +186,28 @@ def write_section(heading: str, body: str) -> None:
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
+
+
+def benchmark_parser(doc: str) -> argparse.ArgumentParser:
+    """The script's argument parser: its docstring's first paragraph, and --no-readme."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument(
+        "--no-readme", action="store_true", help="Print only; leave README.md alone."
+    )
+    return parser
+
+
+def insert_candidate_head(
+    conn: psycopg.Connection, variant_id: int, head: Any, metrics: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A trick head over `variant_id`, stored as a candidate trained on no events."""
+    return store.insert_head(
+        conn,
+        mode="trick_similarity",
+        base_variant_id=variant_id,
+        head=head,
+        status="candidate",
+        trained_through_event_id=0,
+        training_event_count=0,
+        metrics=metrics or {},
+    )

@@ -17,7 +17,6 @@ Against a throwaway PostgreSQL (see learning_common.Server):
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
@@ -26,6 +25,7 @@ import torch
 from learning_common import (
     Library,
     Server,
+    benchmark_parser,
     database_versions,
     factory,
     load_library,
@@ -81,14 +81,11 @@ def sorting_events(library: Library, count: int, seed: int = 0) -> list[tuple]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--clips", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--head-dim", type=int, default=256)
     parser.add_argument("--events", type=int, default=2000)
-    parser.add_argument(
-        "--no-readme", action="store_true", help="Print only; leave README.md alone."
-    )
     args = parser.parse_args()
 
     server = Server()

@@ -19,15 +19,16 @@ In one run, on one database (see learning_common.Server):
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 from learning_common import (
     Library,
     Server,
+    benchmark_parser,
     database_versions,
     factory,
+    insert_candidate_head,
     load_library,
     machine,
     percentile,
@@ -37,7 +38,6 @@ from learning_common import (
 
 from heaters_db.db import connect
 from heaters_db.heads.module import ProjectionHead
-from heaters_db.learning import store
 from heaters_db.learning.reproject import reproject_head
 
 HEADING = "similar_clips latency and recall@10 vs exact search"
@@ -72,15 +72,12 @@ def plan_of(conn, sql: str, params: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--clips", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--head-dim", type=int, default=256)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200])
-    parser.add_argument(
-        "--no-readme", action="store_true", help="Print only; leave README.md alone."
-    )
     args = parser.parse_args()
 
     server = Server()
@@ -99,15 +96,8 @@ def main() -> None:
             print(f"base index in {seconds_base_index:.1f} s", flush=True)
             sample = library.vectors[:: max(1, args.clips // 20_000)]
             head = ProjectionHead(args.dim, args.head_dim).pca_init(sample)
-            record = store.insert_head(
-                conn,
-                mode="trick_similarity",
-                base_variant_id=variant,
-                head=head,
-                status="candidate",
-                trained_through_event_id=0,
-                training_event_count=0,
-                metrics={"note": "benchmark: PCA-initialised head"},
+            record = insert_candidate_head(
+                conn, variant, head, {"note": "benchmark: PCA-initialised head"}
             )
         reprojected = reproject_head(factory(url), record.id, device="cpu")
         print(f"head re-projected and indexed: {reprojected}", flush=True)

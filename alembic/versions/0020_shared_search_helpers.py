@@ -2,7 +2,7 @@
 
 The four ensure_*_index functions, head_/variant_index_definition, nearest_in_variant /
 nearest_in_head, the search_similar_* bodies and the "not embedded yet" errors used to repeat
-their lookups, checks and index shape; they now delegate to seven small functions, created
+their lookups, checks and index shape; they now delegate to eight small functions, created
 (like every function) by the re-runnable layer (sql/functions/, sql/rerunnable.txt). No
 signature of an existing function changes, so the upgrade has nothing to run; the downgrade
 drops the helpers, so the previous catalog comes back exactly.
@@ -26,7 +26,7 @@ FUNCTIONS = (
     "hnsw_index_definition(text, text, integer, text)",
     "create_index_from_definition(text, text)",
     "nearest_clips_in_index(text, text, text, integer, vector, integer, integer)",
-    "embed_job_state(integer, integer)",
+    "raise_not_embedded(integer, integer, text)",
 )
 
 

@@ -207,18 +207,13 @@ def load_clip_frames(
 
 
 def decode_frames(
-    path: str | Path,
-    strategy: str,
-    num_frames: int,
-    shortest_edge: int | None,
-    metadata: dict[str, Any] | None = None,
-    clip_times: tuple[float | None, float | None] | None = None,
+    path: str | Path, strategy: str, num_frames: int, shortest_edge: int | None, **clip: Any
 ) -> torch.Tensor:
     """uint8 tensor (num_frames, H, W, 3), RGB, upright, short side = `shortest_edge`.
 
-    metadata: the clip's processing_metadata (trick window only).
-    clip_times: (start_time_seconds, end_time_seconds) of the clip in its source video, used
-        to read a trick time given in source-video time.
+    `clip`: load_clip_frames' metadata= (the clip's processing_metadata, trick window only) and
+    clip_times= ((start, end) of the clip in its source video, to read a trick time given in
+    source-video time).
     Raises ClipFileMissing, VideoDecodeError, NoTrickMetadata or UnknownStrategy.
     """
-    return load_clip_frames(path, strategy, num_frames, shortest_edge, metadata, clip_times).frames
+    return load_clip_frames(path, strategy, num_frames, shortest_edge, **clip).frames

@@ -79,6 +79,14 @@ class Triplets:
     def __len__(self) -> int:
         return len(self.anchor)
 
+    @classmethod
+    def from_columns(cls, columns: Sequence[Sequence[Any]]) -> Triplets:
+        """From six columns: event id, anchor, positive and negative rows, weight, split."""
+        event_id, anchor, positive, negative, weight, split = columns
+        rows = [np.asarray(c, dtype=np.int64) for c in (event_id, anchor, positive, negative)]
+        weights = np.asarray(weight, dtype=np.float64)
+        return cls(rows[0], rows[1], rows[2], rows[3], weights, np.asarray(split, dtype=object))
+
     def select(self, split: str) -> Triplets:
         """The triplets of one split (all of them when no split was given)."""
         if len(self.split) == 0:
@@ -117,14 +125,7 @@ def triplets_from_screens(
                     )
                 )
     columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[]] * 6
-    return Triplets(
-        np.asarray(columns[0], dtype=np.int64),
-        np.asarray(columns[1], dtype=np.int64),
-        np.asarray(columns[2], dtype=np.int64),
-        np.asarray(columns[3], dtype=np.int64),
-        np.asarray(columns[4], dtype=np.float64),
-        np.asarray(columns[5], dtype=object),
-    )
+    return Triplets.from_columns(columns)
 
 
 def base_space(vectors: np.ndarray) -> np.ndarray:

@@ -107,14 +107,7 @@ class TrainingData:
                     columns, [*values, record.get("split") or "train"], strict=True
                 ):
                     column.append(value)
-            table = Triplets(
-                np.asarray(columns[0], dtype=np.int64),
-                np.asarray(columns[1], dtype=np.int64),
-                np.asarray(columns[2], dtype=np.int64),
-                np.asarray(columns[3], dtype=np.int64),
-                np.asarray(columns[4], dtype=np.float64),
-                np.asarray(columns[5], dtype=object),
-            )
+            table = Triplets.from_columns(columns)
         return cls(np.asarray(base_vectors), clip_rows, kept, table)
 
 

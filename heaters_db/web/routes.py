@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,27 +40,20 @@ HERE = Path(__file__).resolve().parent
 DATABASE_ERRORS = (psycopg.Error, DatabaseUnavailable)
 
 
+@dataclass
 class SortingRoutes:
     """The handlers of the sorting page. `candidates`: how many candidates a screen shows;
     undo_seconds / poll_seconds: the page's defaults (see heaters_db.web.app.create_app)."""
 
-    def __init__(
-        self,
-        store: SortingStore,
-        videos: media.MediaServer,
-        *,
-        default_mode: str,
-        candidates: int,
-        undo_seconds: float,
-        poll_seconds: float,
-    ) -> None:
-        self.store = store
-        self.videos = videos
-        self.default_mode = default_mode
-        self.candidates = candidates
-        self.undo_seconds = undo_seconds
-        self.poll_seconds = poll_seconds
-        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+    store: SortingStore
+    videos: media.MediaServer
+    default_mode: str
+    candidates: int
+    undo_seconds: float
+    poll_seconds: float
+    templates: Jinja2Templates = field(
+        default_factory=lambda: Jinja2Templates(directory=str(HERE / "templates"))
+    )
 
     def render_screen(self, screen: Any) -> str:
         return self.templates.get_template("_screen.html").render(screen=screen)

@@ -9,9 +9,7 @@
 -- SECURITY DEFINER: the sorter role inserts events without any right on the split table.
 CREATE OR REPLACE FUNCTION assign_anchor_split()
 RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = public, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     bucket integer := abs(hashint4(NEW.anchor_clip_id)::bigint) % 100;

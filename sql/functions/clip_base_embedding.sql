@@ -1,5 +1,5 @@
 -- A clip's embedding for one variant, or a clear error: unknown clip, or not embedded yet (with
--- the state of its embed job: embed_job_state).
+-- the state of its embed job: raise_not_embedded).
 CREATE OR REPLACE FUNCTION clip_base_embedding(query_clip_id integer, variant_id integer)
 RETURNS vector
 LANGUAGE plpgsql STABLE SET search_path = public, pg_temp
@@ -16,10 +16,8 @@ BEGIN
     WHERE e.clip_id = query_clip_id AND e.model_name = v.model_name
       AND e.generation_strategy = v.generation_strategy;
     IF found_embedding IS NULL THEN
-        RAISE EXCEPTION 'clip % has no % / % embedding yet (embed job: %)',
-            query_clip_id, v.model_name, v.generation_strategy,
-            embed_job_state(query_clip_id, v.id)
-            USING ERRCODE = 'no_data_found';
+        PERFORM raise_not_embedded(query_clip_id, v.id,
+                                   format('%s / %s embedding', v.model_name, v.generation_strategy));
     END IF;
     RETURN found_embedding;
 END;

@@ -1,7 +1,6 @@
 -- A clip's vector in one head's space: its stored projection, or (a clip embedded moments ago)
 -- the head applied to its base embedding on the fly.
-CREATE OR REPLACE FUNCTION clip_head_embedding(query_clip_id integer, head_id integer)
-RETURNS vector
+CREATE OR REPLACE FUNCTION clip_head_embedding(query_clip_id integer, head_id integer) RETURNS vector
 LANGUAGE plpgsql STABLE SET search_path = public, pg_temp
 AS $$
 DECLARE

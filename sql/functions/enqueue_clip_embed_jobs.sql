@@ -3,9 +3,7 @@
 -- insert of 10k clips makes one INSERT ... SELECT and one NOTIFY, not 10k.
 CREATE OR REPLACE FUNCTION enqueue_clip_embed_jobs()
 RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = public, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     changed integer[];

@@ -4,9 +4,7 @@
 -- on pipeline_jobs.
 CREATE OR REPLACE FUNCTION enqueue_due_train_jobs()
 RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = public, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     new_mode text;

@@ -1,7 +1,6 @@
 -- Creates (if missing) the HNSW index over one projection head's projected window vectors
 -- (projected_moment_embeddings), like ensure_head_index. Returns its name.
-CREATE OR REPLACE FUNCTION ensure_moment_head_index(head_id integer)
-RETURNS text
+CREATE OR REPLACE FUNCTION ensure_moment_head_index(head_id integer) RETURNS text
 -- SECURITY DEFINER: building an index needs the table's owner; the worker role only calls this.
 LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$

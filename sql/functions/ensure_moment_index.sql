@@ -1,8 +1,7 @@
 -- Creates (if missing) the HNSW index that serves one window variant's moment_embeddings: the
 -- partial expression index of hnsw_index_definition, on the variant's rows; nearest_moments
 -- repeats its expression and predicate. Returns its name.
-CREATE OR REPLACE FUNCTION ensure_moment_index(variant_id integer)
-RETURNS text
+CREATE OR REPLACE FUNCTION ensure_moment_index(variant_id integer) RETURNS text
 -- SECURITY DEFINER: building an index needs the table's owner; the worker role only calls this.
 LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$

@@ -21,10 +21,8 @@ BEGIN
     SELECT max(m.end_seconds) INTO clip_end FROM moment_embeddings m
     WHERE m.clip_id = query_clip_id AND m.variant_id = v.id;
     IF clip_end IS NULL THEN
-        RAISE EXCEPTION 'clip % has no window embeddings of % / % yet (embed job: %)',
-            query_clip_id, v.model_name, v.generation_strategy,
-            embed_job_state(query_clip_id, v.id)
-            USING ERRCODE = 'no_data_found';
+        PERFORM raise_not_embedded(query_clip_id, v.id,
+                                   format('window embeddings of %s / %s', v.model_name, v.generation_strategy));
     END IF;
     IF range_start IS NULL OR range_end IS NULL OR range_start < 0 OR range_end <= range_start
        OR range_end > clip_end + 0.1 THEN

@@ -6,9 +6,7 @@
 -- SECURITY DEFINER: whoever deletes clips (heaters itself) need not read the events table.
 CREATE OR REPLACE FUNCTION refuse_clip_delete_with_events()
 RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = public, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     referenced integer[];

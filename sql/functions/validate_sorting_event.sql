@@ -7,9 +7,7 @@
 -- SECURITY DEFINER: the sorter role may insert events without reading the clips table.
 CREATE OR REPLACE FUNCTION validate_sorting_event()
 RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = public, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     unknown integer[];

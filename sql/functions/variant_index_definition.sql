@@ -6,8 +6,6 @@
 CREATE OR REPLACE FUNCTION variant_index_definition(variant_id integer)
 RETURNS TABLE (index_name text, definition text, valid boolean, present boolean)
 LANGUAGE sql STABLE SET search_path = public, pg_temp
-AS $$
-    SELECT d.* FROM embedding_variant_with_dim($1) v, hnsw_index_definition(
-        format('embeddings_hnsw_variant_%s', v.id), 'embeddings', v.dim,
-        format('model_name = %L AND generation_strategy = %L', v.model_name, v.generation_strategy)) d;
-$$;
+AS $$ SELECT d.* FROM embedding_variant_with_dim($1) v, hnsw_index_definition(
+    format('embeddings_hnsw_variant_%s', v.id), 'embeddings', v.dim,
+    format('model_name = %L AND generation_strategy = %L', v.model_name, v.generation_strategy)) d $$;

@@ -11,7 +11,6 @@ import torch
 
 from heaters_db.embedding.model import (
     ModelLoadError,
-    clear_encoder_cache,
     load_encoder,
     resolve_device,
     resolve_dtype,
@@ -24,21 +23,7 @@ from tests.support.tiny_model import (
     TINY_CONFIG,
     TINY_HIDDEN_SIZE,
     TINY_MODEL_NAME,
-    install_tiny_model,
 )
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    install_tiny_model(root)
-    yield root
-    clear_encoder_cache()
-
-
-@pytest.fixture(scope="module")
-def encoder(model_dir):
-    return load_encoder(TINY_MODEL_NAME, device="cpu", model_dir=model_dir)
 
 
 def random_batch(batch: int, frames: int = 8, seed: int = 0) -> torch.Tensor:

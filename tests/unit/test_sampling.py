@@ -6,12 +6,9 @@ import decord
 import numpy as np
 import pytest
 
+from heaters_db.embedding import CENTERED, FULL_CLIP, STRATEGIES, TRICK_WINDOW
 from heaters_db.embedding.decode import VideoDecodeError, _rgb, _timeline, decode_size, probe_video
 from heaters_db.embedding.sampling import (
-    CENTERED,
-    FULL_CLIP,
-    STRATEGIES,
-    TRICK_WINDOW,
     NoTrickMetadata,
     UnknownStrategy,
     decode_frames,
