@@ -30,6 +30,7 @@ from tests.integration.conftest import (
 )
 from tests.support.daemon_runs import (
     DAEMON_START_TIMEOUT,
+    DaemonDb,
     StartDaemon,
     blocked_on_lock,
     embed_and_wait,
@@ -39,16 +40,13 @@ from tests.support.daemon_runs import (
     statuses,
     wait_for_daemons,
 )
+from tests.support.daemon_runs import daemon_env as daemon_env  # the `env` fixture
 from tests.support.tiny_model import TINY_MODEL_NAME
 
 
-def test_daemon_embeds_new_clips_and_survives_bad_inputs(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    media_root: MediaRoot,
-    start_daemon: StartDaemon,
-) -> None:
+def test_daemon_embeds_new_clips_and_survives_bad_inputs(env: DaemonDb) -> None:
+    db_url, conn, tiny_variant = env.url, env.conn, env.variant
+    media_root, start_daemon = env.media, env.start
     daemon = start_daemon(db_url, "--batch-size", "8")
     good = [media_root.good("good-1.mp4"), media_root.good("good-2.mp4")]
     bad = [media_root.bad(name) for name in BAD_CLIPS]
@@ -120,13 +118,8 @@ def test_daemon_embeds_new_clips_and_survives_bad_inputs(
     assert "action=embed_error" in log and "zero.mp4" in log
 
 
-def test_kill_9_mid_job_then_second_daemon_completes_it(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    media_root: MediaRoot,
-    start_daemon: StartDaemon,
-) -> None:
+def test_kill_9_mid_job_then_second_daemon_completes_it(env: DaemonDb) -> None:
+    db_url, conn, media_root, start_daemon = env.url, env.conn, env.media, env.start
     (clip_id,) = insert_clips(conn, [media_root.good("good-1.mp4")])
     with connect(db_url) as locker:
         locker.execute("SELECT 1 FROM clips WHERE id = %s FOR UPDATE", (clip_id,))
@@ -172,13 +165,8 @@ def test_daemon_carries_on_after_postgres_restarts(
         assert daemon.wait(30) == 0
 
 
-def test_two_daemons_share_twenty_jobs(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    media_root: MediaRoot,
-    start_daemon: StartDaemon,
-) -> None:
+def test_two_daemons_share_twenty_jobs(env: DaemonDb) -> None:
+    db_url, conn, media_root, start_daemon = env.url, env.conn, env.media, env.start
     daemons = [start_daemon(db_url, "--batch-size", "2") for _ in range(2)]
     wait_for_daemons(conn, 2)
     clip_ids = insert_clips(conn, [media_root.good(f"share-{i}.mp4") for i in range(20)])
@@ -198,13 +186,8 @@ def test_two_daemons_share_twenty_jobs(
         assert daemon.wait(30) == 0
 
 
-def test_sigterm_finishes_current_batch_releases_the_rest_and_exits_0(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    media_root: MediaRoot,
-    start_daemon: StartDaemon,
-) -> None:
+def test_sigterm_finishes_current_batch_releases_the_rest_and_exits_0(env: DaemonDb) -> None:
+    db_url, conn, media_root, start_daemon = env.url, env.conn, env.media, env.start
     clip_ids = insert_clips(conn, [media_root.good(f"term-{i}.mp4") for i in range(6)])
     with connect(db_url) as locker:
         locker.execute("SELECT 1 FROM clips WHERE id = %s FOR UPDATE", (clip_ids[0],))
@@ -223,13 +206,8 @@ def test_sigterm_finishes_current_batch_releases_the_rest_and_exits_0(
     assert "action=release" in daemon.log()
 
 
-def test_once_drains_and_exits(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    media_root: MediaRoot,
-    start_daemon: StartDaemon,
-) -> None:
+def test_once_drains_and_exits(env: DaemonDb) -> None:
+    db_url, conn, media_root, start_daemon = env.url, env.conn, env.media, env.start
     clip_ids = insert_clips(conn, [media_root.good(f"once-{i}.mp4") for i in range(5)])
     # A job that is not due yet stays for a later run.
     (later,) = insert_clips(conn, [media_root.good("once-later.mp4")])
@@ -269,13 +247,8 @@ def in_process_daemon(db_url: str, model_dir: Path, media: MediaRoot, **kwargs) 
     return Daemon(settings_for(db_url, model_dir, media), db_url, **kwargs)
 
 
-def test_retries_with_backoff_then_dead_letter(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    tiny_model_dir: Path,
-    media_root: MediaRoot,
-) -> None:
+def test_retries_with_backoff_then_dead_letter(env: DaemonDb) -> None:
+    db_url, conn, tiny_model_dir, media_root = env.url, env.conn, env.model_dir, env.media
     conn.execute("UPDATE heaters_db_settings SET value = '3' WHERE name = 'job_max_attempts'")
     (clip_id,) = insert_clips(conn, [media_root.bad("truncated.mp4")])
     daemon = in_process_daemon(db_url, tiny_model_dir, media_root, retry_delay_seconds=0.3)

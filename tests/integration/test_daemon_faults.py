@@ -34,6 +34,7 @@ from tests.integration.conftest import (
 )
 from tests.support.daemon_runs import (
     DAEMON_START_TIMEOUT,
+    DaemonDb,
     StartDaemon,
     blocked_on_lock,
     embed_and_wait,
@@ -43,6 +44,7 @@ from tests.support.daemon_runs import (
     statuses,
     wait_for_daemons,
 )
+from tests.support.daemon_runs import daemon_env as daemon_env  # the `env` fixture
 
 RETRY_DELAY = 3.0  # longer than a --once run, so a failed job waits for the next one
 LOCKED_ROW = "SELECT 1 FROM heaters_db_settings WHERE name = 'job_max_attempts' FOR UPDATE"
@@ -79,14 +81,9 @@ def test_database_errors_are_classified_by_sqlstate(db_url: str, conn: psycopg.C
 
 
 # ---- poison jobs ------------------------------------------------------------------------
-def test_poison_jobs_are_bounded_keep_their_error_and_do_not_block_the_queue(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    tiny_model_dir: Path,
-    media_root: MediaRoot,
-) -> None:
+def test_poison_jobs_are_bounded_keep_their_error_and_do_not_block_the_queue(env: DaemonDb) -> None:
     """One job per error class, then an embed job behind them; `--once` returns each time."""
+    db_url, conn, tiny_model_dir, media_root = env.url, env.conn, env.model_dir, env.media
     terminated: list[int] = []
 
     def faulty(connect_: Callable[[], psycopg.Connection], job: Job, _settings: Settings) -> dict:
@@ -178,12 +175,10 @@ def test_once_returns_when_the_database_is_unreachable(
 
 # ---- fencing ----------------------------------------------------------------------------
 def test_a_daemon_stopped_past_its_lease_writes_nothing_after_another_finished(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    media_root: MediaRoot,
-    start_daemon: StartDaemon,
+    env: DaemonDb,
 ) -> None:
+    db_url, conn, tiny_variant = env.url, env.conn, env.variant
+    media_root, start_daemon = env.media, env.start
     daemons = [start_daemon(db_url) for _ in range(2)]
     wait_for_daemons(conn, 2)
     with connect(db_url) as locker:
@@ -241,13 +236,9 @@ def test_heartbeat_stops_renewing_a_job_past_its_maximum_running_time(
 
 
 # ---- the clip moves while its job runs --------------------------------------------------
-def test_a_clip_filepath_change_during_a_running_job_requeues_it(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    tiny_model_dir: Path,
-    media_root: MediaRoot,
-) -> None:
+def test_a_clip_filepath_change_during_a_running_job_requeues_it(env: DaemonDb) -> None:
+    db_url, conn, tiny_variant = env.url, env.conn, env.variant
+    tiny_model_dir, media_root = env.model_dir, env.media
     daemon = Daemon(settings_for(db_url, tiny_model_dir, media_root), db_url, kinds=["embed"])
     thread = threading.Thread(target=daemon.run, daemon=True)
     try:
@@ -327,14 +318,11 @@ def test_postgres_restart_in_the_middle_of_a_write_gives_the_attempt_back(
 
 
 def test_a_job_that_ends_its_own_connection_spends_its_attempts_and_dead_letters(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    media_root: MediaRoot,
-    start_daemon: StartDaemon,
+    env: DaemonDb,
 ) -> None:
     """The job's answer: its write terminates its own backend (as a job that crashes its
     backend would), and the database answers right after. Each loss counts an attempt."""
+    db_url, conn, media_root, start_daemon = env.url, env.conn, env.media, env.start
     conn.execute("UPDATE heaters_db_settings SET value = '2' WHERE name = 'job_max_attempts'")
     conn.execute(
         "CREATE FUNCTION end_own_connection() RETURNS trigger LANGUAGE plpgsql AS "

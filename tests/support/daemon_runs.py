@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -110,3 +111,32 @@ def statuses(conn: psycopg.Connection) -> dict[int, str]:
 
 def jobs_by_id(conn: psycopg.Connection) -> dict[int, dict]:
     return {row["id"]: row for row in job_rows(conn)}
+
+
+@dataclass
+class DaemonDb:
+    """What a daemon test runs against: the test's database (a fresh copy, with the tiny
+    default variant), the media root, the tiny model, and a starter for daemon processes."""
+
+    url: str
+    conn: psycopg.Connection
+    variant: int
+    model_dir: Path
+    media: MediaRoot
+    start: StartDaemon
+
+    def settings(self, **overrides: object) -> Settings:
+        return settings_for(self.url, self.model_dir, self.media, **overrides)
+
+
+@pytest.fixture(name="env")
+def daemon_env(
+    db_url: str,
+    conn: psycopg.Connection,
+    tiny_variant: int,
+    tiny_model_dir: Path,
+    media_root: MediaRoot,
+    start_daemon: StartDaemon,
+) -> DaemonDb:
+    """The `env` fixture; a test module imports it (`daemon_env`) to use it."""
+    return DaemonDb(db_url, conn, tiny_variant, tiny_model_dir, media_root, start_daemon)
