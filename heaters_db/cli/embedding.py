@@ -140,3 +140,6 @@ def _embed_now(
             bar.update(1)
         bar.close()
     return failed
+
+
+COMMANDS = (embed,)
