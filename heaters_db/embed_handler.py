@@ -96,22 +96,19 @@ class EmbedHandler:
         }
         if result.ok:
             written = _write(session, pipeline, job, target, result)
-            if isinstance(written, EmbedResult):
-                result = written  # the write failed: settled as that error below
-            else:
+            if not isinstance(written, EmbedResult):
                 if written == "done":
                     pipeline.ensure_index(session.conn, target)
+                    seconds = result.seconds
                     log.info(
                         "embedded clip %s",
                         target.clip_id,
                         extra=context
-                        | {
-                            "action": "embed",
-                            "seconds": round(sum(result.seconds.values()), 3),
-                            **{k: round(v, 3) for k, v in result.seconds.items()},
-                        },
+                        | {"action": "embed", "seconds": round(sum(seconds.values()), 3)}
+                        | {k: round(v, 3) for k, v in seconds.items()},
                     )
                 return
+            result = written  # the database refused the write: settled as that error
         if session.requeue_requested(job):  # the failure or skip was about the old file
             session.requeue(job, "clip_filepath changed while the job ran: requeued")
             return

@@ -10,7 +10,10 @@ when a connection is lost.
   fault) or the job's own doing (the database answers at once: the job ended its own
   connection, `pg_terminate_backend(pg_backend_pid())` or a statement that kills its backend).
   The second counts an attempt, so such a job dead-letters at max_attempts instead of
-  reconnecting forever.
+  reconnecting forever. A job that crashes its backend takes the whole server through crash
+  recovery, so the database does not answer right after; the worker remembers the job, and when
+  the same job is running at a second loss it counts that attempt once reconnected (`charge`,
+  LOST_AGAIN). An outage thus gives each job's attempt back once per worker.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ PROBE_CONNECT_TIMEOUT = 3  # seconds: "answers right after" means within this
 LOST_BY_THE_JOB = (
     "connection lost while the job ran, and the database answered right after: the job is "
     "taken to have ended its own connection (attempt counted)"
+)
+LOST_AGAIN = (
+    "connection lost while the job ran, again (the database was away each time): the job is "
+    "taken to crash its backend (attempt counted)"
 )
 
 
@@ -96,23 +103,28 @@ class WorkerConnection:
         docstring); returns the job's status then ('queued' or 'dead'), None for an outage
         (or when the job is no longer this worker's)."""
         try:
-            probe = self.connect_autocommit(connect_timeout=PROBE_CONNECT_TIMEOUT)
+            with self.connect_autocommit(connect_timeout=PROBE_CONNECT_TIMEOUT) as probe:
+                queue = Queue(
+                    probe, self.worker, self.settings.lease_seconds, self.retry_delay_seconds
+                )
+                return charge(queue, job, error, LOST_BY_THE_JOB)
         except (psycopg.Error, HeatersError):
-            return None  # the database is away: an outage, the attempt is given back
-        with probe:
-            queue = Queue(probe, self.worker, self.settings.lease_seconds, self.retry_delay_seconds)
-            message = f"{LOST_BY_THE_JOB}: {type(error).__name__}: {first_line(error)}"
-            detail = "".join(traceback.format_exception(error))
-            status = queue.fail(job.id, message, detail)
-        log.warning(
-            "%s: %s",
-            job.describe(),
-            LOST_BY_THE_JOB,
-            extra={
-                "action": "job_connection_lost",
-                "job_id": job.id,
-                "status": status or "lease_lost",
-                "worker": self.worker,
-            },
-        )
-        return status
+            return None  # the database is away (or went away again): an outage
+
+
+def charge(queue: Queue, job: Job, error: BaseException, reason: str) -> str | None:
+    """fail_job for a connection lost while `job` ran, `reason` first in its last_error."""
+    message = f"{reason}: {type(error).__name__}: {first_line(error)}"
+    status = queue.fail(job.id, message, "".join(traceback.format_exception(error)))
+    log.warning(
+        "%s: %s",
+        job.describe(),
+        reason,
+        extra={
+            "action": "job_connection_lost",
+            "job_id": job.id,
+            "status": status or "lease_lost",
+            "worker": queue.worker,
+        },
+    )
+    return status

@@ -8,7 +8,7 @@ handed back, so a training run never keeps them leased.
 
 Connection loss (heaters_db.failures, class CONNECTION) anywhere: close, back off, reconnect to
 the same URL, hand back the jobs held; the attempt is given back, unless the job that had the
-connection is to blame (heaters_db.worker.connection.charge_lost_connection). SIGTERM/SIGINT:
+connection is to blame (`Worker._blame`, heaters_db.worker.connection). SIGTERM/SIGINT:
 the step in progress finishes, what was not started is released, exit 0; a second signal
 leaves at once (held jobs are still released).
 """
@@ -29,9 +29,16 @@ from heaters_db.db import connect as db_connect
 from heaters_db.errors import ConfigurationError, DatabaseUnavailable, HeatersError
 from heaters_db.failures import CONNECTION, PERMANENT, classify, first_line, is_connection_lost
 from heaters_db.job_session import BatchKind, JobSession
-from heaters_db.queue import DEFAULT_RETRY_DELAY_SECONDS, Handler, JobLease, SkipJob, make_worker_id
+from heaters_db.queue import (
+    DEFAULT_RETRY_DELAY_SECONDS,
+    Handler,
+    Job,
+    JobLease,
+    SkipJob,
+    make_worker_id,
+)
 from heaters_db.settings import Settings
-from heaters_db.worker.connection import WorkerConnection
+from heaters_db.worker.connection import LOST_AGAIN, WorkerConnection, charge
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +85,8 @@ class Worker:
         self._lease = JobLease(self._db.connect_autocommit, self.worker, settings.lease_seconds)
         self._session: JobSession | None = None
         self._steps: dict[str, Iterator[None]] = {}  # batch kinds with a step generator open
+        self._lost_while_running: set[int] = set()  # jobs running at an outage-class loss
+        self._charge_on_reconnect: tuple[Job, BaseException] | None = None
         self.processed = 0
 
     def connect(self) -> psycopg.Connection:
@@ -110,6 +119,12 @@ class Worker:
     def _open(self) -> JobSession:
         queue = self._db.open()
         self._session = JobSession(queue, self._lease, self.settings, self._stop.is_set)
+        if self._charge_on_reconnect is not None:
+            job, error = self._charge_on_reconnect
+            self._charge_on_reconnect = None
+            if job.id in self._lease.held():
+                charge(queue, job, error, LOST_AGAIN)
+                self._lease.remove([job.id])
         leftover = self._lease.held()
         if leftover:  # jobs claimed before the connection was lost: hand them back now
             released = self._session.release(leftover)
@@ -158,9 +173,7 @@ class Worker:
                     self._close()
                     lost = is_connection_lost(error)
                     if lost and suspect is not None:
-                        charged = self._db.charge_lost_connection(suspect, error)
-                        if charged is not None:
-                            self._lease.remove([suspect.id])
+                        self._blame(suspect, error)
                     failures += 1
                     give_up = self.once and failures > ONCE_RETRIES
                     log.warning(
@@ -186,6 +199,17 @@ class Worker:
         finally:
             self._shutdown()
         return code
+
+    def _blame(self, job: Job, error: BaseException) -> None:
+        """A connection was lost while `job`'s code held it: its attempt counts when the
+        database answers right after, or when it is the second loss while this job ran (a job
+        that crashes its backend); otherwise it is given back on reconnect (an outage)."""
+        if self._db.charge_lost_connection(job, error) is not None:
+            self._lease.remove([job.id])
+        elif job.id in self._lost_while_running:
+            self._charge_on_reconnect = (job, error)
+        else:
+            self._lost_while_running.add(job.id)
 
     def _loop(self, session: JobSession) -> None:
         while not self._stop.is_set():

@@ -22,6 +22,7 @@ import pytest
 from heaters_db.daemon import Daemon
 from heaters_db.db import connect
 from heaters_db.embed_handler import EmbedHandler
+from heaters_db.errors import DatabaseUnavailable
 from heaters_db.failures import CONNECTION, JOB, PERMANENT, classify
 from heaters_db.queue import Job
 from heaters_db.settings import Settings
@@ -349,6 +350,47 @@ def test_a_job_that_ends_its_own_connection_spends_its_attempts_and_dead_letters
     embed_and_wait(conn, media_root, "after-the-poison.mp4", daemon, 60)
     assert daemon.alive(), daemon.log()
     assert daemon.log().count("action=job_connection_lost") == 2
+
+
+def test_a_job_that_crashes_its_backend_is_bounded_too(
+    tmp_path_factory: pytest.TempPathFactory, media_root: MediaRoot, start_daemon: StartDaemon
+) -> None:
+    """A backend crash takes the server through crash recovery, so the database does not
+    answer right after; the second loss while the same job runs counts its attempt."""
+    with own_cluster(tmp_path_factory, "crash-pg") as (_cluster, url):
+        with connect(url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE heaters_db_settings SET value = '2' WHERE name = 'job_max_attempts'"
+            )
+            conn.execute(
+                "CREATE FUNCTION crash_own_backend() RETURNS trigger LANGUAGE plpython3u AS "
+                "$$\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n$$"
+            )
+            conn.execute(
+                "CREATE TRIGGER crash_own_backend BEFORE INSERT ON embeddings "
+                "FOR EACH ROW EXECUTE FUNCTION crash_own_backend()"
+            )
+            insert_clips(conn, [media_root.good("crashes-its-backend.mp4")])
+        daemon = start_daemon(url, "--retry-delay", "0.2")
+
+        def the_job() -> dict | None:  # each crash also ends this test's sessions
+            try:
+                with connect(url, autocommit=True) as own:
+                    return job_rows(own)[0]
+            except (psycopg.Error, DatabaseUnavailable):
+                return None
+
+        wait_until(
+            lambda: (the_job() or {}).get("status") == "dead",
+            DAEMON_START_TIMEOUT + 60,
+            what=lambda: f"the crashing job to be dead-lettered\n{daemon.log()}",
+        )
+        row = the_job()
+        assert row is not None and row["attempts"] == 2, row  # bounded: max_attempts
+        assert "connection lost while the job ran" in row["last_error"], row["last_error"]
+        log = daemon.log()
+        assert log.count("action=job_connection_lost") == 2 and "action=db_reconnected" in log
+        assert daemon.alive(), log
 
 
 def test_a_training_job_does_not_hold_prefetched_embed_leases(
