@@ -168,26 +168,9 @@ class Worker:
                 except (psycopg.Error, DatabaseUnavailable) as error:
                     # A job's own database errors are settled where the job runs; what gets
                     # here met the loop itself (claim, LISTEN, a lost connection).
-                    suspect = self._session.running_job if self._session else None
-                    self._close_steps()
-                    self._close()
-                    lost = is_connection_lost(error)
-                    if lost and suspect is not None:
-                        self._blame(suspect, error)
                     failures += 1
                     give_up = self.once and failures > ONCE_RETRIES
-                    log.warning(
-                        "%s (%s); %s in %.1f s",
-                        "database connection lost" if lost else "database error in the queue loop",
-                        first_line(error),
-                        "giving up (--once)" if give_up else "retrying",
-                        backoff,
-                        extra={
-                            "action": "db_reconnect" if lost else "db_error",
-                            "worker": self.worker,
-                            "sqlstate": getattr(error, "sqlstate", None),
-                        },
-                    )
+                    self._after_loop_error(error, backoff, give_up)
                     if give_up:
                         code = 1
                         break
@@ -199,6 +182,27 @@ class Worker:
         finally:
             self._shutdown()
         return code
+
+    def _after_loop_error(self, error: BaseException, backoff: float, give_up: bool) -> None:
+        """Close everything, decide about the job that had the connection, log the retry."""
+        suspect = self._session.running_job if self._session else None
+        self._close_steps()
+        self._close()
+        lost = is_connection_lost(error)
+        if lost and suspect is not None:
+            self._blame(suspect, error)
+        log.warning(
+            "%s (%s); %s in %.1f s",
+            "database connection lost" if lost else "database error in the queue loop",
+            first_line(error),
+            "giving up (--once)" if give_up else "retrying",
+            backoff,
+            extra={
+                "action": "db_reconnect" if lost else "db_error",
+                "worker": self.worker,
+                "sqlstate": getattr(error, "sqlstate", None),
+            },
+        )
 
     def _blame(self, job: Job, error: BaseException) -> None:
         """A connection was lost while `job`'s code held it: its attempt counts when the
