@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import psycopg
@@ -59,18 +60,16 @@ class BatchKind(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass
 class JobSession:
     """One worker's queue operations over its current connection (a new one per reconnect)."""
 
-    def __init__(
-        self, queue: Queue, lease: JobLease, settings: Settings, stopping: Callable[[], bool]
-    ) -> None:
-        self.queue = queue
-        self.lease = lease
-        self.settings = settings
-        self.stopping = stopping
-        self.running_job: Job | None = None
-        self.processed = 0  # jobs done in this session
+    queue: Queue
+    lease: JobLease
+    settings: Settings
+    stopping: Callable[[], bool]
+    running_job: Job | None = None  # see `running`
+    processed: int = 0  # jobs done in this session
 
     @property
     def conn(self) -> psycopg.Connection:
