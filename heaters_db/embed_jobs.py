@@ -11,33 +11,29 @@ One code path for the daemon and for `heaters-db embed --clip` (and, through
 - database (caller's thread): idempotent upsert on (clip_id, model_name, generation_strategy),
   then the variant's HNSW index once per variant per process.
 
-`EmbedPipeline.submit` returns at once with the decode running in the pool, so a caller can
-claim and submit the next batch before running the model on the current one.
+`EmbedPipeline.stream` runs batches through those stages with the next batch decoding while the
+model runs on the current one (`heaters_db.embedding.overlap`); the daemon's embed kind
+(heaters_db.embed_handler) and `heaters-db embed --clip` both drive it. Each target ends as one
+`EmbedResult` (heaters_db.embedding.embedder), from the decode to the row.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, replace
 
 import numpy as np
 import psycopg
-from psycopg.rows import dict_row
 
 from heaters_db import moments  # HOOK issue 12: window variants (moments)
-from heaters_db.embedding.embedder import (
-    ClipVideo,
-    Decoded,
-    EmbedResult,
-    decode_stage,
-    model_stage,
-)
+from heaters_db.embed_targets import EmbedTarget
+from heaters_db.embedding.embedder import ClipVideo, Decoded, EmbedResult, decode_stage, model_stage
 from heaters_db.embedding.model import Encoder, load_encoder
-from heaters_db.errors import HeatersError, PermanentJobError
+from heaters_db.embedding.overlap import overlapped
+from heaters_db.errors import HeatersError
 from heaters_db.index_build import build_concurrently
 from heaters_db.queries import query
 from heaters_db.settings import Settings
@@ -46,84 +42,10 @@ from heaters_db.storage import ClipFileMissing, resolve_clip_path
 log = logging.getLogger(__name__)
 
 QUERIES = "embeddings.sql"
-Status = Literal["ok", "error", "skipped"]
 
 
 class VariantDimensionMismatch(HeatersError):
     """The model produces vectors of another dimension than the embedding variant declares."""
-
-
-@dataclass(frozen=True)
-class EmbedTarget:
-    """One (clip, variant) pair to embed, with what the stages need (embeddings.sql rows)."""
-
-    clip_id: int
-    clip_filepath: str | None
-    variant_id: int
-    model_name: str
-    generation_strategy: str
-    num_frames: int
-    dim: int | None = None
-    enabled: bool = True
-    job_id: int | None = None
-    processing_metadata: dict[str, Any] | None = None
-    start_time_seconds: float | None = None
-    end_time_seconds: float | None = None
-    window_seconds: float | None = None  # HOOK issue 12: window variants only
-    window_stride_seconds: float | None = None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> EmbedTarget:
-        return cls(**{k: v for k, v in row.items() if k in cls.__dataclass_fields__})
-
-    @property
-    def variant(self) -> str:
-        """`model:strategy:frames`, as the logs print it."""
-        return f"{self.model_name}:{self.generation_strategy}:{self.num_frames}"
-
-
-@dataclass
-class Outcome:
-    """What happened to one target; `seconds` has decode/preprocess/model/database."""
-
-    target: EmbedTarget
-    status: Status
-    embedding: np.ndarray | None = None
-    message: str | None = None
-    error_type: str | None = None
-    traceback: str | None = None
-    model_version: str | None = None
-    frame_indices: list[int] | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
-    embedding_id: int | None = None
-    permanent: bool = False  # dead at once (PermanentJobError): retrying cannot help
-    windows: list[tuple[float, float]] | None = None  # HOOK issue 12: a window variant's spans
-
-    @property
-    def error(self) -> str:
-        """`Type: message`, what the queue stores as last_error."""
-        return f"{self.error_type}: {self.message}" if self.error_type else str(self.message)
-
-    def result_json(self, worker: str | None = None) -> dict[str, Any]:
-        """The job's `result` jsonb."""
-        result: dict[str, Any] = {
-            "clip_id": self.target.clip_id,
-            "variant": self.target.variant,
-            "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
-        }
-        if self.status == "ok":
-            assert self.embedding is not None
-            result |= {
-                "embedding_id": self.embedding_id,
-                "embedding_dim": int(self.embedding.shape[-1]),
-                "model_version": self.model_version,
-                "frame_indices": self.frame_indices,
-            }
-        else:
-            result["reason"] = self.message
-        if worker:
-            result["worker"] = worker
-        return result
 
 
 @dataclass
@@ -131,14 +53,14 @@ class _Pending:
     """A target whose outcome is known already (skipped, failed early) or is being decoded."""
 
     target: EmbedTarget
-    outcome: Outcome | None = None
+    outcome: EmbedResult | None = None  # known before decoding: skipped, or failed early
     encoder: Encoder | None = None
     decoded: Future[Decoded] | None = None
 
 
 @dataclass
 class PendingBatch:
-    """Targets submitted to the decode pool; `EmbedPipeline.run` turns them into outcomes."""
+    """Targets submitted to the decode pool; `EmbedPipeline.run` turns them into results."""
 
     items: list[_Pending]
 
@@ -161,27 +83,6 @@ def hide_model_loading_bars() -> None:
     except ImportError:
         return
     transformers_logging.disable_progress_bar()
-
-
-def load_targets_for_jobs(
-    conn: psycopg.Connection, job_ids: Sequence[int]
-) -> dict[int, EmbedTarget]:
-    """job id -> target, for embed jobs whose clip and variant still exist."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query(QUERIES, "embed_job_targets"), {"job_ids": list(job_ids)})
-        return {row["job_id"]: EmbedTarget.from_row(row) for row in cur.fetchall()}
-
-
-def load_targets_for_clip(
-    conn: psycopg.Connection, clip_id: int, variant_ids: Sequence[int] | None = None
-) -> list[EmbedTarget]:
-    """The clip with every enabled variant (or the variants named)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            query(QUERIES, "clip_targets"),
-            {"clip_id": clip_id, "variant_ids": list(variant_ids) if variant_ids else None},
-        )
-        return [EmbedTarget.from_row(row) for row in cur.fetchall()]
 
 
 class EmbedPipeline:
@@ -239,12 +140,11 @@ class EmbedPipeline:
             items.append(item)
             reason = self._skip_reason(target)
             if reason:
-                item.outcome = Outcome(target, "skipped", message=reason)
+                item.outcome = EmbedResult(target.clip_id, "skipped", message=reason)
                 continue
             if not str(target.clip_filepath).strip():  # '' is a bad key, not "no video yet"
-                item.outcome = _failed(
-                    target, ClipFileMissing(f"clip {target.clip_id} has an empty clip_filepath")
-                )
+                missing = ClipFileMissing(f"clip {target.clip_id} has an empty clip_filepath")
+                item.outcome = EmbedResult.failure(target.clip_id, missing)
                 continue
             try:
                 if target.model_name in load_errors:
@@ -256,7 +156,7 @@ class EmbedPipeline:
                     raise
                 self.check_dimension(conn, target, item.encoder)
             except HeatersError as error:
-                item.outcome = _failed(target, error)
+                item.outcome = EmbedResult.failure(target.clip_id, error)
                 continue
         # HOOK issue 12: one decode future per target; a clip with a window variant decodes once.
         moments.submit_decodes(self._pool, items, self._decode, self.settings)
@@ -273,43 +173,27 @@ class EmbedPipeline:
     def _decode(self, target: EmbedTarget, encoder: Encoder) -> Decoded:
         """Runs in the pool: local file, then the embedder's decode stage."""
         started = time.perf_counter()
-        item = ClipVideo(
-            clip_id=target.clip_id,
-            path=str(target.clip_filepath),
-            processing_metadata=target.processing_metadata,
-            start_time_seconds=target.start_time_seconds,
-            end_time_seconds=target.end_time_seconds,
-        )
         try:
             path = resolve_clip_path(str(target.clip_filepath), self.settings)
         except HeatersError as error:
             elapsed = time.perf_counter() - started
-            failure = EmbedResult(
-                clip_id=target.clip_id,
-                status="error",
-                message=str(error),
-                error_type=type(error).__name__,
-                seconds={"decode": elapsed, "total": elapsed},
-                permanent=isinstance(error, PermanentJobError),
-            )
-            return Decoded(item, None, failure, elapsed)
-        item = ClipVideo(
-            clip_id=item.clip_id,
-            path=path,
-            processing_metadata=item.processing_metadata,
-            start_time_seconds=item.start_time_seconds,
-            end_time_seconds=item.end_time_seconds,
-        )
+            seconds = {"decode": elapsed, "total": elapsed}
+            failure = EmbedResult.failure(target.clip_id, error, seconds)
+            return Decoded(_clip_video(target, str(target.clip_filepath)), None, failure, elapsed)
         decoded = decode_stage(
-            item, target.generation_strategy, target.num_frames, encoder.preprocessing.shortest_edge
+            _clip_video(target, path),
+            target.generation_strategy,
+            target.num_frames,
+            encoder.preprocessing.shortest_edge,
         )
         decoded.decode_seconds = time.perf_counter() - started  # path resolution included
         return decoded
 
     # ---- model --------------------------------------------------------------------------
-    def run(self, batch: PendingBatch) -> list[Outcome]:
-        """Wait for the decodes, run the model once per variant group; outcomes in order."""
-        outcomes: list[Outcome | None] = [item.outcome for item in batch.items]
+    def run(self, batch: PendingBatch) -> list[EmbedResult]:
+        """Wait for the decodes, run the model once per variant group; one result per target,
+        in the batch's order (`batch.targets`)."""
+        results: list[EmbedResult | None] = [item.outcome for item in batch.items]
         groups: dict[int, list[int]] = {}
         for position, item in enumerate(batch.items):
             if item.outcome is None:
@@ -320,33 +204,53 @@ class EmbedPipeline:
             decoded = [_decoded_or_failure(batch.items[p]) for p in positions]
             # HOOK issue 12: a window variant's batch embeds every window of its clips.
             is_window = moments.is_window(batch.items[positions[0]].target)
-            results = (moments.model_stage if is_window else model_stage)(encoder, decoded)
-            for position, result in zip(positions, results, strict=True):
-                outcomes[position] = _outcome(batch.items[position].target, result, encoder)
-        return [outcome for outcome in outcomes if outcome is not None]
+            stage = moments.model_stage if is_window else model_stage
+            for position, result in zip(positions, stage(encoder, decoded), strict=True):
+                # What the job records: the model's version, seconds per stage (no "total").
+                seconds = {k: v for k, v in result.seconds.items() if k != "total"}
+                results[position] = replace(
+                    result, seconds=seconds, model_version=encoder.model_version
+                )
+        assert all(result is not None for result in results)
+        return results  # type: ignore[return-value]
+
+    def stream(
+        self,
+        conn: psycopg.Connection,
+        batches: Iterable[Sequence[EmbedTarget]],
+        stopped: Callable[[], bool] | None = None,
+    ) -> Iterator[list[tuple[EmbedTarget, EmbedResult]]]:
+        """Each batch's (target, result) pairs; batch i+1 is taken from `batches` and decodes
+        while the model runs on batch i. `stopped()`: checked before a decoded batch runs."""
+        return overlapped(
+            batches,
+            lambda targets: self.submit(conn, targets),
+            PendingBatch.wait,
+            lambda pending: list(zip(pending.targets, self.run(pending), strict=True)),
+            stopped,
+        )
 
     # ---- database -----------------------------------------------------------------------
-    def store(self, conn: psycopg.Connection, outcome: Outcome) -> int:
-        """Upsert the embedding (idempotent); returns its id. Call inside the caller's
-        transaction so the row and the job's status commit together."""
-        assert outcome.status == "ok" and outcome.embedding is not None
-        if outcome.windows is not None:  # HOOK issue 12: windows go to moment_embeddings
-            return moments.store_windows(conn, outcome)
-        target = outcome.target
+    def store(self, conn: psycopg.Connection, target: EmbedTarget, result: EmbedResult) -> int:
+        """Upsert the embedding (idempotent); returns its id (a window variant: how many
+        windows). Call inside the caller's transaction so the row and the job's status
+        commit together."""
+        assert result.ok and result.embedding is not None
+        if result.windows is not None:  # HOOK issue 12: windows go to moment_embeddings
+            return moments.store_windows(conn, target, result)
         row = conn.execute(
             query(QUERIES, "upsert_embedding"),
             {
                 "clip_id": target.clip_id,
-                "embedding": np.asarray(outcome.embedding, dtype=np.float32),
+                "embedding": np.asarray(result.embedding, dtype=np.float32),
                 "model_name": target.model_name,
-                "model_version": outcome.model_version,
+                "model_version": result.model_version,
                 "generation_strategy": target.generation_strategy,
-                "embedding_dim": int(outcome.embedding.shape[-1]),
+                "embedding_dim": int(result.embedding.shape[-1]),
             },
         ).fetchone()
         assert row is not None
-        outcome.embedding_id = int(row[0])
-        return outcome.embedding_id
+        return int(row[0])
 
     def ensure_index(self, conn: psycopg.Connection, target: EmbedTarget) -> None:
         """The variant's HNSW index, once per variant per process, after its first embedding.
@@ -392,14 +296,13 @@ class EmbedPipeline:
         self._indexed.add(target.variant_id)
 
 
-def _failed(target: EmbedTarget, error: BaseException, traceback: str | None = None) -> Outcome:
-    return Outcome(
-        target,
-        "error",
-        message=str(error) or type(error).__name__,
-        error_type=type(error).__name__,
-        traceback=traceback,
-        permanent=isinstance(error, PermanentJobError),
+def _clip_video(target: EmbedTarget, path: str) -> ClipVideo:
+    return ClipVideo(
+        clip_id=target.clip_id,
+        path=path,
+        processing_metadata=target.processing_metadata,
+        start_time_seconds=target.start_time_seconds,
+        end_time_seconds=target.end_time_seconds,
     )
 
 
@@ -410,29 +313,5 @@ def _decoded_or_failure(item: _Pending) -> Decoded:
         return item.decoded.result()
     except Exception as error:
         log.exception("decode crashed", extra={"action": "decode", "clip_id": item.target.clip_id})
-        failure = EmbedResult(
-            clip_id=item.target.clip_id,
-            status="error",
-            message=str(error) or type(error).__name__,
-            error_type=type(error).__name__,
-        )
-        return Decoded(
-            ClipVideo(item.target.clip_id, str(item.target.clip_filepath)), None, failure, 0.0
-        )
-
-
-def _outcome(target: EmbedTarget, result: EmbedResult, encoder: Encoder) -> Outcome:
-    seconds = {k: v for k, v in result.seconds.items() if k != "total"}
-    return Outcome(
-        target,
-        result.status,
-        embedding=result.embedding,
-        message=result.message,
-        error_type=result.error_type,
-        traceback=getattr(result, "traceback", None),
-        model_version=encoder.model_version,
-        frame_indices=result.frame_indices,
-        seconds=seconds,
-        permanent=result.permanent,
-        windows=getattr(result, "windows", None),  # HOOK issue 12
-    )
+        failure = EmbedResult.failure(item.target.clip_id, error)
+        return Decoded(_clip_video(item.target, str(item.target.clip_filepath)), None, failure, 0.0)

@@ -56,3 +56,9 @@ def classify(error: BaseException) -> FailureClass:
 
 def is_connection_lost(error: BaseException) -> bool:
     return classify(error) == CONNECTION
+
+
+def first_line(error: BaseException) -> str:
+    """The error's first line (what a log line or last_error shows), else its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

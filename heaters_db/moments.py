@@ -20,7 +20,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,13 +44,6 @@ from heaters_db.storage import resolve_clip_path
 log = logging.getLogger(__name__)
 
 QUERIES = "moments.sql"
-
-
-@dataclass
-class MomentResult(EmbedResult):
-    """A window variant's result: `embedding` is (windows, dim), `windows` their spans."""
-
-    windows: list[tuple[float, float]] = field(default_factory=list)
 
 
 def is_window(target: Any) -> bool:
@@ -189,7 +181,7 @@ def model_stage(encoder: Encoder, decoded: Sequence[Decoded]) -> list[EmbedResul
                     seconds=seconds,
                 )
                 continue
-            results[position] = MomentResult(
+            results[position] = EmbedResult(  # (windows, dim) and the windows' spans
                 clip_id=entry.item.clip_id,
                 status="ok",
                 embedding=vectors[row],
@@ -200,11 +192,11 @@ def model_stage(encoder: Encoder, decoded: Sequence[Decoded]) -> list[EmbedResul
     return [results[position] for position in range(len(decoded))]
 
 
-def store_windows(conn: psycopg.Connection, outcome: Any) -> int:
-    """Replace the clip's windows of this variant with the outcome's; returns how many. Call
+def store_windows(conn: psycopg.Connection, target: Any, result: EmbedResult) -> int:
+    """Replace the clip's windows of this variant with the result's; returns how many. Call
     inside the caller's transaction so the rows and the job's status commit together."""
-    target = outcome.target
-    vectors = np.asarray(outcome.embedding, dtype=np.float32)
+    assert result.windows is not None
+    vectors = np.asarray(result.embedding, dtype=np.float32)
     conn.execute(
         query(QUERIES, "delete_clip_windows"),
         {"clip_id": target.clip_id, "variant_id": target.variant_id},
@@ -219,12 +211,12 @@ def store_windows(conn: psycopg.Connection, outcome: Any) -> int:
                     "start_seconds": start,
                     "end_seconds": end,
                     "embedding": vector,
-                    "model_version": outcome.model_version,
+                    "model_version": result.model_version,
                 }
-                for (start, end), vector in zip(outcome.windows, vectors, strict=True)
+                for (start, end), vector in zip(result.windows, vectors, strict=True)
             ],
         )
-    return len(outcome.windows)
+    return len(result.windows)
 
 
 def project_windows(conn: psycopg.Connection, head_id: int) -> dict[str, Any]:

@@ -1,12 +1,14 @@
 """The job queue, seen from Python: thin calls to the SQL functions that hold its rules.
 
-Layering: db -> queue -> daemon. Every decision (which job is runnable, FOR UPDATE SKIP LOCKED,
+Layering: db -> queue -> job kinds (embed_handler, learning.jobs) -> worker. Every decision (which job is runnable, FOR UPDATE SKIP LOCKED,
 backoff, dead-letter, lease expiry) is made by the functions under sql/functions/; this module
 only calls them (named blocks in sql/queries/queue.sql) and turns rows into `Job` objects.
 
 - `Queue(conn, worker, lease_seconds)`: claim / extend / finish / fail / release for one worker.
   The connection must be in autocommit mode: each call is its own transaction, so a claimed
   lease is visible to other workers at once.
+- `Handler`, `SkipJob`: what a job kind's handler is and how it says "nothing to do"; the
+  worker (heaters_db.worker) takes an explicit mapping of kind -> handler.
 - `JobLease`: a background thread that keeps the leases of the jobs a worker holds alive (on its
   own connection) until they are finished, failed or released.
 """
@@ -23,13 +25,17 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from heaters_db.errors import HeatersError
 from heaters_db.queries import query
+
+if TYPE_CHECKING:
+    from heaters_db.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +82,25 @@ class Job:
             if value is not None:
                 parts.append(f"{name.removesuffix('_id')}={value}")
         return " ".join(parts)
+
+
+ConnectionFactory = Callable[[], psycopg.Connection]
+"""Opens a NEW connection (autocommit off, pgvector adapters registered); the caller owns it."""
+
+Handler = Callable[[ConnectionFactory, Job, "Settings"], dict[str, Any] | None]
+"""A job kind's handler: `handle(connect, job, settings) -> result dict` (the job's `result`,
+status done). `with connect() as conn: ...` commits on success and closes. Raise `SkipJob` for
+"nothing to do"; any other exception fails the attempt (see heaters_db.failures for which are
+retried, dead at once, or give the attempt back)."""
+
+
+class SkipJob(HeatersError):
+    """The job has nothing to do; it ends as skipped with this reason and is never retried."""
+
+    def __init__(self, reason: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.result = result
 
 
 class Queue:

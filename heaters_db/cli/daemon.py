@@ -88,7 +88,7 @@ def daemon(
     HEATERS_MEDIA_ROOT for heaters' keys, absolute paths, s3:// URLs or HEATERS_S3_BUCKET.
     Logs are key=value lines: grep action=embed, action=embed_error, action=db_reconnect.
     """
-    from heaters_db.daemon import EMBED, Daemon  # torch: imported only when the daemon runs
+    from heaters_db.daemon import Daemon  # torch: imported only when the daemon runs
     from heaters_db.embed_jobs import hide_model_loading_bars
 
     hide_model_loading_bars()
@@ -105,7 +105,7 @@ def daemon(
         retry_delay_seconds=retry_delay,
     )
     worker.install_signal_handlers()
-    missing = [k for k in KINDS if k != EMBED and k not in worker.handlers]
+    missing = [k for k in KINDS if k not in worker.handlers]
     click.echo(
         f"heaters-db daemon {worker.worker}: {redact(url)}, kinds {','.join(worker.kinds)}"
         + (f" (no handler installed for {', '.join(missing)})" if missing else ""),

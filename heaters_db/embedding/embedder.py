@@ -1,13 +1,14 @@
 """Clips in, vectors out: one code path for the daemon and for heaters' embed task shape.
 
-`embed_clips` decodes the next batch in a thread while the model runs on the current one
-(decord and torch release the GIL), captures each clip's failure in its own result, and
-records seconds per stage. `run_video_embed` wraps it for one clip and returns the JSON shape
-of heaters' `run_embed` task.
+`embed_clips` decodes the next batch in a thread while the model runs on the current one (the
+loop is `heaters_db.embedding.overlap.overlapped`, shared with the daemon and the CLI), captures
+each clip's failure in its own result, and records seconds per stage. `run_video_embed` wraps
+it for one clip and returns the JSON shape of heaters' `run_embed` task.
 
 The two stages are public so a caller with its own pipeline (heaters_db.embed_jobs, which
 also resolves clip paths and writes rows) runs the same code: `decode_stage` (any thread)
-and `model_stage` (the thread that owns the model).
+and `model_stage` (the thread that owns the model). `EmbedResult` is the one result type of a
+clip all the way to the database row and the job's result.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from heaters_db.embedding.model import Encoder, load_encoder
+from heaters_db.embedding.overlap import overlapped
 from heaters_db.embedding.sampling import (
     STRATEGIES,
     DecodedClip,
@@ -55,7 +57,8 @@ class EmbedResult:
 
     status: "ok" (embedding set), "skipped" (the strategy does not apply, e.g. no trick
     metadata), or "error" (message says why). seconds: per stage ("decode", "preprocess",
-    "model" = this clip's share of its batch, "total").
+    "model" = this clip's share of its batch, "total"). A window variant's result has
+    `embedding` (windows, dim) and `windows`, their spans in seconds.
     """
 
     clip_id: int
@@ -66,10 +69,42 @@ class EmbedResult:
     frame_indices: list[int] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     permanent: bool = False  # the error can never go away as the input stands (PermanentJobError)
+    traceback: str | None = None  # where an error that is not a clip problem happened
+    model_version: str | None = None
+    windows: list[tuple[float, float]] | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def error(self) -> str:
+        """`Type: message`, what the queue stores as last_error."""
+        return f"{self.error_type}: {self.message}" if self.error_type else str(self.message)
+
+    @classmethod
+    def failure(
+        cls,
+        clip_id: int,
+        error: BaseException,
+        seconds: dict[str, float] | None = None,
+        *,
+        status: Status = "error",
+        message: str | None = None,
+        traceback: str | None = None,
+        permanent: bool | None = None,
+    ) -> EmbedResult:
+        """A result that says why `error` ended the clip (permanent, unless told: a
+        PermanentJobError)."""
+        return cls(
+            clip_id=clip_id,
+            status=status,
+            message=message or str(error) or type(error).__name__,
+            error_type=type(error).__name__,
+            seconds=dict(seconds or {}),
+            permanent=isinstance(error, PermanentJobError) if permanent is None else permanent,
+            traceback=traceback,
+        )
 
 
 @dataclass
@@ -113,14 +148,8 @@ def decode_stage(item: ClipVideo, strategy: str, num_frames: int, shortest_edge:
         status = "error"
         failure_error = error
     elapsed = time.perf_counter() - started
-    failure = EmbedResult(
-        clip_id=item.clip_id,
-        status=status,
-        message=str(failure_error) or type(failure_error).__name__,
-        error_type=type(failure_error).__name__,
-        seconds={"decode": elapsed, "total": elapsed},
-        permanent=isinstance(failure_error, PermanentJobError),
-    )
+    seconds = {"decode": elapsed, "total": elapsed}
+    failure = EmbedResult.failure(item.clip_id, failure_error, seconds, status=status)
     return Decoded(item, None, failure, elapsed)
 
 
@@ -213,15 +242,13 @@ def embed_clips(
     results: list[EmbedResult] = []
     with ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode") as pool:
 
-        def submit(batch: list[ClipVideo]) -> list[Future[Decoded]]:
+        def start(batch: list[ClipVideo]) -> list[Future[Decoded]]:
             return [pool.submit(decode_stage, item, strategy, num_frames, edge) for item in batch]
 
-        pending = submit(batches[0])
-        for index in range(len(batches)):
-            decoded = [future.result() for future in pending]
-            if index + 1 < len(batches):
-                pending = submit(batches[index + 1])  # decodes while the model runs below
-            batch_results = model_stage(encoder, decoded)
+        def run(pending: list[Future[Decoded]]) -> list[EmbedResult]:
+            return model_stage(encoder, [future.result() for future in pending])
+
+        for batch_results in overlapped(batches, start, _wait_all, run):
             for result in batch_results:
                 log.info(
                     "clip embedded" if result.ok else f"clip {result.status}",
@@ -236,6 +263,11 @@ def embed_clips(
                 )
             results.extend(batch_results)
     return results
+
+
+def _wait_all(futures: list[Future[Decoded]]) -> None:
+    for future in futures:
+        future.exception()
 
 
 def run_video_embed(
@@ -311,9 +343,3 @@ def run_video_embed(
         "error_type": result.error_type,
         "metadata": metadata,
     }
-
-
-# Earlier private names of the two stages, still imported by heaters_db.embed_jobs.
-_decode = decode_stage
-_Decoded = Decoded
-_run_batch = model_stage

@@ -280,7 +280,7 @@ def handle_train_head(connect: Connect, job: Any, settings: Any = None) -> dict[
     """Daemon handler for a ``train_head`` job: train, gate, store; a head that passed is
     re-projected and activated by a ``reproject`` job (enqueued here; payload
     ``{"activation": "inline"}`` does it in this job instead). No usable events: SkipJob."""
-    from heaters_db.daemon import SkipJob  # the daemon imports this module, not the reverse
+    from heaters_db.queue import SkipJob  # the job kinds sit below the worker, by the queue
 
     payload = dict(getattr(job, "payload", None) or {})
     device = resolve_device(payload.get("device") or getattr(settings, "device", "auto"))

@@ -8,58 +8,45 @@ lock on the clip: the daemon's embedding insert (its foreign-key check) then wai
 from __future__ import annotations
 
 import signal
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from heaters_db import migrations
-from heaters_db.daemon import Daemon, SkipJob
+from heaters_db.daemon import Daemon
 from heaters_db.db import connect
-from heaters_db.localdb import LocalCluster
-from heaters_db.queue import Job
+from heaters_db.queue import Job, SkipJob
 from heaters_db.settings import Settings
 from tests.integration.conftest import (
     BAD_CLIPS,
     TINY_DIM,
-    DaemonProcess,
     MediaRoot,
     embedding_count,
     insert_clips,
     job_rows,
     settled,
-    use_tiny_variant,
     wait_until,
 )
+from tests.support.daemon_runs import (
+    DAEMON_START_TIMEOUT,
+    DaemonDb,
+    StartDaemon,
+    blocked_on_lock,
+    embed_and_wait,
+    own_cluster,
+    run_in_thread,
+    settings_for,
+    statuses,
+    wait_for_daemons,
+)
+from tests.support.daemon_runs import daemon_env as daemon_env  # the `env` fixture
 from tests.support.tiny_model import TINY_MODEL_NAME
 
-StartDaemon = Callable[..., DaemonProcess]
-DAEMON_START_TIMEOUT = 120  # importing torch + transformers on a busy 2-core machine
 
-
-def blocked_on_lock(conn: psycopg.Connection) -> bool:
-    """Some daemon backend waits for a row lock (its embedding insert)."""
-    return bool(
-        conn.execute(
-            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND application_name LIKE 'heaters-db %'"
-        ).fetchone()
-    )
-
-
-def statuses(conn: psycopg.Connection) -> dict[int, str]:
-    return dict(conn.execute("SELECT id, status FROM pipeline_jobs ORDER BY id").fetchall())
-
-
-def test_daemon_embeds_new_clips_and_survives_bad_inputs(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    media_root: MediaRoot,
-    start_daemon: StartDaemon,
-) -> None:
+def test_daemon_embeds_new_clips_and_survives_bad_inputs(env: DaemonDb) -> None:
+    db_url, conn, tiny_variant = env.url, env.conn, env.variant
+    media_root, start_daemon = env.media, env.start
     daemon = start_daemon(db_url, "--batch-size", "8")
     good = [media_root.good("good-1.mp4"), media_root.good("good-2.mp4")]
     bad = [media_root.bad(name) for name in BAD_CLIPS]
@@ -131,13 +118,8 @@ def test_daemon_embeds_new_clips_and_survives_bad_inputs(
     assert "action=embed_error" in log and "zero.mp4" in log
 
 
-def test_kill_9_mid_job_then_second_daemon_completes_it(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    media_root: MediaRoot,
-    start_daemon: StartDaemon,
-) -> None:
+def test_kill_9_mid_job_then_second_daemon_completes_it(env: DaemonDb) -> None:
+    db_url, conn, media_root, start_daemon = env.url, env.conn, env.media, env.start
     (clip_id,) = insert_clips(conn, [media_root.good("good-1.mp4")])
     with connect(db_url) as locker:
         locker.execute("SELECT 1 FROM clips WHERE id = %s FOR UPDATE", (clip_id,))
@@ -168,54 +150,25 @@ def test_kill_9_mid_job_then_second_daemon_completes_it(
 def test_daemon_carries_on_after_postgres_restarts(
     tmp_path_factory: pytest.TempPathFactory, media_root: MediaRoot, start_daemon: StartDaemon
 ) -> None:
-    cluster = LocalCluster(tmp_path_factory.mktemp("restart-pg"), fast_unsafe=True)
-    url = cluster.up()
-    try:
-        migrations.upgrade(url, "head")
+    with own_cluster(tmp_path_factory, "restart-pg") as (cluster, url):
+        daemon = start_daemon(url)
         with connect(url, autocommit=True) as conn:
-            use_tiny_variant(conn)
-            daemon = start_daemon(url)
-            (first,) = insert_clips(conn, [media_root.good("good-1.mp4")])
-            wait_until(
-                lambda: embedding_count(conn, [first]), DAEMON_START_TIMEOUT, what=daemon.log
-            )
+            embed_and_wait(conn, media_root, "good-1.mp4", daemon, DAEMON_START_TIMEOUT)
 
         cluster.restart()
 
         with connect(url, autocommit=True) as conn:
-            (second,) = insert_clips(conn, [media_root.good("good-2.mp4")])
-            wait_until(
-                lambda: embedding_count(conn, [second]),
-                60,
-                what=lambda: f"after restart\n{daemon.log()}",
-            )
+            embed_and_wait(conn, media_root, "good-2.mp4", daemon, 60)
         assert daemon.alive()
         assert "action=db_reconnect" in daemon.log()
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(30) == 0
-    finally:
-        cluster.destroy()
 
 
-def test_two_daemons_share_twenty_jobs(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    media_root: MediaRoot,
-    start_daemon: StartDaemon,
-) -> None:
+def test_two_daemons_share_twenty_jobs(env: DaemonDb) -> None:
+    db_url, conn, media_root, start_daemon = env.url, env.conn, env.media, env.start
     daemons = [start_daemon(db_url, "--batch-size", "2") for _ in range(2)]
-    wait_until(
-        lambda: (
-            conn.execute(
-                "SELECT count(DISTINCT application_name) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND application_name LIKE 'heaters-db %'"
-            ).fetchone()[0]
-            == 2
-        ),
-        DAEMON_START_TIMEOUT,
-        what="both daemons to connect",
-    )
+    wait_for_daemons(conn, 2)
     clip_ids = insert_clips(conn, [media_root.good(f"share-{i}.mp4") for i in range(20)])
     wait_until(
         lambda: all(r["status"] == "done" for r in job_rows(conn)),
@@ -233,13 +186,8 @@ def test_two_daemons_share_twenty_jobs(
         assert daemon.wait(30) == 0
 
 
-def test_sigterm_finishes_current_batch_releases_the_rest_and_exits_0(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    media_root: MediaRoot,
-    start_daemon: StartDaemon,
-) -> None:
+def test_sigterm_finishes_current_batch_releases_the_rest_and_exits_0(env: DaemonDb) -> None:
+    db_url, conn, media_root, start_daemon = env.url, env.conn, env.media, env.start
     clip_ids = insert_clips(conn, [media_root.good(f"term-{i}.mp4") for i in range(6)])
     with connect(db_url) as locker:
         locker.execute("SELECT 1 FROM clips WHERE id = %s FOR UPDATE", (clip_ids[0],))
@@ -258,13 +206,8 @@ def test_sigterm_finishes_current_batch_releases_the_rest_and_exits_0(
     assert "action=release" in daemon.log()
 
 
-def test_once_drains_and_exits(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    media_root: MediaRoot,
-    start_daemon: StartDaemon,
-) -> None:
+def test_once_drains_and_exits(env: DaemonDb) -> None:
+    db_url, conn, media_root, start_daemon = env.url, env.conn, env.media, env.start
     clip_ids = insert_clips(conn, [media_root.good(f"once-{i}.mp4") for i in range(5)])
     # A job that is not due yet stays for a later run.
     (later,) = insert_clips(conn, [media_root.good("once-later.mp4")])
@@ -301,30 +244,11 @@ def test_once_as_a_login_that_is_only_a_worker(
 
 # ---- in-process: the Daemon class with handlers and retries --------------------------------
 def in_process_daemon(db_url: str, model_dir: Path, media: MediaRoot, **kwargs) -> Daemon:
-    settings = Settings(
-        database_url=db_url,
-        model_dir=model_dir,
-        media_root=media.root,
-        device="cpu",
-        lease_seconds=5,
-        poll_seconds=0.2,
-    )
-    return Daemon(settings, db_url, **kwargs)
+    return Daemon(settings_for(db_url, model_dir, media), db_url, **kwargs)
 
 
-def run_in_thread(daemon: Daemon) -> threading.Thread:
-    thread = threading.Thread(target=daemon.run, name="test-daemon", daemon=True)
-    thread.start()
-    return thread
-
-
-def test_retries_with_backoff_then_dead_letter(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    tiny_model_dir: Path,
-    media_root: MediaRoot,
-) -> None:
+def test_retries_with_backoff_then_dead_letter(env: DaemonDb) -> None:
+    db_url, conn, tiny_model_dir, media_root = env.url, env.conn, env.model_dir, env.media
     conn.execute("UPDATE heaters_db_settings SET value = '3' WHERE name = 'job_max_attempts'")
     (clip_id,) = insert_clips(conn, [media_root.bad("truncated.mp4")])
     daemon = in_process_daemon(db_url, tiny_model_dir, media_root, retry_delay_seconds=0.3)

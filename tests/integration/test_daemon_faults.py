@@ -19,25 +19,34 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from heaters_db import migrations
 from heaters_db.daemon import Daemon
 from heaters_db.db import connect
+from heaters_db.embed_handler import EmbedHandler
+from heaters_db.errors import DatabaseUnavailable
 from heaters_db.failures import CONNECTION, JOB, PERMANENT, classify
-from heaters_db.localdb import LocalCluster
 from heaters_db.queue import Job
 from heaters_db.settings import Settings
 from tests.integration.conftest import (
-    DaemonProcess,
     MediaRoot,
     embedding_count,
     insert_clips,
     job_rows,
-    use_tiny_variant,
     wait_until,
 )
-from tests.integration.test_daemon import DAEMON_START_TIMEOUT, blocked_on_lock, statuses
+from tests.support.daemon_runs import (
+    DAEMON_START_TIMEOUT,
+    DaemonDb,
+    StartDaemon,
+    blocked_on_lock,
+    embed_and_wait,
+    jobs_by_id,
+    own_cluster,
+    settings_for,
+    statuses,
+    wait_for_daemons,
+)
+from tests.support.daemon_runs import daemon_env as daemon_env  # the `env` fixture
 
-StartDaemon = Callable[..., DaemonProcess]
 RETRY_DELAY = 3.0  # longer than a --once run, so a failed job waits for the next one
 LOCKED_ROW = "SELECT 1 FROM heaters_db_settings WHERE name = 'job_max_attempts' FOR UPDATE"
 JOB_ERRORS = {  # fault -> what last_error keeps
@@ -45,22 +54,6 @@ JOB_ERRORS = {  # fault -> what last_error keeps
     "cancel": "QueryCanceled",
     "raise": "the job itself is broken",
 }
-
-
-def settings_for(db_url: str, model_dir: Path, media: MediaRoot, **overrides) -> Settings:
-    values = dict(
-        database_url=db_url,
-        model_dir=model_dir,
-        media_root=media.root,
-        device="cpu",
-        lease_seconds=5,
-        poll_seconds=0.2,
-    )
-    return Settings(**(values | overrides))
-
-
-def jobs_by_id(conn: psycopg.Connection) -> dict[int, dict]:
-    return {row["id"]: row for row in job_rows(conn)}
 
 
 # ---- classification ---------------------------------------------------------------------
@@ -89,14 +82,9 @@ def test_database_errors_are_classified_by_sqlstate(db_url: str, conn: psycopg.C
 
 
 # ---- poison jobs ------------------------------------------------------------------------
-def test_poison_jobs_are_bounded_keep_their_error_and_do_not_block_the_queue(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    tiny_model_dir: Path,
-    media_root: MediaRoot,
-) -> None:
+def test_poison_jobs_are_bounded_keep_their_error_and_do_not_block_the_queue(env: DaemonDb) -> None:
     """One job per error class, then an embed job behind them; `--once` returns each time."""
+    db_url, conn, tiny_model_dir, media_root = env.url, env.conn, env.model_dir, env.media
     terminated: list[int] = []
 
     def faulty(connect_: Callable[[], psycopg.Connection], job: Job, _settings: Settings) -> dict:
@@ -131,11 +119,11 @@ def test_poison_jobs_are_bounded_keep_their_error_and_do_not_block_the_queue(
     (empty,) = insert_clips(conn, [""])  # an empty key: a permanent input error, not "NULL"
 
     def run_once() -> None:
+        settings = settings_for(db_url, tiny_model_dir, media_root)
         daemon = Daemon(
-            settings_for(db_url, tiny_model_dir, media_root),
+            settings,
             db_url,
-            kinds=["embed", "reproject"],
-            handlers={"reproject": faulty},
+            handlers={"embed": EmbedHandler(settings), "reproject": faulty},
             once=True,
             retry_delay_seconds=RETRY_DELAY,
         )
@@ -156,9 +144,11 @@ def test_poison_jobs_are_bounded_keep_their_error_and_do_not_block_the_queue(
         row = first[job_id["no_default_variant"]]
         assert row["status"] == "dead" and row["attempts"] == 1, row  # dead at once
         assert "no default embedding variant" in row["last_error"]
-        # The connection loss gave its attempt back; the next claim ran it to the end.
+        # The job ended its own connection and the database answered right after: the
+        # attempt counts (an outage would give it back), the next run finishes the job.
         row = first[job_id["connection"]]
-        assert terminated == [1] and row["status"] == "done" and row["attempts"] == 1, row
+        assert terminated == [1] and row["status"] == "queued" and row["attempts"] == 1, row
+        assert "connection lost while the job ran" in row["last_error"], row["last_error"]
         by_clip = {r["clip_id"]: r for r in first.values() if r["kind"] == "embed"}
         assert by_clip[good]["status"] == "done" and embedding_count(conn, [good]) == 1
         assert by_clip[empty]["status"] == "dead" and by_clip[empty]["attempts"] == 1
@@ -168,6 +158,8 @@ def test_poison_jobs_are_bounded_keep_their_error_and_do_not_block_the_queue(
         time.sleep(RETRY_DELAY + 0.2)  # past the first backoff
         run_once()
     final = jobs_by_id(conn)
+    assert final[job_id["connection"]]["status"] == "done", final[job_id["connection"]]
+    assert final[job_id["connection"]]["attempts"] == 2
     for fault in JOB_ERRORS:
         row = final[job_id[fault]]
         assert row["status"] == "dead" and row["attempts"] == 2, row  # bounded: max_attempts
@@ -184,24 +176,12 @@ def test_once_returns_when_the_database_is_unreachable(
 
 # ---- fencing ----------------------------------------------------------------------------
 def test_a_daemon_stopped_past_its_lease_writes_nothing_after_another_finished(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    media_root: MediaRoot,
-    start_daemon: StartDaemon,
+    env: DaemonDb,
 ) -> None:
+    db_url, conn, tiny_variant = env.url, env.conn, env.variant
+    media_root, start_daemon = env.media, env.start
     daemons = [start_daemon(db_url) for _ in range(2)]
-    wait_until(
-        lambda: (
-            conn.execute(
-                "SELECT count(DISTINCT application_name) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND application_name LIKE 'heaters-db %'"
-            ).fetchone()[0]
-            == 2
-        ),
-        DAEMON_START_TIMEOUT,
-        what="both daemons to connect",
-    )
+    wait_for_daemons(conn, 2)
     with connect(db_url) as locker:
         # The first daemon to claim blocks on this row (it records the model's dimension on
         # the variant before decoding), between its claim and its write. NO KEY: the new
@@ -257,13 +237,9 @@ def test_heartbeat_stops_renewing_a_job_past_its_maximum_running_time(
 
 
 # ---- the clip moves while its job runs --------------------------------------------------
-def test_a_clip_filepath_change_during_a_running_job_requeues_it(
-    db_url: str,
-    conn: psycopg.Connection,
-    tiny_variant: int,
-    tiny_model_dir: Path,
-    media_root: MediaRoot,
-) -> None:
+def test_a_clip_filepath_change_during_a_running_job_requeues_it(env: DaemonDb) -> None:
+    db_url, conn, tiny_variant = env.url, env.conn, env.variant
+    tiny_model_dir, media_root = env.model_dir, env.media
     daemon = Daemon(settings_for(db_url, tiny_model_dir, media_root), db_url, kinds=["embed"])
     thread = threading.Thread(target=daemon.run, daemon=True)
     try:
@@ -293,46 +269,30 @@ def test_a_clip_filepath_change_during_a_running_job_requeues_it(
 def test_db_down_up_with_a_connected_client_keeps_the_port_and_the_daemon_reconnects(
     tmp_path_factory: pytest.TempPathFactory, media_root: MediaRoot, start_daemon: StartDaemon
 ) -> None:
-    cluster = LocalCluster(tmp_path_factory.mktemp("down-up-pg"), fast_unsafe=True)
-    url = cluster.up()
-    try:
-        migrations.upgrade(url, "head")
+    with own_cluster(tmp_path_factory, "down-up-pg") as (cluster, url):
         with connect(url, autocommit=True) as client:
-            use_tiny_variant(client)
             daemon = start_daemon(url)
-            (first,) = insert_clips(client, [media_root.good("down-up-1.mp4")])
-            wait_until(
-                lambda: embedding_count(client, [first]), DAEMON_START_TIMEOUT, what=daemon.log
-            )
+            embed_and_wait(client, media_root, "down-up-1.mp4", daemon, DAEMON_START_TIMEOUT)
             port = cluster.port
             assert cluster.down() is True  # clients connected: their sockets go to TIME_WAIT
             assert cluster.up() == url and cluster.port == port
             with pytest.raises(psycopg.OperationalError):
                 client.execute("SELECT 1")  # the old session is gone; the URL is not
         with connect(url, autocommit=True) as again:
-            (second,) = insert_clips(again, [media_root.good("down-up-2.mp4")])
-            wait_until(
-                lambda: embedding_count(again, [second]),
-                60,
-                what=lambda: f"after down/up\n{daemon.log()}",
-            )
+            embed_and_wait(again, media_root, "down-up-2.mp4", daemon, 60)
         log = daemon.log()
         assert "action=db_reconnect" in log and "action=db_reconnected" in log
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(30) == 0
-    finally:
-        cluster.destroy()
 
 
+# ---- a connection lost while a job runs: an outage, or the job's own doing -----------------
 def test_postgres_restart_in_the_middle_of_a_write_gives_the_attempt_back(
     tmp_path_factory: pytest.TempPathFactory, media_root: MediaRoot, start_daemon: StartDaemon
 ) -> None:
-    cluster = LocalCluster(tmp_path_factory.mktemp("busy-restart-pg"), fast_unsafe=True)
-    url = cluster.up()
-    try:
-        migrations.upgrade(url, "head")
+    """The outage answer: the database does not answer right after the loss."""
+    with own_cluster(tmp_path_factory, "busy-restart-pg") as (cluster, url):
         with connect(url, autocommit=True) as conn:
-            use_tiny_variant(conn)
             (clip_id,) = insert_clips(conn, [media_root.good("busy-restart.mp4")])
             locker = connect(url)
             # The daemon's embedding insert (its foreign-key check) waits on this row lock:
@@ -350,12 +310,87 @@ def test_postgres_restart_in_the_middle_of_a_write_gives_the_attempt_back(
             )
             (row,) = job_rows(conn)
             assert row["attempts"] == 1, row  # the interrupted attempt was given back
+            assert row["last_error"] is None, row
             assert embedding_count(conn, [clip_id]) == 1
         assert "action=db_reconnect" in daemon.log() and "action=release" in daemon.log()
+        assert "action=job_connection_lost" not in daemon.log()
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(30) == 0
-    finally:
-        cluster.destroy()
+
+
+def test_a_job_that_ends_its_own_connection_spends_its_attempts_and_dead_letters(
+    env: DaemonDb,
+) -> None:
+    """The job's answer: its write terminates its own backend (as a job that crashes its
+    backend would), and the database answers right after. Each loss counts an attempt."""
+    db_url, conn, media_root, start_daemon = env.url, env.conn, env.media, env.start
+    conn.execute("UPDATE heaters_db_settings SET value = '2' WHERE name = 'job_max_attempts'")
+    conn.execute(
+        "CREATE FUNCTION end_own_connection() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER end_own_connection BEFORE INSERT ON embeddings "
+        "FOR EACH ROW EXECUTE FUNCTION end_own_connection()"
+    )
+    daemon = start_daemon(db_url, "--retry-delay", "0.2")
+    (clip_id,) = insert_clips(conn, [media_root.good("ends-its-connection.mp4")])
+    wait_until(
+        lambda: job_rows(conn)[0]["status"] == "dead",
+        DAEMON_START_TIMEOUT,
+        what=lambda: f"the job to be dead-lettered\n{daemon.log()}",
+    )
+    (row,) = job_rows(conn)
+    assert row["attempts"] == 2 and row["max_attempts"] == 2, row  # bounded
+    assert "connection lost while the job ran" in row["last_error"], row["last_error"]
+    assert "terminating connection" in row["last_error"], row["last_error"]
+    assert embedding_count(conn, [clip_id]) == 0
+    # The daemon carries on with other work once the job is out of the way.
+    conn.execute("DROP TRIGGER end_own_connection ON embeddings")
+    embed_and_wait(conn, media_root, "after-the-poison.mp4", daemon, 60)
+    assert daemon.alive(), daemon.log()
+    assert daemon.log().count("action=job_connection_lost") == 2
+
+
+def test_a_job_that_crashes_its_backend_is_bounded_too(
+    tmp_path_factory: pytest.TempPathFactory, media_root: MediaRoot, start_daemon: StartDaemon
+) -> None:
+    """A backend crash takes the server through crash recovery, so the database does not
+    answer right after; the second loss while the same job runs counts its attempt."""
+    with own_cluster(tmp_path_factory, "crash-pg") as (_cluster, url):
+        with connect(url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE heaters_db_settings SET value = '2' WHERE name = 'job_max_attempts'"
+            )
+            conn.execute(
+                "CREATE FUNCTION crash_own_backend() RETURNS trigger LANGUAGE plpython3u AS "
+                "$$\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n$$"
+            )
+            conn.execute(
+                "CREATE TRIGGER crash_own_backend BEFORE INSERT ON embeddings "
+                "FOR EACH ROW EXECUTE FUNCTION crash_own_backend()"
+            )
+            insert_clips(conn, [media_root.good("crashes-its-backend.mp4")])
+        daemon = start_daemon(url, "--retry-delay", "0.2")
+
+        def the_job() -> dict | None:  # each crash also ends this test's sessions
+            try:
+                with connect(url, autocommit=True) as own:
+                    return job_rows(own)[0]
+            except (psycopg.Error, DatabaseUnavailable):
+                return None
+
+        wait_until(
+            lambda: (the_job() or {}).get("status") == "dead",
+            DAEMON_START_TIMEOUT + 60,
+            what=lambda: f"the crashing job to be dead-lettered\n{daemon.log()}",
+        )
+        row = the_job()
+        assert row is not None and row["attempts"] == 2, row  # bounded: max_attempts
+        assert "connection lost while the job ran" in row["last_error"], row["last_error"]
+        log = daemon.log()
+        assert log.count("action=job_connection_lost") == 2 and "action=db_reconnected" in log
+        assert daemon.alive(), log
 
 
 def test_a_training_job_does_not_hold_prefetched_embed_leases(
@@ -366,7 +401,7 @@ def test_a_training_job_does_not_hold_prefetched_embed_leases(
     media_root: MediaRoot,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="heaters_db.daemon")
+    caplog.set_level(logging.INFO, logger="heaters_db.worker.loop")
     seen: list[tuple[int, int]] = []
 
     def train(connect_: Callable[[], psycopg.Connection], job: Job, _settings: Settings) -> dict:
@@ -381,12 +416,11 @@ def test_a_training_job_does_not_hold_prefetched_embed_leases(
         return {}
 
     clip_ids = insert_clips(conn, [media_root.good(f"prefetch-{i}.mp4") for i in range(6)])
+    settings = settings_for(db_url, tiny_model_dir, media_root)
     daemon = Daemon(
-        settings_for(db_url, tiny_model_dir, media_root),
+        settings,
         db_url,
-        kinds=["embed", "train_head"],
-        handlers={"train_head": train},
-        batch_size=1,
+        handlers={"embed": EmbedHandler(settings, batch_size=1), "train_head": train},
     )
     thread = threading.Thread(target=daemon.run, daemon=True)
     try:

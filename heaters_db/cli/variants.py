@@ -1,0 +1,229 @@
+"""`heaters-db variant ...`: which embeddings the database wants (embedding_variants)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import click
+import psycopg
+
+from heaters_db.cli.output import EMBEDDINGS, QUEUE, connection, json_default, query_rows, table
+from heaters_db.errors import HeatersError
+from heaters_db.queries import query
+
+STRATEGIES = ("video_full_clip", "video_centered_64", "video_trick_window", "video_moment_windows")
+WINDOWS = "video_moment_windows"
+# heaters_db.embedding.windows' defaults (not imported: it pulls in torch)
+DEFAULT_WINDOW_SECONDS, DEFAULT_STRIDE_SECONDS, DEFAULT_WINDOW_FRAMES = 1.5, 0.5, 16
+
+
+class UnknownVariant(HeatersError):
+    """No embedding variant matches what was named."""
+
+
+def _find_variant(conn: psycopg.Connection, model_name: str, strategy: str) -> dict[str, Any]:
+    rows = query_rows(
+        conn, EMBEDDINGS, "variant_by_name", model_name=model_name, generation_strategy=strategy
+    )
+    if not rows:
+        raise UnknownVariant(
+            f"no embedding variant {model_name} / {strategy}; `heaters-db variant list` shows them"
+        )
+    return rows[0]
+
+
+def parse_variant_specs(conn: psycopg.Connection, specs: Sequence[str]) -> list[int]:
+    """`--variant` values: an id, or MODEL:STRATEGY."""
+    ids = []
+    for spec in specs:
+        if spec.isdigit():
+            ids.append(int(spec))
+            continue
+        model_name, _, strategy = spec.rpartition(":")
+        if not model_name or strategy not in STRATEGIES:
+            raise click.BadParameter(
+                f"{spec!r}: give a variant id or MODEL:STRATEGY (strategy one of {', '.join(STRATEGIES)})",
+                param_hint="--variant",
+            )
+        ids.append(_find_variant(conn, model_name, strategy)["id"])
+    return ids
+
+
+@click.group()
+def variant() -> None:
+    """Which embeddings the database wants (embedding_variants).
+
+    \b
+    A variant is a model plus a generation strategy plus a frame count. Every ENABLED variant
+    is computed for every clip that gets a video (a trigger enqueues one embed job per clip and
+    variant); the DEFAULT variant is what similar_clips() searches before a mode has an active
+    projection head. Vectors live in `embeddings`, one row per (clip, model, strategy).
+    """
+
+
+@variant.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def variant_list(as_json: bool) -> None:
+    """Show every variant with its dimension, embedding count and pending jobs."""
+    with connection() as conn:
+        rows = query_rows(conn, EMBEDDINGS, "variant_list")
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=json_default))
+        return
+    columns = ["id", "model_name", "generation_strategy", "num_frames", "dim", "is_default",
+               "enabled", "window_seconds", "window_stride_seconds", "embeddings",
+               "pending_jobs"]  # fmt: skip
+    click.echo(table(rows, columns))
+
+
+@variant.command("add")
+@click.argument("model")
+@click.argument("strategy", type=click.Choice(STRATEGIES))
+@click.option(
+    "--frames",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Frames the model sees per clip (even; default 64, or the variant's current value).",
+)
+@click.option(
+    "--window-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help=f"video_moment_windows: length of one window (default {DEFAULT_WINDOW_SECONDS} s).",
+)
+@click.option(
+    "--stride-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help=f"video_moment_windows: seconds between window starts (default {DEFAULT_STRIDE_SECONDS} s).",
+)
+@click.option("--default", "make_default", is_flag=True, help="Make it the default variant.")
+@click.option(
+    "--backfill/--no-backfill",
+    default=True,
+    show_default=True,
+    help="Enqueue embed jobs for the clips that already have a video.",
+)
+def variant_add(
+    model: str,
+    strategy: str,
+    frames: int | None,
+    window_seconds: float | None,
+    stride_seconds: float | None,
+    make_default: bool,
+    backfill: bool,
+) -> None:
+    """Add (or re-enable) the variant MODEL STRATEGY.
+
+    \b
+    MODEL is a Hugging Face hub id (facebook/vjepa2-vitl-fpc64-256) or a directory name under
+    HEATERS_MODEL_DIR; the daemon loads it and records its dimension with the first vector.
+    STRATEGY: video_full_clip (frames spread over the whole clip), video_centered_64
+    (consecutive frames around the middle), video_trick_window (consecutive frames around
+    processing_metadata.trick_apex_time / trick_initiation_time; clips without it are skipped).
+
+    \b
+    What happens: new clips get this variant automatically from now on. With --backfill (the
+    default) every existing clip with a video that lacks this variant gets an embed job now;
+    a running `heaters-db daemon` computes them. --no-backfill leaves that for a later
+    `heaters-db embed --missing`. --default switches similar_clips() to this variant (as
+    soon as its vectors exist; clips without one are not found).
+
+    \b
+    video_moment_windows: vectors of sub-clip windows (moment_embeddings, served by
+    similar_moments): --window-seconds long (default 1.5), one every --stride-seconds (default
+    0.5), --frames per window (default 16). A window variant cannot be the default.
+    """
+    if strategy == WINDOWS:
+        if make_default:
+            raise click.BadParameter(
+                "a window variant serves similar_moments, not similar_clips", param_hint="--default"
+            )
+        is_new = not _rows_exist(model, strategy)
+        if is_new:
+            frames = frames or DEFAULT_WINDOW_FRAMES
+            window_seconds = window_seconds or DEFAULT_WINDOW_SECONDS
+            stride_seconds = stride_seconds or DEFAULT_STRIDE_SECONDS
+    elif window_seconds is not None or stride_seconds is not None:
+        raise click.BadParameter(
+            f"only for {WINDOWS}", param_hint="--window-seconds/--stride-seconds"
+        )
+    if frames is not None and frames % 2:
+        raise click.BadParameter(
+            "must be even (V-JEPA 2 reads frames in pairs)", param_hint="--frames"
+        )
+    with connection() as conn:
+        with conn.transaction():
+            (row,) = query_rows(
+                conn,
+                EMBEDDINGS,
+                "variant_upsert",
+                model_name=model,
+                generation_strategy=strategy,
+                num_frames=frames,
+                window_seconds=window_seconds,
+                window_stride_seconds=stride_seconds,
+            )
+            if make_default:
+                query_rows(conn, EMBEDDINGS, "variant_clear_default", variant_id=row["id"])
+                query_rows(conn, EMBEDDINGS, "variant_set_default", variant_id=row["id"])
+        label = f"{row['model_name']}:{row['generation_strategy']}:{row['num_frames']}"
+        if row["window_seconds"] is not None:
+            label += (
+                f" ({row['window_seconds']:g} s windows every {row['window_stride_seconds']:g} s)"
+            )
+        verb = "added" if row["inserted"] else "enabled"
+        click.echo(
+            f"variant {row['id']} {label} {verb}" + (", now the default" if make_default else "")
+        )
+        if not backfill:
+            click.echo("no backfill: run `heaters-db embed --missing` to embed existing clips")
+            return
+        (added,) = query_rows(conn, EMBEDDINGS, "enqueue_variant_backfill", variant_id=row["id"])
+        click.echo(
+            f"enqueued {added['added']} embed jobs for existing clips lacking this variant; "
+            "a running `heaters-db daemon` computes them (`heaters-db jobs` shows progress)"
+        )
+
+
+@variant.command("disable")
+@click.argument("model")
+@click.argument("strategy", type=click.Choice(STRATEGIES))
+def variant_disable(model: str, strategy: str) -> None:
+    """Stop computing MODEL STRATEGY for new clips; skip its queued jobs.
+
+    Its existing vectors stay in `embeddings` (`variant add` enables it again). The default
+    variant cannot be disabled: make another one the default first (variant add ... --default).
+    """
+    with connection() as conn:
+        row = _find_variant(conn, model, strategy)
+        if row["is_default"]:
+            raise HeatersError(
+                f"variant {row['id']} {model} / {strategy} is the default (similar_clips uses it); "
+                "make another variant the default first: heaters-db variant add MODEL STRATEGY --default"
+            )
+        with conn.transaction():
+            query_rows(conn, EMBEDDINGS, "variant_disable", variant_id=row["id"])
+            with conn.cursor() as cur:
+                cur.execute(
+                    query(QUEUE, "skip_queued_variant_jobs"),
+                    {"variant_id": row["id"], "reason": f"variant {model}:{strategy} disabled"},
+                )
+                skipped = cur.rowcount
+    click.echo(
+        f"variant {row['id']} {model} / {strategy} disabled; {skipped} queued jobs skipped; "
+        "its existing embeddings stay"
+    )
+
+
+def _rows_exist(model_name: str, strategy: str) -> bool:
+    with connection() as conn:
+        return bool(
+            query_rows(conn, EMBEDDINGS, "variant_by_name", model_name=model_name,
+                  generation_strategy=strategy)
+        )  # fmt: skip
+
+
+COMMANDS = (variant,)
