@@ -3,15 +3,18 @@
 --   1. projects the clips of its base variant whose row is missing or stale (embedded or
 --      re-embedded while the head was re-projected or retired: refresh_head_projections),
 --      first without a lock (the bulk), then again under the lock (what changed meanwhile);
+--      the same for its window projections (project_stale_moment_embeddings: windows written
+--      while the head was retired), so rollback_head serves fresh clip and moment vectors;
 --   2. makes sure its HNSW index exists (normally built already by the re-projection);
 --   3. retires the mode's active head (its rows and index are kept, for rollback_head);
 --   4. marks this head active, activated_at = now().
 -- Only a candidate (passed the gate, re-projected) or a retired head can be activated.
--- The embeddings table is locked in SHARE mode from the second pass on: an embedding written
--- concurrently either is caught up here or, once this commits, is projected by the
--- embeddings trigger under the new head; none falls in between. Writers wait only for the
--- second pass (a checksum scan of the variant and the few rows that changed meanwhile).
--- Returns {"head_id", "mode", "version", "retired_head_id", "caught_up"}.
+-- The embeddings and moment_embeddings tables are locked in SHARE mode from the second pass
+-- on: a vector written concurrently either is caught up here or, once this commits, is
+-- projected by the triggers under the new head; none falls in between. Writers wait only for
+-- the second pass (a checksum scan of the variant and the few rows that changed meanwhile,
+-- batched: no per-row PL/Python under the lock; benchmarks/write_path.py measures the wait).
+-- Returns {"head_id", "mode", "version", "retired_head_id", "caught_up", "moments_caught_up"}.
 --   SELECT activate_head(7);
 CREATE OR REPLACE FUNCTION activate_head(head_id integer)
 RETURNS jsonb
@@ -22,6 +25,7 @@ DECLARE
     h projection_heads;
     retired_id integer;
     caught_up integer;
+    moments_caught_up integer;
 BEGIN
     SELECT * INTO h FROM projection_heads p WHERE p.id = head_id;
     IF NOT FOUND THEN
@@ -41,8 +45,10 @@ BEGIN
                       ELSE 'it is still training' END;
     END IF;
     caught_up := refresh_head_projections(h.id);
-    LOCK TABLE embeddings IN SHARE MODE;
+    moments_caught_up := project_stale_moment_embeddings(h.id);
+    LOCK TABLE embeddings, moment_embeddings IN SHARE MODE;
     caught_up := caught_up + refresh_head_projections(h.id);
+    moments_caught_up := moments_caught_up + project_stale_moment_embeddings(h.id);
     PERFORM ensure_head_index(h.id);
     UPDATE projection_heads p SET status = 'retired', updated_at = now()
     WHERE p.mode = h.mode AND p.status = 'active'
@@ -50,6 +56,7 @@ BEGIN
     UPDATE projection_heads p SET status = 'active', activated_at = now(), updated_at = now()
     WHERE p.id = h.id;
     RETURN jsonb_build_object('head_id', h.id, 'mode', h.mode, 'version', h.version,
-                              'retired_head_id', retired_id, 'caught_up', caught_up);
+                              'retired_head_id', retired_id, 'caught_up', caught_up,
+                              'moments_caught_up', moments_caught_up);
 END;
 $$;

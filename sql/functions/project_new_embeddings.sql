@@ -6,8 +6,13 @@
 -- base changed later is known to be stale. Heads being re-projected (status candidate) are
 -- caught up by activate_head; retired heads when they are re-activated.
 -- Never fails the embedding write: an embedding whose dimension does not fit the head is left
--- alone, and a head that cannot project (unreadable weights...) is skipped with a WARNING in
--- the server log; its rows stay "not projected yet" until activate_head or a re-projection.
+-- alone, and a head that cannot project (unreadable weights, out of memory...) is skipped with a
+-- WARNING; its rows stay "not projected yet" and a catch-up job is queued for the head
+-- (project_head_later, one pending per head), which the daemon retries with backoff until the
+-- rows are projected.
+-- A session may ask for queued projection instead (SET heaters_db.project_embeddings =
+-- 'queued', e.g. a bulk import): nothing is projected inside its transaction, the catch-up job
+-- projects the rows (benchmarks/write_path.py measures both; the trigger is the default).
 -- SECURITY DEFINER: whoever writes embeddings (the daemon, heaters itself) need not be allowed
 -- to call apply_head_batch or write projected_embeddings.
 CREATE OR REPLACE FUNCTION project_new_embeddings()
@@ -21,6 +26,7 @@ DECLARE
     ids integer[];
     vectors vector[];
     projected vector[];
+    queued boolean := current_setting('heaters_db.project_embeddings', true) = 'queued';
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM projection_heads p WHERE p.status = 'active') THEN
         RETURN NULL;
@@ -48,6 +54,10 @@ BEGIN
                    OR n.generation_strategy IS DISTINCT FROM o.generation_strategy);
         END IF;
         CONTINUE WHEN ids IS NULL;
+        IF queued THEN
+            PERFORM project_head_later(h.id, 'queued projection of new embeddings', true);
+            CONTINUE;
+        END IF;
         BEGIN
             projected := apply_head_batch(h.id, vectors);
             INSERT INTO projected_embeddings (clip_id, projection_head_id, embedding, base_checksum)
@@ -57,8 +67,13 @@ BEGIN
             DO UPDATE SET embedding = EXCLUDED.embedding, base_checksum = EXCLUDED.base_checksum,
                           updated_at = now();
         EXCEPTION WHEN OTHERS THEN
-            RAISE WARNING 'projection head % could not project % new embedding(s), left "not projected yet": %',
+            RAISE WARNING 'projection head % could not project % new embedding(s), left "not projected yet" (catch-up job queued): %',
                 h.id, cardinality(ids), SQLERRM;
+            BEGIN
+                PERFORM project_head_later(h.id, 'catch up rows the head could not project: ' || SQLERRM, true);
+            EXCEPTION WHEN OTHERS THEN  -- not even the job: the next activation catches up
+                RAISE WARNING 'projection head %: no catch-up job queued: %', h.id, SQLERRM;
+            END;
         END;
     END LOOP;
     RETURN NULL;
