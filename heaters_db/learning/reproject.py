@@ -23,6 +23,7 @@ stale (refresh_head_projections), queued by the embeddings trigger (project_head
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import struct
 import time
@@ -94,12 +95,16 @@ def write_projections(
         reader.autocommit = False  # one snapshot for the whole read
         writer.autocommit = False
         with reader.cursor() as source, writer.cursor() as target:
+            batches = read_vector_rows(
+                source, query(QUERIES, "copy_all_vectors"), params, variant.dim, batch_rows
+            )
+            # The read starts before the writer takes any lock: a worker stalled there holds
+            # nothing another worker's re-projection or index build would wait for.
+            first = next(batches, None)
             target.execute(query(QUERIES, "delete_projected_rows"), {"head_id": record.id})
             with target.copy(query(QUERIES, "copy_projected_rows")) as copy:
                 copy.write(HEADER)
-                for clip_ids, vectors in read_vector_rows(
-                    source, query(QUERIES, "copy_all_vectors"), params, variant.dim, batch_rows
-                ):
+                for clip_ids, vectors in itertools.chain([first] if first else [], batches):
                     tick = time.perf_counter()
                     projected = project_batch(head, vectors, device)
                     seconds_project += time.perf_counter() - tick
