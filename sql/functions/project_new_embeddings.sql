@@ -10,9 +10,13 @@
 -- WARNING; its rows stay "not projected yet" and a catch-up job is queued for the head
 -- (project_head_later, one pending per head), which the daemon retries with backoff until the
 -- rows are projected.
--- A session may ask for queued projection instead (SET heaters_db.project_embeddings =
--- 'queued', e.g. a bulk import): nothing is projected inside its transaction, the catch-up job
--- projects the rows (benchmarks/write_path.py measures both; the trigger is the default).
+-- Bulk statements are projected later: a statement of more than 256 rows for a head projects
+-- nothing inside its transaction; a catch-up job (the same one) projects its rows, so a bulk
+-- insert's transaction no longer carries the projection and the head index upkeep
+-- (benchmarks/write_path.py: 10k rows, batched trigger vs queued). Smaller statements (the
+-- daemon's embed batches, heaters' own inserts) are projected at once, searchable on commit.
+-- A session may choose: SET heaters_db.project_embeddings = 'queued' (always later) or
+-- 'trigger' (always now); unset or 'auto' is the rule above.
 -- SECURITY DEFINER: whoever writes embeddings (the daemon, heaters itself) need not be allowed
 -- to call apply_head_batch or write projected_embeddings.
 CREATE OR REPLACE FUNCTION project_new_embeddings()
@@ -26,7 +30,8 @@ DECLARE
     ids integer[];
     vectors vector[];
     projected vector[];
-    queued boolean := current_setting('heaters_db.project_embeddings', true) = 'queued';
+    choice text := coalesce(nullif(current_setting('heaters_db.project_embeddings', true), ''), 'auto');
+    inline_max_rows constant integer := 256;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM projection_heads p WHERE p.status = 'active') THEN
         RETURN NULL;
@@ -54,9 +59,14 @@ BEGIN
                    OR n.generation_strategy IS DISTINCT FROM o.generation_strategy);
         END IF;
         CONTINUE WHEN ids IS NULL;
-        IF queued THEN
-            PERFORM project_head_later(h.id, 'queued projection of new embeddings', true);
-            CONTINUE;
+        IF choice = 'queued' OR (choice <> 'trigger' AND cardinality(ids) > inline_max_rows) THEN
+            BEGIN
+                PERFORM project_head_later(h.id, format('queued projection of %s new embedding(s)', cardinality(ids)), true);
+            EXCEPTION WHEN OTHERS THEN  -- never fail the write: projected inline instead
+                RAISE WARNING 'projection head %: no catch-up job queued: %', h.id, SQLERRM;
+                choice := 'trigger';
+            END;
+            CONTINUE WHEN choice <> 'trigger';
         END IF;
         BEGIN
             projected := apply_head_batch(h.id, vectors);

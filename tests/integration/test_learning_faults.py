@@ -285,18 +285,25 @@ def test_queued_projection_leaves_the_insert_to_a_daemon_job(
         assert_fresh(conn, head_id, clip_id, base)
 
 
-def test_a_full_reprojection_request_widens_a_pending_catch_up(conn: psycopg.Connection) -> None:
+def test_catch_ups_are_deduplicated_among_queued_jobs_only(conn: psycopg.Connection) -> None:
     head_id = insert_head(conn, random_head(25), 1, "candidate")
-    catch_up = conn.execute("SELECT project_head_later(%s, 'trigger', true)", (head_id,))
-    (job_id,) = catch_up.fetchone()
-    again = conn.execute("SELECT project_head_later(%s, 'trigger', true)", (head_id,))
-    assert again.fetchone() == (None,)  # deduplicated
-    (widened,) = conn.execute(
-        "SELECT project_head_later(%s, 'passed the gate', false)", (head_id,)
-    ).fetchone()
-    assert widened == job_id
-    (payload,) = conn.execute("SELECT payload FROM pipeline_jobs").fetchone()
-    assert payload == {"reason": "passed the gate"}
+
+    def later(catch_up: bool) -> int | None:
+        query = "SELECT project_head_later(%s, 'test', %s)"
+        return conn.execute(query, (head_id, catch_up)).fetchone()[0]
+
+    first = later(True)
+    assert first is not None and later(True) is None  # one queued catch-up per head
+    full = later(False)
+    assert full is not None and later(False) is None  # one full re-projection, as before
+    # Once the catch-up runs, it may have read the embeddings before newer rows committed:
+    # another one queues behind it.
+    Queue(conn, "worker-a", 60).claim(["reproject"], 1)
+    running = conn.execute("SELECT id FROM pipeline_jobs WHERE status = 'running'").fetchone()[0]
+    assert running == first
+    behind = later(True)
+    assert behind is not None and behind != first and later(True) is None
+    assert later(False) is None  # the full one is still queued
 
 
 # ---- window projections on a rollback ------------------------------------------------------
