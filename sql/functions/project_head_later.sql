@@ -11,39 +11,39 @@
 --   SELECT project_head_later(7, 'passed the held-out gate', false);
 CREATE OR REPLACE FUNCTION project_head_later(head_id integer, reason text, catch_up boolean)
 RETURNS integer
-LANGUAGE plpgsql
+LANGUAGE sql
 SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
-DECLARE
-    job_id integer;
-BEGIN
-    IF catch_up THEN
-        INSERT INTO pipeline_jobs (kind, mode, projection_head_id, max_attempts, payload)
-        SELECT 'reproject', p.mode, p.id, heaters_setting('job_max_attempts')::integer,
-               jsonb_build_object('reason', reason, 'catch_up', true)
+    WITH head AS (
+        SELECT p.mode, p.id, heaters_setting('job_max_attempts')::integer AS max_attempts,
+               jsonb_build_object('reason', reason) AS payload
         FROM projection_heads p WHERE p.id = head_id
+    ), queued_catch_up AS (
+        INSERT INTO pipeline_jobs (kind, mode, projection_head_id, max_attempts, payload)
+        SELECT 'reproject', h.mode, h.id, h.max_attempts, h.payload || '{"catch_up": true}'
+        FROM head h WHERE catch_up
         ON CONFLICT (projection_head_id)
             WHERE kind = 'reproject' AND status = 'queued' AND payload ? 'catch_up'
         DO NOTHING
-        RETURNING id INTO job_id;
-    ELSE
+        RETURNING id
+    ), queued_full AS (
         INSERT INTO pipeline_jobs (kind, mode, projection_head_id, max_attempts, payload)
-        SELECT 'reproject', p.mode, p.id, heaters_setting('job_max_attempts')::integer,
-               jsonb_build_object('reason', reason)
-        FROM projection_heads p WHERE p.id = head_id
+        SELECT 'reproject', h.mode, h.id, h.max_attempts, h.payload
+        FROM head h WHERE NOT catch_up
         ON CONFLICT (projection_head_id)
             WHERE kind = 'reproject' AND status IN ('queued', 'running')
               AND NOT (payload ? 'catch_up')
         DO NOTHING
-        RETURNING id INTO job_id;
-    END IF;
-    IF job_id IS NOT NULL THEN
-        PERFORM pg_notify('heaters_db_jobs', json_build_object(
-            'kind', 'reproject', 'head_id', head_id, 'job_id', job_id)::text);
-    END IF;
-    RETURN job_id;
-END;
+        RETURNING id
+    ), added AS (
+        SELECT id FROM queued_catch_up UNION ALL SELECT id FROM queued_full
+    )
+    SELECT a.id FROM added a
+    CROSS JOIN LATERAL (
+        SELECT pg_notify('heaters_db_jobs', json_build_object(
+            'kind', 'reproject', 'head_id', head_id, 'job_id', a.id)::text)
+    ) notified;
 $$;
 REVOKE ALL ON FUNCTION project_head_later(integer, text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION project_head_later(integer, text, boolean) TO heaters_worker;
