@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg
@@ -47,7 +47,8 @@ from heaters_db.learning.data import (
     resolve_variant,
     stored_mode,
 )
-from heaters_db.learning.reproject import reproject_head
+from heaters_db.learning.fence import Fence, hold
+from heaters_db.learning.reproject import catch_up_head, reproject_head
 from heaters_db.queries import query
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,113 @@ def _baseline(conn: psycopg.Connection, loaded: LoadedEvents, active: store.Head
     return holdout_metrics(space_of(head), other.data), described, None
 
 
+@dataclass
+class _Run:
+    """What one training run has learned so far (passed between train_mode's steps)."""
+
+    mode: str
+    active: store.HeadRecord | None
+    loaded: LoadedEvents
+    config: TrainConfig
+    seconds: dict[str, float]
+    trained: Any = None
+
+
+def _load(conn: psycopg.Connection, mode: str, variant_id: int | None, overrides, device) -> _Run:
+    """Step 1: the mode's events up to the watermark, with the base vectors of the variant."""
+    started = time.perf_counter()
+    mode = stored_mode(conn, mode)
+    active = store.active_head(conn, mode)
+    if variant_id is None and active is not None:
+        variant_id = active.base_variant_id
+    variant = resolve_variant(conn, variant_id)
+    through = latest_event_id(conn, mode)
+    skipped = {"mode": mode, "trained_through_event_id": through, "base_variant_id": variant.id}
+    try:
+        loaded = load_training_data(conn, mode, variant, through)
+    except NoTrainingEvents as exc:
+        raise TrainingSkipped(str(exc), {**skipped, "reason": str(exc)}) from exc
+    config = train_config(conn, overrides, device)
+    return _Run(mode, active, loaded, config, {"load": time.perf_counter() - started})
+
+
+def _train(run: _Run) -> None:
+    """Step 2: train a head (the shape chosen by validation when head_output_dim is 0)."""
+    started = time.perf_counter()
+    try:
+        if run.config.output_dim == AUTO_OUTPUT_DIM:
+            run.trained = train_with_capacity_search(run.loaded.data, run.config)
+        else:
+            run.trained = train_head(run.loaded.data, run.config)
+    except TrainingDataError as exc:
+        skipped = {
+            "mode": run.mode,
+            "trained_through_event_id": run.loaded.through_event_id,
+            "base_variant_id": run.loaded.variant.id,
+            "reason": str(exc),
+        }
+        raise TrainingSkipped(str(exc), skipped) from exc
+    run.seconds["train"] = time.perf_counter() - started
+
+
+def _evaluate(conn: psycopg.Connection, run: _Run) -> tuple[Any, dict[str, Any]]:
+    """Step 3: the gate's decision and the metrics stored with the head."""
+    data, head = run.loaded.data, run.trained.head
+    new_metrics = holdout_metrics(space_of(head), data)
+    base_metrics = holdout_metrics(space_of(None), data)
+    live_metrics, baseline, active_torch = _baseline(conn, run.loaded, run.active)
+    if live_metrics is None:
+        new_metrics, base_metrics = common_events(new_metrics, base_metrics)
+    else:
+        new_metrics, base_metrics, live_metrics = common_events(
+            new_metrics, base_metrics, live_metrics
+        )
+    decision = gate(
+        new_metrics,
+        base_metrics,
+        live_metrics,
+        new_training_events=len(data.screens),
+        live_training_events=None if run.active is None else run.active.training_event_count,
+        margin=float(_setting(conn, "gate_noninferiority_margin")),
+    )
+    sample = data.base_vectors[sample_rows(len(data.base_vectors))]
+    overlap = {"base": neighbour_overlap(space_of(head), space_of(None), sample)}
+    if active_torch is not None:
+        overlap["previous"] = neighbour_overlap(space_of(head), space_of(active_torch), sample)
+    metrics = {
+        "holdout": summarise(new_metrics),
+        "base": summarise(base_metrics),
+        "baseline": {
+            **baseline,
+            **summarise(base_metrics if live_metrics is None else live_metrics),
+        },
+        "gate": decision.metrics,
+        "knn_jaccard_at_10": overlap,
+        "training": {k: v for k, v in run.trained.metrics.items() if k != "config"},
+        "config": run.trained.metrics.get("config", asdict(run.config)),
+        "data": run.loaded.summary(),
+        "seconds": {name: round(value, 3) for name, value in run.seconds.items()},
+    }
+    return decision, metrics
+
+
+def _summary(record: store.HeadRecord, run: _Run, decision: Any, metrics: dict) -> dict[str, Any]:
+    """The train_head job's result (before what happens after the gate)."""
+    return {
+        "head_id": record.id,
+        "mode": run.mode,
+        "version": record.version,
+        "status": record.status,
+        "passed": decision.passed,
+        "reason": decision.reason,
+        "trained_through_event_id": run.loaded.through_event_id,
+        "events": len(run.loaded.data.screens),
+        "holdout": metrics["holdout"],
+        "baseline": metrics["baseline"],
+        "seconds_train": round(run.seconds["train"], 3),
+    }
+
+
 def train_mode(
     connect: Connect,
     mode: str,
@@ -130,129 +238,62 @@ def train_mode(
     overrides: dict[str, Any] | None = None,
     activation: str = "inline",
     device: str | None = "cpu",
+    fence: Fence | None = None,
 ) -> dict[str, Any]:
     """One training run for a mode; returns a JSON-ready summary (the train_head job's result).
 
     ``activation``: 'inline' re-projects and activates a head that passed the gate here,
     'enqueue' leaves that to a reproject job, 'none' stores the candidate only.
-    Raises TrainingSkipped when there is nothing to train on.
+    ``fence``: the daemon job's claim; every write commits only while it holds (learning/fence.py).
+    Raises TrainingSkipped when there is nothing to train on, LeaseLost when the lease is gone.
     """
     if activation not in ACTIVATION_CHOICES:
         raise ValueError(f"activation must be one of {ACTIVATION_CHOICES}")
     device = resolve_device(device)
     started = time.perf_counter()
     with connect() as conn:
-        mode = stored_mode(conn, mode)
-        active = store.active_head(conn, mode)
-        if variant_id is None and active is not None:
-            variant_id = active.base_variant_id
-        variant = resolve_variant(conn, variant_id)
-        through = latest_event_id(conn, mode)
-        skipped = {"mode": mode, "trained_through_event_id": through, "base_variant_id": variant.id}
-        try:
-            loaded = load_training_data(conn, mode, variant, through)
-        except NoTrainingEvents as exc:
-            raise TrainingSkipped(str(exc), {**skipped, "reason": str(exc)}) from exc
-        config = train_config(conn, overrides, device)
-        seconds_load = time.perf_counter() - started
-
-        tick = time.perf_counter()
-        try:
-            if config.output_dim == AUTO_OUTPUT_DIM:
-                trained = train_with_capacity_search(loaded.data, config)
-            else:
-                trained = train_head(loaded.data, config)
-        except TrainingDataError as exc:
-            raise TrainingSkipped(str(exc), {**skipped, "reason": str(exc)}) from exc
-        seconds_train = time.perf_counter() - tick
-
-        new_metrics = holdout_metrics(space_of(trained.head), loaded.data)
-        base_metrics = holdout_metrics(space_of(None), loaded.data)
-        live_metrics, baseline, active_torch = _baseline(conn, loaded, active)
-        if live_metrics is None:
-            new_metrics, base_metrics = common_events(new_metrics, base_metrics)
-        else:
-            new_metrics, base_metrics, live_metrics = common_events(
-                new_metrics, base_metrics, live_metrics
-            )
-        decision = gate(
-            new_metrics,
-            base_metrics,
-            live_metrics,
-            new_training_events=len(loaded.data.screens),
-            live_training_events=None if active is None else active.training_event_count,
-            margin=float(_setting(conn, "gate_noninferiority_margin")),
-        )
-
-        sample = loaded.data.base_vectors[sample_rows(len(loaded.data.base_vectors))]
-        overlap = {"base": neighbour_overlap(space_of(trained.head), space_of(None), sample)}
-        if active_torch is not None:
-            overlap["previous"] = neighbour_overlap(
-                space_of(trained.head), space_of(active_torch), sample
-            )
-        training = {k: v for k, v in trained.metrics.items() if k != "config"}
-        metrics = {
-            "holdout": summarise(new_metrics),
-            "base": summarise(base_metrics),
-            "baseline": {
-                **baseline,
-                **summarise(base_metrics if live_metrics is None else live_metrics),
-            },
-            "gate": decision.metrics,
-            "knn_jaccard_at_10": overlap,
-            "training": training,
-            "config": trained.metrics.get("config", asdict(config)),
-            "data": loaded.summary(),
-            "seconds": {"load": round(seconds_load, 3), "train": round(seconds_train, 3)},
-        }
-        status = "candidate" if decision.passed else "rejected"
+        run = _load(conn, mode, variant_id, overrides, device)
+        _train(run)
+        decision, metrics = _evaluate(conn, run)
         record = store.insert_head(
             conn,
-            mode=mode,
-            base_variant_id=variant.id,
-            head=trained.head,
-            status=status,
-            trained_through_event_id=through,
-            training_event_count=len(loaded.data.screens),
+            mode=run.mode,
+            base_variant_id=run.loaded.variant.id,
+            head=run.trained.head,
+            status="candidate" if decision.passed else "rejected",
+            trained_through_event_id=run.loaded.through_event_id,
+            training_event_count=len(run.loaded.data.screens),
             metrics=metrics,
+            fence=fence,
         )
-    result: dict[str, Any] = {
-        "head_id": record.id,
-        "mode": mode,
-        "version": record.version,
-        "status": status,
-        "passed": decision.passed,
-        "reason": decision.reason,
-        "trained_through_event_id": through,
-        "events": len(loaded.data.screens),
-        "holdout": metrics["holdout"],
-        "baseline": metrics["baseline"],
-        "seconds_train": round(seconds_train, 3),
-    }
+    result = _summary(record, run, decision, metrics)
     if decision.passed:
-        result.update(_after_gate(connect, record, activation, device))
+        result.update(_after_gate(connect, record, activation, device, fence))
     result["seconds_total"] = round(time.perf_counter() - started, 3)
     log.info("training run finished", extra={"action": "train_mode_done", **_brief(result)})
     return store.json_ready(result)
 
 
 def _after_gate(
-    connect: Connect, record: store.HeadRecord, activation: str, device: str
+    connect: Connect, record: store.HeadRecord, activation: str, device: str, fence: Fence | None
 ) -> dict[str, Any]:
     if activation == "inline":
-        reprojected = reproject_head(connect, record.id, device=device)
+        reprojected = reproject_head(connect, record.id, device=device, fence=fence)
         return {"status": "active", "reprojection": reprojected}
     if activation == "enqueue":
-        return {"reproject_job_id": enqueue_reproject(connect, record)}
+        return {"reproject_job_id": enqueue_reproject(connect, record, fence)}
     return {}
 
 
-def enqueue_reproject(connect: Connect, record: store.HeadRecord) -> int | None:
+def enqueue_reproject(
+    connect: Connect, record: store.HeadRecord, fence: Fence | None = None
+) -> int | None:
     """A reproject job for the head (None when one is already pending)."""
     with connect() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        hold(conn, fence)
         cur.execute(
             query(QUERIES, "enqueue_reproject_job"),
-            {"mode": record.mode, "head_id": record.id, "reason": "passed the held-out gate"},
+            {"head_id": record.id, "reason": "passed the held-out gate"},
         )
         row = cur.fetchone()
     return None if row is None else row["job_id"]
@@ -292,6 +333,7 @@ def handle_train_head(connect: Connect, job: Any, settings: Any = None) -> dict[
             overrides=payload,
             activation=payload.get("activation", "enqueue"),
             device=device,
+            fence=Fence.of(job),
         )
     except TrainingSkipped as skipped:
         # The result keeps trained_through_event_id: the retrain trigger counts from there.
@@ -299,8 +341,15 @@ def handle_train_head(connect: Connect, job: Any, settings: Any = None) -> dict[
 
 
 def handle_reproject(connect: Connect, job: Any, settings: Any = None) -> dict[str, Any]:
-    """Daemon handler for a ``reproject`` job: project every clip, index, activate."""
+    """Daemon handler for a ``reproject`` job: project every clip, index, activate; or, with
+    payload ``catch_up`` (queued by the embeddings trigger), project only the rows an active
+    head is missing or holds stale. Every write is fenced by the job's lease."""
     payload = dict(getattr(job, "payload", None) or {})
+    fence = Fence.of(job)
+    if payload.get("catch_up"):
+        return store.json_ready(
+            catch_up_head(autocommit_factory(connect), job.projection_head_id, fence)
+        )
     device = resolve_device(payload.get("device") or getattr(settings, "device", "auto"))
     return store.json_ready(
         reproject_head(
@@ -308,6 +357,7 @@ def handle_reproject(connect: Connect, job: Any, settings: Any = None) -> dict[s
             job.projection_head_id,
             activate=payload.get("activate", True),
             device=device,
+            fence=fence,
         )
     )
 

@@ -9,11 +9,21 @@ Order of work (queries never see a half-built head, because only step 4 makes it
 3. build the head's HNSW partial index (ensure_head_index);
 4. activate_head(): in one transaction, project with apply_head the clips embedded since step 1,
    retire the previous head, mark this one active.
+
+Run by a daemon job, each step's transaction first checks the job's lease (learning/fence.py):
+a worker that lost its lease rolls the step back and stops. The index build (CREATE INDEX
+CONCURRENTLY) cannot run inside a transaction; its lease is checked just before, and an index
+is no result of its own: it indexes whatever rows the head holds, and the activation (fenced)
+is what makes it serve.
+
+``catch_up_head`` is the short form for an active head: only the rows it is missing or holds
+stale (refresh_head_projections), queued by the embeddings trigger (project_head_later).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import struct
 import time
@@ -23,12 +33,14 @@ from typing import Any
 import numpy as np
 import psycopg
 import torch
+from psycopg.rows import dict_row
 
 from heaters_db import moments
 from heaters_db.heads.module import ProjectionHead
 from heaters_db.index_build import build_concurrently
 from heaters_db.learning import store
 from heaters_db.learning.data import Variant
+from heaters_db.learning.fence import Fence, hold
 from heaters_db.queries import query
 from heaters_db.vector_copy import HEADER, TRAILER, pack_copy_rows, read_vector_rows
 
@@ -64,6 +76,7 @@ def write_projections(
     head: ProjectionHead,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     device: str = "cpu",
+    fence: Fence | None = None,
 ) -> dict[str, Any]:
     """Steps 1-2: replace this head's projected rows with fresh ones for every clip."""
     variant = Variant(
@@ -82,12 +95,16 @@ def write_projections(
         reader.autocommit = False  # one snapshot for the whole read
         writer.autocommit = False
         with reader.cursor() as source, writer.cursor() as target:
+            batches = read_vector_rows(
+                source, query(QUERIES, "copy_all_vectors"), params, variant.dim, batch_rows
+            )
+            # The read starts before the writer takes any lock: a worker stalled there holds
+            # nothing another worker's re-projection or index build would wait for.
+            first = next(batches, None)
             target.execute(query(QUERIES, "delete_projected_rows"), {"head_id": record.id})
             with target.copy(query(QUERIES, "copy_projected_rows")) as copy:
                 copy.write(HEADER)
-                for clip_ids, vectors in read_vector_rows(
-                    source, query(QUERIES, "copy_all_vectors"), params, variant.dim, batch_rows
-                ):
+                for clip_ids, vectors in itertools.chain([first] if first else [], batches):
                     tick = time.perf_counter()
                     projected = project_batch(head, vectors, device)
                     seconds_project += time.perf_counter() - tick
@@ -104,6 +121,7 @@ def write_projections(
                     )
                     rows += len(clip_ids)
                 copy.write(TRAILER)
+            hold(writer, fence)  # just before the commit: the job row is locked only briefly
         reader.rollback()
         writer.commit()
     return {
@@ -142,6 +160,7 @@ def reproject_head(
     activate: bool = True,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     device: str = "cpu",
+    fence: Fence | None = None,
 ) -> dict[str, Any]:
     """Re-project, index and (by default) activate one head; returns what was done and timings.
 
@@ -160,14 +179,44 @@ def reproject_head(
         extra={"action": "reproject_start", "head_id": record.id, "mode": record.mode},
     )
     result: dict[str, Any] = {"head_id": record.id, "mode": record.mode, "version": record.version}
-    result.update(write_projections(connect, record, head, batch_rows, device))
+    result.update(write_projections(connect, record, head, batch_rows, device, fence))
     with connect() as conn:
         conn.autocommit = True  # a fresh connection: CONCURRENTLY needs no open transaction
+        with conn.transaction():
+            hold(conn, fence)  # not the same transaction as the build (see the docstring)
         result.update(build_index(conn, record.id))
-        result.update(moments.project_windows(conn, record.id))  # HOOK issue 12: window vectors
+        with conn.transaction():
+            hold(conn, fence)
+            result.update(moments.project_windows(conn, record.id))  # HOOK issue 12
         if activate and record.status != "active":
             started = time.perf_counter()
-            result["activation"] = store.activate_head(conn, record.id)
+            result["activation"] = store.activate_head(conn, record.id, fence)
             result["seconds_activate"] = round(time.perf_counter() - started, 3)
     log.info("re-projected projection head", extra={"action": "reproject_done", **result})
     return result
+
+
+def catch_up_head(
+    connect: Callable[[], psycopg.Connection], head_id: int, fence: Fence | None = None
+) -> dict[str, Any]:
+    """Project the rows an active head is missing or holds stale (refresh_head_projections, in
+    batches of apply_head_batch), in one fenced transaction. A head no longer active has
+    nothing to catch up now: its next activation refreshes its rows."""
+    started = time.perf_counter()
+    with connect() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        hold(conn, fence)
+        cur.execute(query(QUERIES, "head_is_active"), {"head_id": head_id})
+        row = cur.fetchone()
+        if row is None or not row["active"]:
+            return {"head_id": head_id, "caught_up": 0, "reason": "the head is not active"}
+        cur.execute(query(QUERIES, "refresh_head_projections"), {"head_id": head_id})
+        rows = cur.fetchone()["rows"]
+    log.info(
+        "caught up projected rows",
+        extra={"action": "reproject_catch_up", "head_id": head_id, "rows": rows},
+    )
+    return {
+        "head_id": head_id,
+        "caught_up": rows,
+        "seconds": round(time.perf_counter() - started, 3),
+    }

@@ -26,6 +26,7 @@ from heaters_db.heads.serialization import (
     head_to_safetensors,
     weights_checksum,
 )
+from heaters_db.learning.fence import Fence, hold
 from heaters_db.queries import query
 
 log = logging.getLogger(__name__)
@@ -106,12 +107,15 @@ def insert_head(
     trained_through_event_id: int,
     training_event_count: int,
     metrics: dict[str, Any],
+    fence: Fence | None = None,
 ) -> HeadRecord:
-    """Store a trained head as the mode's next version; returns its row (with weights)."""
+    """Store a trained head as the mode's next version; returns its row (with weights).
+    With a ``fence`` (a daemon job), only while the job's lease holds (else LeaseLost)."""
     if status not in STATUSES:
         raise HeadStateError(f"unknown projection head status {status!r}")
     weights = head_to_safetensors(head)
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        hold(conn, fence)
         cur.execute(query(QUERIES, "lock_head_versions"), {"mode": mode})
         cur.execute(
             query(QUERIES, "insert_head"),
@@ -181,21 +185,12 @@ def active_head(conn: psycopg.Connection, mode: str) -> HeadRecord | None:
     return None if head_id is None else get_head(conn, head_id)
 
 
-def set_status(
-    conn: psycopg.Connection, head_id: int, status: str, from_statuses: tuple[str, ...]
-) -> bool:
-    """Move a head to ``status`` if it is in one of ``from_statuses``; False otherwise."""
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(
-            query(QUERIES, "set_head_status"),
-            {"head_id": head_id, "status": status, "from_statuses": list(from_statuses)},
-        )
-        return cur.fetchone() is not None
-
-
-def _call(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> dict[str, Any]:
+def _call(
+    conn: psycopg.Connection, name: str, params: dict[str, Any], fence: Fence | None = None
+) -> dict[str, Any]:
     try:
         with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            hold(conn, fence)
             cur.execute(query(QUERIES, name), params)
             return cur.fetchone()["result"]
     except psycopg.errors.ObjectNotInPrerequisiteState as exc:
@@ -204,9 +199,12 @@ def _call(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> dict[s
         raise HeadNotFound(exc.diag.message_primary or str(exc)) from exc
 
 
-def activate_head(conn: psycopg.Connection, head_id: int) -> dict[str, Any]:
-    """SQL activate_head(): catch up, index, retire the old head, activate this one (atomic)."""
-    result = _call(conn, "activate_head", {"head_id": head_id})
+def activate_head(
+    conn: psycopg.Connection, head_id: int, fence: Fence | None = None
+) -> dict[str, Any]:
+    """SQL activate_head(): catch up, index, retire the old head, activate this one (atomic);
+    with a ``fence``, in the transaction that checks the job's lease."""
+    result = _call(conn, "activate_head", {"head_id": head_id}, fence)
     log.info("activated projection head", extra={"action": "head_activated", **result})
     return result
 

@@ -2,16 +2,20 @@
 -- either the old head or the new one, complete:
 --   1. projects the clips of its base variant whose row is missing or stale (embedded or
 --      re-embedded while the head was re-projected or retired: refresh_head_projections),
---      first without a lock (the bulk), then again under the lock (what changed meanwhile);
+--      first without a lock (the bulk, then what was written meanwhile, up to 5 passes until
+--      at most 16 rows were left), then again under the lock (what changed since);
+--      the same for its window projections (project_stale_moment_embeddings: windows written
+--      while the head was retired), so rollback_head serves fresh clip and moment vectors;
 --   2. makes sure its HNSW index exists (normally built already by the re-projection);
 --   3. retires the mode's active head (its rows and index are kept, for rollback_head);
 --   4. marks this head active, activated_at = now().
 -- Only a candidate (passed the gate, re-projected) or a retired head can be activated.
--- The embeddings table is locked in SHARE mode from the second pass on: an embedding written
--- concurrently either is caught up here or, once this commits, is projected by the
--- embeddings trigger under the new head; none falls in between. Writers wait only for the
--- second pass (a checksum scan of the variant and the few rows that changed meanwhile).
--- Returns {"head_id", "mode", "version", "retired_head_id", "caught_up"}.
+-- The embeddings and moment_embeddings tables are locked in SHARE mode from the second pass
+-- on: a vector written concurrently either is caught up here or, once this commits, is
+-- projected by the triggers under the new head; none falls in between. Writers wait only for
+-- the second pass (a checksum scan of the variant and the few rows that changed meanwhile,
+-- batched: no per-row PL/Python under the lock; benchmarks/write_path.py measures the wait).
+-- Returns {"head_id", "mode", "version", "retired_head_id", "caught_up", "moments_caught_up"}.
 --   SELECT activate_head(7);
 CREATE OR REPLACE FUNCTION activate_head(head_id integer)
 RETURNS jsonb
@@ -22,12 +26,13 @@ DECLARE
     h projection_heads;
     retired_id integer;
     caught_up integer;
+    moments_caught_up integer;
+    clips_written integer;
+    windows_written integer;
+    unlocked_passes constant integer := 5;
+    few_rows constant integer := 16;
 BEGIN
-    SELECT * INTO h FROM projection_heads p WHERE p.id = head_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown projection head %', coalesce(head_id::text, 'NULL')
-            USING ERRCODE = 'no_data_found';
-    END IF;
+    h := projection_head(head_id);
     -- One activation (or rollback) per mode at a time; then re-read the row under the lock.
     PERFORM pg_advisory_xact_lock(hashtext('heaters_db.activate_head'), hashtext(h.mode));
     SELECT * INTO h FROM projection_heads p WHERE p.id = head_id FOR UPDATE;
@@ -40,9 +45,21 @@ BEGIN
                       WHEN 'rejected' THEN 'it failed the held-out gate; see its metrics (heaters-db heads list)'
                       ELSE 'it is still training' END;
     END IF;
-    caught_up := refresh_head_projections(h.id);
-    LOCK TABLE embeddings IN SHARE MODE;
+    -- Without a lock: the bulk, then again what was written meanwhile, until little is left
+    -- (a writer's rows during one pass are the next pass's work, so the passes shrink and the
+    -- pass under the lock has next to nothing to project).
+    caught_up := 0;
+    moments_caught_up := 0;
+    FOR pass IN 1..unlocked_passes LOOP
+        clips_written := refresh_head_projections(h.id);
+        windows_written := project_stale_moment_embeddings(h.id);
+        caught_up := caught_up + clips_written;
+        moments_caught_up := moments_caught_up + windows_written;
+        EXIT WHEN clips_written + windows_written <= few_rows;
+    END LOOP;
+    LOCK TABLE embeddings, moment_embeddings IN SHARE MODE;
     caught_up := caught_up + refresh_head_projections(h.id);
+    moments_caught_up := moments_caught_up + project_stale_moment_embeddings(h.id);
     PERFORM ensure_head_index(h.id);
     UPDATE projection_heads p SET status = 'retired', updated_at = now()
     WHERE p.mode = h.mode AND p.status = 'active'
@@ -50,6 +67,7 @@ BEGIN
     UPDATE projection_heads p SET status = 'active', activated_at = now(), updated_at = now()
     WHERE p.id = h.id;
     RETURN jsonb_build_object('head_id', h.id, 'mode', h.mode, 'version', h.version,
-                              'retired_head_id', retired_id, 'caught_up', caught_up);
+                              'retired_head_id', retired_id, 'caught_up', caught_up,
+                              'moments_caught_up', moments_caught_up);
 END;
 $$;

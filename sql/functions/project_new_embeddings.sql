@@ -6,8 +6,17 @@
 -- base changed later is known to be stale. Heads being re-projected (status candidate) are
 -- caught up by activate_head; retired heads when they are re-activated.
 -- Never fails the embedding write: an embedding whose dimension does not fit the head is left
--- alone, and a head that cannot project (unreadable weights...) is skipped with a WARNING in
--- the server log; its rows stay "not projected yet" until activate_head or a re-projection.
+-- alone, and a head that cannot project (unreadable weights, out of memory...) is skipped with a
+-- WARNING; its rows stay "not projected yet" and a catch-up job is queued for the head
+-- (project_head_later, one pending per head), which the daemon retries with backoff until the
+-- rows are projected.
+-- Bulk statements are projected later: a statement of more than 256 rows for a head projects
+-- nothing inside its transaction; a catch-up job (the same one) projects its rows, so a bulk
+-- insert's transaction no longer carries the projection and the head index upkeep
+-- (benchmarks/write_path.py: 10k rows, batched trigger vs queued). Smaller statements (the
+-- daemon's embed batches, heaters' own inserts) are projected at once, searchable on commit.
+-- A session may choose: SET heaters_db.project_embeddings = 'queued' (always later) or
+-- 'trigger' (always now); unset or 'auto' is the rule above.
 -- SECURITY DEFINER: whoever writes embeddings (the daemon, heaters itself) need not be allowed
 -- to call apply_head_batch or write projected_embeddings.
 CREATE OR REPLACE FUNCTION project_new_embeddings()
@@ -21,6 +30,8 @@ DECLARE
     ids integer[];
     vectors vector[];
     projected vector[];
+    choice text := coalesce(nullif(current_setting('heaters_db.project_embeddings', true), ''), 'auto');
+    inline_max_rows constant integer := 256;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM projection_heads p WHERE p.status = 'active') THEN
         RETURN NULL;
@@ -48,6 +59,15 @@ BEGIN
                    OR n.generation_strategy IS DISTINCT FROM o.generation_strategy);
         END IF;
         CONTINUE WHEN ids IS NULL;
+        IF choice = 'queued' OR (choice <> 'trigger' AND cardinality(ids) > inline_max_rows) THEN
+            BEGIN
+                PERFORM project_head_later(h.id, format('queued projection of %s new embedding(s)', cardinality(ids)), true);
+            EXCEPTION WHEN OTHERS THEN  -- never fail the write: projected inline instead
+                RAISE WARNING 'projection head %: no catch-up job queued: %', h.id, SQLERRM;
+                choice := 'trigger';
+            END;
+            CONTINUE WHEN choice <> 'trigger';
+        END IF;
         BEGIN
             projected := apply_head_batch(h.id, vectors);
             INSERT INTO projected_embeddings (clip_id, projection_head_id, embedding, base_checksum)
@@ -57,8 +77,13 @@ BEGIN
             DO UPDATE SET embedding = EXCLUDED.embedding, base_checksum = EXCLUDED.base_checksum,
                           updated_at = now();
         EXCEPTION WHEN OTHERS THEN
-            RAISE WARNING 'projection head % could not project % new embedding(s), left "not projected yet": %',
+            RAISE WARNING 'projection head % could not project % new embedding(s), left "not projected yet" (catch-up job queued): %',
                 h.id, cardinality(ids), SQLERRM;
+            BEGIN
+                PERFORM project_head_later(h.id, 'catch up rows the head could not project: ' || SQLERRM, true);
+            EXCEPTION WHEN OTHERS THEN  -- not even the job: the next activation catches up
+                RAISE WARNING 'projection head %: no catch-up job queued: %', h.id, SQLERRM;
+            END;
         END;
     END LOOP;
     RETURN NULL;

@@ -15,11 +15,7 @@ DECLARE
     chunk record;
     written integer := 0;
 BEGIN
-    SELECT * INTO h FROM projection_heads p WHERE p.id = head_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown projection head %', coalesce(head_id::text, 'NULL')
-            USING ERRCODE = 'no_data_found';
-    END IF;
+    h := projection_head(head_id);
     SELECT * INTO v FROM embedding_variants ev WHERE ev.id = h.base_variant_id;
     FOR chunk IN
         WITH stale AS (

@@ -103,11 +103,6 @@ ORDER BY h.mode, h.version;
 -- name: active_head
 SELECT active_head_id(%(mode)s) AS head_id;
 
--- name: set_head_status
-UPDATE projection_heads SET status = %(status)s, updated_at = now()
-WHERE id = %(head_id)s AND status = ANY (%(from_statuses)s::text[])
-RETURNING id;
-
 -- name: delete_projected_rows
 DELETE FROM projected_embeddings WHERE projection_head_id = %(head_id)s;
 
@@ -134,30 +129,20 @@ SELECT rollback_head(%(mode)s) AS result;
 SELECT job_id, enqueued FROM enqueue_train_job(%(mode)s, %(reason)s, %(variant_id)s::integer);
 
 -- name: enqueue_reproject_job
--- One pending re-projection per head (partial unique index pipeline_jobs_pending_reproject).
-WITH added AS (
-    INSERT INTO pipeline_jobs (kind, mode, projection_head_id, max_attempts, payload)
-    VALUES ('reproject', %(mode)s, %(head_id)s, heaters_setting('job_max_attempts')::integer,
-            jsonb_build_object('reason', %(reason)s::text))
-    ON CONFLICT (projection_head_id) WHERE kind = 'reproject' AND status IN ('queued', 'running')
-    DO NOTHING
-    RETURNING id
-), notified AS (
-    SELECT pg_notify('heaters_db_jobs',
-                     json_build_object('kind', 'reproject', 'head_id', %(head_id)s::integer,
-                                       'job_id', a.id)::text)
-    FROM added a
-)
-SELECT a.id AS job_id, (SELECT count(*) FROM notified) AS notified FROM added a;
+-- One pending re-projection per head (functions/project_head_later.sql); no row: one is pending.
+SELECT job_id FROM project_head_later(%(head_id)s, %(reason)s, false) AS job_id
+WHERE job_id IS NOT NULL;
+
+-- name: head_is_active
+SELECT status = 'active' AS active FROM projection_heads WHERE id = %(head_id)s;
+
+-- name: refresh_head_projections
+SELECT refresh_head_projections(%(head_id)s) AS rows;
 
 -- name: job
 SELECT id, kind, mode, projection_head_id, status, attempts, max_attempts, last_error, result,
        payload
 FROM pipeline_jobs WHERE id = %(job_id)s;
-
--- name: projected_count
-SELECT count(*) AS rows FROM projected_embeddings WHERE projection_head_id = %(head_id)s;
-
 
 -- name: prunable_heads
 -- `heaters-db heads prune`: retired heads beyond the newest `keep` of each mode (by version)
