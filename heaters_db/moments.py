@@ -104,7 +104,20 @@ def decode_group(targets: Sequence[Any], encoder: Encoder, settings: Settings) -
             Decoded(item, None, _failure(first.clip_id, error, elapsed), elapsed) for _ in targets
         ]
     # One pass served them all: each target is charged an equal share of it.
-    share = (time.perf_counter() - started) / len(targets)
+    elapsed = time.perf_counter() - started
+    share = elapsed / len(targets)
+    # Operators (and tests) see which variants one decode served: with whole-clip claims
+    # (claim_jobs) a clip's full-clip and window variants arrive together, even in batches of 1.
+    log.info(
+        "one decode pass for %d variant(s)",
+        len(targets),
+        extra={
+            "action": "decode_pass",
+            "clip_id": first.clip_id,
+            "variant_ids": ",".join(str(t.variant_id) for t in targets),
+            "seconds": round(elapsed, 3),
+        },
+    )
     return [
         Decoded(item, None, _failure(first.clip_id, clip, share), share)
         if isinstance(clip, Exception)

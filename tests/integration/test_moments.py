@@ -81,7 +81,9 @@ def write_library(media_root: MediaRoot) -> dict[str, str]:
 
 
 @pytest.fixture
-def library(invoke: Invoke, conn: psycopg.Connection, media_root: MediaRoot) -> dict[str, int]:  # noqa: F811
+def variants(invoke: Invoke, conn: psycopg.Connection) -> dict[str, int]:  # noqa: F811
+    """The tiny model's full-clip variant (the default) and its window variant, the only enabled
+    ones: {"full": id, "windows": id}."""
     add_tiny_variant(invoke, "--default", "--no-backfill")
     conn.execute(
         "UPDATE embedding_variants SET enabled = false WHERE model_name <> %s", (TINY_MODEL_NAME,)
@@ -91,6 +93,20 @@ def library(invoke: Invoke, conn: psycopg.Connection, media_root: MediaRoot) -> 
         "--window-seconds", str(WINDOW), "--stride-seconds", str(STRIDE), "--no-backfill",
     )  # fmt: skip
     assert "1.5 s windows every 0.5 s" in added.output
+    rows = conn.execute(
+        "SELECT generation_strategy, id FROM embedding_variants WHERE enabled"
+    ).fetchall()
+    ids = dict(rows)
+    return {"full": ids["video_full_clip"], "windows": ids["video_moment_windows"]}
+
+
+@pytest.fixture
+def library(
+    invoke: Invoke,  # noqa: F811
+    conn: psycopg.Connection,
+    media_root: MediaRoot,
+    variants: dict[str, int],
+) -> dict[str, int]:
     keys = write_library(media_root)
     ids = dict(zip(keys, insert_clips(conn, list(keys.values())), strict=True))
     conn.execute("DELETE FROM pipeline_jobs")
