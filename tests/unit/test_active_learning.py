@@ -171,6 +171,26 @@ def test_random_slots_share():
     assert 0.14 < slots.mean() < 0.16
 
 
+def test_evaluation_deficit_is_front_loaded_until_the_gate_can_judge():
+    # Below the gate's minimum every pick of the deficit is an evaluation pick ...
+    assert al.evaluation_deficit(3) == al.GATE_MIN_EVENTS - 3
+    slots = al.random_slots(10, 0.15, np.random.default_rng(2), deficit=al.evaluation_deficit(3))
+    assert slots[: al.GATE_MIN_EVENTS - 3].all()
+    assert slots[al.GATE_MIN_EVENTS - 3 :].sum() < 10 - (al.GATE_MIN_EVENTS - 3)
+    # ... at or above it the share alone decides (a surplus is no negative deficit) ...
+    assert al.evaluation_deficit(al.GATE_MIN_EVENTS) == al.evaluation_deficit(99) == 0
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    assert (al.random_slots(50, 0.15, rng_a, 0) == al.random_slots(50, 0.15, rng_b)).all()
+    # ... and a share of 0 (evaluation screens turned off) is never overridden.
+    assert not al.random_slots(10, 0.0, np.random.default_rng(4), deficit=8).any()
+
+
+def test_front_loading_follows_the_gates_minimum():
+    from heaters_db.heads.gate import MIN_EVENTS
+
+    assert al.GATE_MIN_EVENTS == MIN_EVENTS
+
+
 @pytest.mark.skipif(not shutil.which(SYSTEM_PYTHON), reason="no system python3")
 def test_runs_under_the_system_python_postgres_uses():
     script = textwrap.dedent(
