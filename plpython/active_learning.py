@@ -410,6 +410,129 @@ def _settings(plpy, SD):
     return {name: values.get(name, default) for name, default in defaults.items()}
 
 
+def _query(plpy, SD, sql, types, arguments):
+    return plpy.execute(_plan(plpy, SD, sql, types), arguments)
+
+
+def _mode_spaces(plpy, SD, mode):
+    """(current space, base space or None), or None when nothing is embedded yet. The current
+    space is the mode's active head (then the base is its variant), else the default variant."""
+    head = _query(
+        plpy,
+        SD,
+        "SELECT h.id, h.output_dim, v.model_name, v.generation_strategy, v.dim "
+        "FROM projection_heads h JOIN embedding_variants v ON v.id = h.base_variant_id "
+        "WHERE h.mode = $1 AND h.status = 'active'",
+        ["text"],
+        [mode],
+    )
+    if len(head):
+        h = head[0]
+        space = Space.of_head(plpy, h["id"], h["output_dim"])
+        return space, Space.of_variant(plpy, h["model_name"], h["generation_strategy"], h["dim"])
+    v = plpy.execute("SELECT (default_variant()).*")[0]
+    if v["dim"] is None:
+        return None
+    return Space.of_variant(plpy, v["model_name"], v["generation_strategy"], v["dim"]), None
+
+
+class History:
+    """What the mode's events say about anchors: how many events, the anchors of the latest
+    (least recently used first), the anchors' fixed splits (sorting_anchor_splits) and how many
+    judged evaluation screens the gate has (held out, with a selection)."""
+
+    def __init__(self, plpy, SD, mode, reuse_after_events):
+        self.events = _query(
+            plpy,
+            SD,
+            "SELECT count(*) AS events FROM clip_sorting_events e WHERE e.sorting_mode = $1",
+            ["text"],
+            [mode],
+        )[0]["events"]
+        self.recent = [
+            r["anchor_clip_id"]
+            for r in _query(
+                plpy,
+                SD,
+                "SELECT r.anchor_clip_id FROM (SELECT e.id, e.anchor_clip_id "
+                "FROM clip_sorting_events e WHERE e.sorting_mode = $1 ORDER BY e.id DESC "
+                "LIMIT $2) r GROUP BY r.anchor_clip_id ORDER BY max(r.id)",
+                ["text", "integer"],
+                [mode, int(reuse_after_events)],
+            )
+        ]
+        # An evaluation anchor must be a clip nobody trained on, or the gate could not judge its
+        # screen; an informative pick of a held-out anchor would be wasted (it trains nothing).
+        self.held_out, self.trained_on = set(), set()
+        for r in _query(
+            plpy,
+            SD,
+            "SELECT s.anchor_clip_id, s.split FROM sorting_anchor_splits s WHERE s.sorting_mode = $1",
+            ["text"],
+            [mode],
+        ):
+            (self.held_out if r["split"] == "holdout" else self.trained_on).add(r["anchor_clip_id"])
+        self.judged = _query(
+            plpy,
+            SD,
+            "SELECT count(*) AS judged FROM clip_sorting_events e JOIN sorting_anchor_splits s "
+            "ON s.sorting_mode = e.sorting_mode AND s.anchor_clip_id = e.anchor_clip_id "
+            "WHERE e.sorting_mode = $1 AND e.anchor_reason = 'evaluation' "
+            "AND e.selected_clip_id IS NOT NULL AND s.split = 'holdout'",
+            ["text"],
+            [mode],
+        )[0]["judged"]
+
+
+def _cold_start(plpy, SD, space, count, taken, avoid, settings):
+    """Medoid picks of the space's fixed sample (cold_start_picks)."""
+    sample_ids, sample, projection, clustered = _sample(
+        plpy, SD, space, int(settings["anchor_sample_size"])
+    )
+    excluded = [row for row, clip_id in enumerate(sample_ids) if clip_id in taken]
+    picks = cold_start_picks(
+        sample,
+        count,
+        avoid,
+        excluded,
+        settings["near_duplicate_distance"],
+        projection,
+        clustered,
+    )
+    return [(sample_ids[row], score, "cold_start_medoid") for row, score in picks]
+
+
+def _ambiguous(plpy, SD, space, base, pool_ids, count, avoid, settings):
+    """The pool clips the current space is least sure about (ambiguity_reasons)."""
+    pool_ids, pool = _vectors(plpy, SD, space, pool_ids)
+    k = AMBIGUITY_NEIGHBOURS
+    current = _neighbours(plpy, SD, space, pool_ids, k)
+    margin = margin_scores([current[c][1] for c in pool_ids])
+    disagreement = None
+    if base is not None:
+        in_base = _neighbours(plpy, SD, base, pool_ids, k)
+        disagreement = jaccard_disagreement(
+            [current[c][0] for c in pool_ids], [in_base[c][0] for c in pool_ids]
+        )
+    scored = ambiguity_reasons(margin, disagreement)
+    duplicate = settings["near_duplicate_distance"]
+    rows = spread_picks(pool, [s for s, _ in scored], count, duplicate, avoid)
+    return [(pool_ids[r], scored[r][0], scored[r][1]) for r in rows]
+
+
+def interleave(slots, random_rows, picked):
+    """Evaluation picks take their slots, informative picks the others in score order; when one
+    kind runs out, the other fills in."""
+    random_rows, picked, result = list(random_rows), list(picked), []
+    for is_random in slots:
+        source = random_rows if is_random and random_rows else picked
+        if not source:
+            source = random_rows or picked
+        if source:
+            result.append(source.pop(0))
+    return result
+
+
 def next_anchors_body(plpy, SD, mode, n):
     """Rows (clip_id, score, reason) for next_anchors(); `mode` is already the stored name and
     `n` validated by the plpgsql wrapper."""
@@ -420,137 +543,42 @@ def next_anchors_body(plpy, SD, mode, n):
     # The session's random() stream (setseed() makes it repeatable) seeds numpy.
     seed = plpy.execute("SELECT floor(random() * 2147483647)::bigint AS seed")[0]["seed"]
     rng = np.random.default_rng(int(seed))
-
-    head = plpy.execute(
-        _plan(
-            plpy,
-            SD,
-            "SELECT h.id, h.output_dim, v.model_name, v.generation_strategy, v.dim "
-            "FROM projection_heads h JOIN embedding_variants v ON v.id = h.base_variant_id "
-            "WHERE h.mode = $1 AND h.status = 'active'",
-            ["text"],
-        ),
-        [mode],
-    )
-    if len(head):
-        h = head[0]
-        space = Space.of_head(plpy, h["id"], h["output_dim"])
-        base = Space.of_variant(plpy, h["model_name"], h["generation_strategy"], h["dim"])
-    else:
-        v = plpy.execute("SELECT (default_variant()).*")[0]
-        if v["dim"] is None:
-            return []  # nothing embedded yet
-        space, base = (
-            Space.of_variant(plpy, v["model_name"], v["generation_strategy"], v["dim"]),
-            None,
-        )
-
-    events = plpy.execute(
-        _plan(
-            plpy,
-            SD,
-            "SELECT count(*) AS events FROM clip_sorting_events e WHERE e.sorting_mode = $1",
-            ["text"],
-        ),
-        [mode],
-    )[0]["events"]
-    # Anchors of the mode's latest events, least recently used first.
-    recent = [
-        r["anchor_clip_id"]
-        for r in plpy.execute(
-            _plan(
-                plpy,
-                SD,
-                "SELECT r.anchor_clip_id FROM (SELECT e.id, e.anchor_clip_id "
-                "FROM clip_sorting_events e WHERE e.sorting_mode = $1 ORDER BY e.id DESC "
-                "LIMIT $2) r GROUP BY r.anchor_clip_id ORDER BY max(r.id)",
-                ["text", "integer"],
-            ),
-            [mode, int(settings["anchor_reuse_after_events"])],
-        )
-    ]
-    recent_ids, recent_vectors = _vectors(plpy, SD, space, recent)
+    spaces = _mode_spaces(plpy, SD, mode)
+    if spaces is None:
+        return []  # nothing embedded yet
+    space, base = spaces
+    history = History(plpy, SD, mode, settings["anchor_reuse_after_events"])
+    recent_ids, recent_vectors = _vectors(plpy, SD, space, history.recent)
     # Cold start by event count only: while no head passes the gate, anchors chosen for being
     # typical keep the holdout easy for the base space, and the gate keeps refusing (benchmarks/
     # README.md); ambiguous anchors of the base space break that loop.
-    cold = events < settings["anchor_cold_start_events"]
-    duplicate = settings["near_duplicate_distance"]
+    cold = history.events < settings["anchor_cold_start_events"]
 
-    # Anchors keep the split of their first event (sorting_anchor_splits): an evaluation anchor
-    # must be a clip nobody trained on, or the gate could not judge its screen.
-    # And an informative pick of a held-out anchor would be wasted: its events train nothing.
-    held_out, trained_on = set(), set()
-    for r in plpy.execute(
-        _plan(
-            plpy,
-            SD,
-            "SELECT s.anchor_clip_id, s.split FROM sorting_anchor_splits s WHERE s.sorting_mode = $1",
-            ["text"],
-        ),
-        [mode],
-    ):
-        (held_out if r["split"] == "holdout" else trained_on).add(r["anchor_clip_id"])
-
-    judged = plpy.execute(
-        _plan(
-            plpy,
-            SD,
-            "SELECT count(*) AS judged FROM clip_sorting_events e JOIN sorting_anchor_splits s "
-            "ON s.sorting_mode = e.sorting_mode AND s.anchor_clip_id = e.anchor_clip_id "
-            "WHERE e.sorting_mode = $1 AND e.anchor_reason = 'evaluation' "
-            "AND e.selected_clip_id IS NOT NULL AND s.split = 'holdout'",
-            ["text"],
-        ),
-        [mode],
-    )[0]["judged"]
-    slots = random_slots(n, settings["anchor_random_share"], rng, evaluation_deficit(judged))
+    slots = random_slots(
+        n, settings["anchor_random_share"], rng, evaluation_deficit(history.judged)
+    )
     informative = int(n - slots.sum())
     pool_size = int(settings["anchor_pool_size"]) if not cold and informative else 0
-    random_ids = _random_clips(plpy, SD, space, set(recent) | trained_on, int(slots.sum()))
-    pool_ids = _random_clips(plpy, SD, space, set(recent) | set(random_ids) | held_out, pool_size)
-    taken = set(recent) | set(random_ids)
-    random_vectors = _vectors(plpy, SD, space, random_ids)[1]
-    avoid = np.concatenate([recent_vectors, random_vectors])
+    recent = set(history.recent)
+    random_ids = _random_clips(plpy, SD, space, recent | history.trained_on, int(slots.sum()))
+    pool_ids = _random_clips(
+        plpy, SD, space, recent | set(random_ids) | history.held_out, pool_size
+    )
+    taken = recent | set(random_ids)
+    # Evaluation picks count as used: they cover their cluster and block near-duplicates.
+    avoid = np.concatenate([recent_vectors, _vectors(plpy, SD, space, random_ids)[1]])
 
     picked = []
     if informative and cold:
-        sample_ids, sample, projection, clustered = _sample(
-            plpy, SD, space, int(settings["anchor_sample_size"])
-        )
-        excluded = [row for row, clip_id in enumerate(sample_ids) if clip_id in taken]
-        # Random picks count as used: they cover their cluster and block near-duplicates.
-        picks = cold_start_picks(
-            sample, informative, avoid, excluded, duplicate, projection, clustered
-        )
-        picked = [(sample_ids[row], score, "cold_start_medoid") for row, score in picks]
+        picked = _cold_start(plpy, SD, space, informative, taken, avoid, settings)
     elif informative and pool_ids:
-        pool_ids, pool = _vectors(plpy, SD, space, pool_ids)
-        k = AMBIGUITY_NEIGHBOURS
-        current = _neighbours(plpy, SD, space, pool_ids, k)
-        margin = margin_scores([current[c][1] for c in pool_ids])
-        disagreement = None
-        if base is not None:
-            in_base = _neighbours(plpy, SD, base, pool_ids, k)
-            disagreement = jaccard_disagreement(
-                [current[c][0] for c in pool_ids], [in_base[c][0] for c in pool_ids]
-            )
-        scored = ambiguity_reasons(margin, disagreement)
-        rows = spread_picks(pool, [s for s, _ in scored], informative, duplicate, avoid)
-        picked = [(pool_ids[r], scored[r][0], scored[r][1]) for r in rows]
+        picked = _ambiguous(plpy, SD, space, base, pool_ids, informative, avoid, settings)
 
-    # Random picks take their slots; informative picks fill the rest in score order.
-    random_rows = [(clip_id, 0.0, "evaluation") for clip_id in random_ids]
-    result = []
-    for is_random in slots:
-        source = random_rows if is_random and random_rows else picked
-        if not source:
-            source = random_rows or picked
-        if source:
-            result.append(source.pop(0))
+    result = interleave(slots, [(clip_id, 0.0, "evaluation") for clip_id in random_ids], picked)
     # Every clip was used recently (a small library): the least recently used come back.
     if len(result) < n:
         chosen = {row[0] for row in result}
         in_space = set(recent_ids)
-        reused = [c for c in recent if c in in_space and c not in chosen][: n - len(result)]
-        result += [(clip_id, 0.0, "least_recently_used") for clip_id in reused]
+        reused = [c for c in history.recent if c in in_space and c not in chosen]
+        result += [(clip_id, 0.0, "least_recently_used") for clip_id in reused[: n - len(result)]]
     return result
