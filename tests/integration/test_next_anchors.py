@@ -368,9 +368,16 @@ def test_downgrade_removes_the_functions_and_settings(db_url):
         assert conn.execute("SELECT count(*) FROM next_anchors()").fetchone() == (0,)
 
 
-def test_installed_body_is_the_file(conn):
-    source = (Path(__file__).resolve().parents[2] / "plpython" / "active_learning.py").read_text()
+def test_installed_body_is_the_files(conn):
+    plpython = Path(__file__).resolve().parents[2] / "plpython"
     (body,) = conn.execute(
         "SELECT prosrc FROM pg_proc WHERE proname = 'next_anchors_pick'"
     ).fetchone()
+    source = (plpython / "active_learning.py").read_text()
     assert f"SOURCE = {source!r}" in body, "run `heaters-db migrate` after editing the file"
+    # The sibling modules it imports come with it, dependencies first.
+    siblings = [
+        (name, (plpython / f"{name}.py").read_text())
+        for name in ("anchor_clustering", "anchor_scores")
+    ]
+    assert f"MODULES = {siblings!r}" in body

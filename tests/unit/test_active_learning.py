@@ -1,26 +1,33 @@
 """plpython/active_learning.py: the numpy pieces of next_anchors(), also under /usr/bin/python3."""
 
-import importlib.util
+import importlib
 import shutil
 import subprocess
+import sys
 import textwrap
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SOURCE = Path(__file__).resolve().parents[2] / "plpython" / "active_learning.py"
+PLPYTHON = Path(__file__).resolve().parents[2] / "plpython"
+# The modules next_anchors_pick's body is made of (heaters_db.rerunnable.plpython_modules).
+MODULES = ("anchor_clustering", "anchor_scores", "active_learning")
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def load_module():
-    spec = importlib.util.spec_from_file_location("active_learning_under_test", SOURCE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_modules():
+    """The three modules as the server runs them: siblings importable by their file names."""
+    sys.path.insert(0, str(PLPYTHON))
+    try:
+        return [importlib.import_module(name) for name in MODULES]
+    finally:
+        sys.path.remove(str(PLPYTHON))
 
 
-al = load_module()
+# One namespace for the tests: every function of the three modules (their names are distinct).
+al = types.SimpleNamespace(**{k: v for m in load_modules() for k, v in vars(m).items()})
 
 
 def planted(clusters=5, per_cluster=40, dim=32, spread=0.05, seed=0, sizes=None):
@@ -195,11 +202,11 @@ def test_front_loading_follows_the_gates_minimum():
 def test_runs_under_the_system_python_postgres_uses():
     script = textwrap.dedent(
         f"""
-        import importlib.util
+        import sys
         import numpy as np
-        spec = importlib.util.spec_from_file_location("al", {str(SOURCE)!r})
-        al = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(al)
+        sys.path.insert(0, {str(PLPYTHON)!r})
+        import active_learning
+        import anchor_clustering as al
         rng = np.random.default_rng(0)
         centres = al.normalize_rows(rng.normal(size=(4, 256)))
         labels = np.repeat(np.arange(4), 30)
