@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -223,12 +224,17 @@ def interval(values: list[float]) -> str:
     return f"{mid:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def summarise(runs: list[dict], args, elapsed: float, versions: str) -> str:
+def summarise(runs: list[dict], args) -> str:
+    last = runs[-1]
+    complete = len(runs) == len(args.generators) * len(args.seeds) * len(POLICIES)
     lines = [
-        f"`benchmarks/learning_curves.py {' '.join(sys.argv[1:])}` -- {args.clips} clips per "
-        f"library, {len(args.seeds)} seeds, a training run every {args.round} screens, heads "
-        f"{SETTINGS['head_output_dim']}-d (hidden {SETTINGS['head_hidden_dim']}), "
-        f"{elapsed / 60:.1f} min in all. Machine: {machine()}; {versions}.",
+        f"`benchmarks/learning_curves.py {last['command']}` -- {last['clips']} clips per "
+        f"library, {len(args.seeds)} seeds, {last['screens']} screens, a training run every "
+        f"{last['round']} screens, heads {SETTINGS['head_output_dim']}-d (hidden "
+        f"{SETTINGS['head_hidden_dim']}), {len(runs)} runs"
+        + ("" if complete else " (an interrupted matrix)")
+        + f", {last['seconds'] / 60:.1f} min of wall time. Machine: {last['machine']}; "
+        f"{last['versions']}.",
         "",
         "Served recall@10 of same-trick clips (similar_clips over every clip), median [10th, 90th "
         "percentile] over seeds; target = the base space's recall + 0.25; screens to target: "
@@ -334,6 +340,43 @@ def plot(runs: list[dict], args) -> None:
     plt.close(figure)
 
 
+def run_matrix(args) -> list[dict]:
+    """Every generator x seed x policy, seed by seed (an interrupted matrix then has every
+    library with fewer seeds, not some libraries with none). Each run records when it finished,
+    the machine line and the database versions, so `--summarise` of its JSON says how it ran."""
+    started = time.monotonic()
+    server = Server()
+    runs: list[dict] = []
+    try:
+        with connect(server.database(), autocommit=True) as conn:
+            versions = database_versions(conn)
+        for seed in args.seeds:
+            for name in args.generators:
+                for policy in POLICIES:
+                    run = run_one(server, GENERATORS[name], seed, policy, args)
+                    run.update(
+                        seconds=round(time.monotonic() - started, 1),
+                        machine=machine(),
+                        versions=versions,
+                        command=" ".join(sys.argv[1:]),
+                        clips=args.clips,
+                        round=args.round,
+                        screens=args.screens,
+                    )
+                    runs.append(run)
+                    last = run["curve"][-1]
+                    print(
+                        f"{name} seed {seed} {policy}: base {run['base']:.3f} -> served "
+                        f"{last['served']:.3f} (learned {last['learned']}) [{run['seconds']:.0f} s]",
+                        flush=True,
+                    )
+                    if args.json:  # what has run so far survives an interrupted matrix
+                        args.json.write_text(json.dumps(runs, indent=1))
+    finally:
+        server.close()
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 generators, 200 screens")
@@ -353,43 +396,23 @@ def main() -> None:
     args.generators = args.generators or list(QUICK if args.quick else GENERATORS)
     if args.quick and args.round == 25:
         args.round = 50
+    if any(c % args.round for c in CHECKPOINTS if c <= args.screens):
+        parser.error(f"--round {args.round} must divide the checkpoints {CHECKPOINTS}")
     if args.summarise:
         runs = json.loads(args.summarise.read_text())
         args.generators = [g for g in args.generators if any(r["generator"] == g for r in runs)]
         args.seeds = sorted({r["seed"] for r in runs})
-        plot(runs, args)
-        body = summarise(runs, args, 0.0, "see the machine line") + (
-            f"\n\n(Summarised from {len(runs)} runs of an interrupted matrix.)"
-        )
-        print(body)
-        write_section("Learning curves: served recall per round (learning_curves.py)", body)
-        return
-    torch.set_num_threads(1)
-    started = time.monotonic()
-    server = Server()
-    runs = []
-    try:
-        for name in args.generators:
-            for seed in args.seeds:
-                for policy in POLICIES:
-                    run = run_one(server, GENERATORS[name], seed, policy, args)
-                    runs.append(run)
-                    last = run["curve"][-1]
-                    print(
-                        f"{name} seed {seed} {policy}: base {run['base']:.3f} -> served "
-                        f"{last['served']:.3f} (learned {last['learned']}) [{time.monotonic() - started:.0f} s]",
-                        flush=True,
-                    )
-                    if args.json:  # what has run so far survives an interrupted matrix
-                        args.json.write_text(json.dumps(runs, indent=1))
-        with connect(server.database(), autocommit=True) as conn:
-            versions = database_versions(conn)
-    finally:
-        server.close()
-    if args.json:
-        args.json.write_text(json.dumps(runs, indent=1))
+        args.screens, args.round, args.clips = (runs[-1][k] for k in ("screens", "round", "clips"))
+    else:
+        # A TERM (kill, a CI timeout) ends the matrix like Ctrl-C: the cluster is removed and the
+        # JSON keeps the finished runs.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        torch.set_num_threads(1)
+        runs = run_matrix(args)
+        if args.json:
+            args.json.write_text(json.dumps(runs, indent=1))
     plot(runs, args)
-    body = summarise(runs, args, time.monotonic() - started, versions)
+    body = summarise(runs, args)
     print(body)
     write_section("Learning curves: served recall per round (learning_curves.py)", body)
 

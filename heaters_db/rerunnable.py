@@ -12,7 +12,8 @@ the files (alembic/released/<release>.json), which a downgrade to that release r
 
 A PL/Python function's file holds its CREATE statement with the line
 ``#@ plpython/<file>.py: <entry_point>(<arguments>)`` where the body goes; the loader puts in
-the module (see heaters_db.schema.plpython_body).
+the module (see heaters_db.schema.plpython_body), and with it the plpython/ modules it imports
+(``from anchor_clustering import ...``: plpython_modules), so one body may span several files.
 """
 
 from __future__ import annotations
@@ -35,6 +36,36 @@ LIST_FILE = "rerunnable.txt"
 PLPYTHON_LINE = re.compile(
     r"^#@ plpython/(?P<file>[\w.]+): (?P<entry>\w+)\((?P<arguments>[^)]*)\)\n", re.MULTILINE
 )
+
+
+SIBLING_IMPORT = re.compile(r"^(?:from (\w+) import|import (\w+))", re.MULTILINE)
+
+
+def plpython_modules(
+    source_file: str, source: str, read: Callable[[str], str]
+) -> list[tuple[str, str]]:
+    """The (file, source) of every plpython/ module that plpython/<source_file> (`source`)
+    imports at the top level, directly or through another, dependencies first. An import with no
+    such file (numpy, the standard library) is not one of them; an import cycle is an error (the
+    modules are executed one after the other)."""
+    found: dict[str, str] = {}
+
+    def visit(text: str, trail: tuple[str, ...]) -> None:
+        for match in SIBLING_IMPORT.finditer(text):
+            name = f"{match[1] or match[2]}.py"
+            if name in trail:
+                raise ValueError(f"plpython/ import cycle: {' -> '.join((*trail, name))}")
+            if name in found:
+                continue
+            try:
+                sibling = read(f"plpython/{name}")
+            except FileNotFoundError:
+                continue
+            visit(sibling, (*trail, name))
+            found[name] = sibling
+
+    visit(source, (source_file,))
+    return list(found.items())
 
 
 @dataclass(frozen=True)
@@ -60,7 +91,8 @@ class Layer:
 
         def body(match: re.Match) -> str:
             source = self.read(f"plpython/{match['file']}")
-            return plpython_body(match["file"], source, match["entry"], match["arguments"])
+            modules = plpython_modules(match["file"], source, self.read)
+            return plpython_body(match["file"], source, match["entry"], match["arguments"], modules)
 
         return PLPYTHON_LINE.sub(body, self.read(f"sql/{relative}"))
 

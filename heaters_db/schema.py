@@ -14,6 +14,7 @@ ran. Today's functions, views, triggers and grants are applied afterwards by eve
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from alembic import op
@@ -85,24 +86,58 @@ def plpython_function_sql(
     )
 
 
-def plpython_body(source_file: str, source: str, entry_point: str, call_arguments: str) -> str:
+def plpython_body(
+    source_file: str,
+    source: str,
+    entry_point: str,
+    call_arguments: str,
+    modules: Sequence[tuple[str, str]] = (),
+) -> str:
     """The body of a PL/Python function that runs ``entry_point`` of a plpython/ module.
 
     The module is embedded as a string and executed once per session into a module cached in
     SD, so per-call cost is one dict lookup; ``entry_point(plpy, SD, ...)`` does the work.
+    ``modules``: the (file, source) of the sibling plpython/ modules it imports, dependencies
+    first (heaters_db.rerunnable.plpython_modules); they are embedded too and put in sys.modules
+    under their file's name before the entry module runs, so its ``from <sibling> import ...``
+    works in the server as it does under the venv. Without them the body is as 0.1.0 made it.
     """
     module_key = f"heaters_db:{source_file}"
+    if not modules:
+        return (
+            f"# Generated from plpython/{source_file} by heaters_db.schema; edit that file, not this body.\n"
+            f"SOURCE = {source!r}\n"
+            f"module = SD.get({module_key!r})\n"
+            "if module is None or module.__dict__.get('__heaters_source__') != SOURCE:\n"
+            "    import types\n"
+            f"    module = types.ModuleType({source_file.removesuffix('.py')!r})\n"
+            "    exec(compile(SOURCE, "
+            + repr(f"plpython/{source_file}")
+            + ", 'exec'), module.__dict__)\n"
+            "    module.__heaters_source__ = SOURCE\n"
+            f"    SD[{module_key!r}] = module\n"
+            f"return module.{entry_point}(plpy, SD, {call_arguments})\n"
+        )
+    siblings = [(name.removesuffix(".py"), text) for name, text in modules]
+    names = ", ".join(f"plpython/{name}" for name, _ in modules)
     return (
-        f"# Generated from plpython/{source_file} by heaters_db.schema; edit that file, not this body.\n"
+        f"# Generated from plpython/{source_file} (with {names}) by heaters_db.schema; edit those "
+        "files, not this body.\n"
         f"SOURCE = {source!r}\n"
+        f"MODULES = {siblings!r}\n"
         f"module = SD.get({module_key!r})\n"
-        "if module is None or module.__dict__.get('__heaters_source__') != SOURCE:\n"
+        "if module is None or module.__dict__.get('__heaters_source__') != (SOURCE, MODULES):\n"
+        "    import sys\n"
         "    import types\n"
+        "    for name, text in MODULES:\n"
+        "        sibling = types.ModuleType(name)\n"
+        "        exec(compile(text, 'plpython/' + name + '.py', 'exec'), sibling.__dict__)\n"
+        "        sys.modules[name] = sibling\n"
         f"    module = types.ModuleType({source_file.removesuffix('.py')!r})\n"
         "    exec(compile(SOURCE, "
         + repr(f"plpython/{source_file}")
         + ", 'exec'), module.__dict__)\n"
-        "    module.__heaters_source__ = SOURCE\n"
+        "    module.__heaters_source__ = (SOURCE, MODULES)\n"
         f"    SD[{module_key!r}] = module\n"
         f"return module.{entry_point}(plpy, SD, {call_arguments})\n"
     )

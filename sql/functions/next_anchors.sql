@@ -8,7 +8,10 @@
 -- (ambiguous_margin) or, with an active head, head and base neighbours that disagree
 -- (head_base_disagreement). About anchor_random_share of the picks are evaluation anchors
 -- (reason evaluation): uniform draws among clips nobody trained on, to be shown with
--- evaluation_candidates; the gate judges on those screens. Informative picks skip anchors held out
+-- evaluation_candidates; the gate judges on those screens. Until the mode has the gate's minimum of
+-- judged evaluation screens (8 held-out ones with a selection), the picks missing are all
+-- evaluation picks: below it no head can go live. A share of 0 turns evaluation picks off, this
+-- front-loading included. Informative picks skip anchors held out
 -- for the gate (sorting_anchor_splits). Never two near-duplicates (near_duplicate_distance),
 -- never a clip used as an anchor in the last anchor_reuse_after_events events of the mode, unless
 -- every clip was: then the least recently used come back (least_recently_used). Scores: higher =

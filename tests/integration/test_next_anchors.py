@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from heaters_db import migrations
+from heaters_db.heads.gate import MIN_EVENTS
 from tests.support.planted_space import (
     insert_active_head,
     insert_clips,
@@ -71,9 +72,52 @@ def test_cold_start_moves_on_to_clusters_nobody_was_asked_about(conn):
     assert fifth not in first + then
 
 
+def ask_evaluation(conn, anchor: int, others: list[int], selected: bool = True) -> None:
+    """One evaluation screen about `anchor` (two uniform candidates; the first picked, or none)."""
+    shown = [c for c in others if c != anchor][:2]
+    conn.execute(
+        "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, candidate_clip_ids, "
+        "sorting_mode, anchor_reason, candidate_sources) VALUES (%s, %s, %s, 'trick_similarity', "
+        "'evaluation', %s)",
+        (anchor, shown[0] if selected else None, shown, ["evaluation_random"] * len(shown)),
+    )
+
+
+def test_evaluation_screens_come_first_until_the_gate_can_judge(conn):
+    vectors, _ = planted_clusters(clusters=5, per_cluster=20, dim=16, spread=0.05, seed=5)
+    _, clip_ids = planted_library(conn, vectors)
+    minimum = MIN_EVENTS
+    # A fresh mode: the gate has no judged evaluation screen, so every pick is one.
+    assert {r[2] for r in anchors(conn, n=minimum)} == {"evaluation"}
+    # "None similar" answers give the gate nothing to judge: they do not count.
+    for anchor in clip_ids[:minimum]:
+        ask_evaluation(conn, anchor, clip_ids[50:], selected=False)
+    # Nor do screens of other reasons.
+    for anchor in clip_ids[20:30]:
+        ask(conn, anchor, clip_ids[50:])
+    for anchor in clip_ids[30 : 30 + minimum - 1]:
+        ask_evaluation(conn, anchor, clip_ids[50:])
+    # One judged screen short: only the first pick must be an evaluation pick.
+    set_setting(conn, "anchor_random_share", 1e-9)
+    assert [r[2] for r in anchors(conn, n=3)] == [
+        "evaluation",
+        "cold_start_medoid",
+        "cold_start_medoid",
+    ]
+    # The minimum reached: the share alone decides (here: ~never).
+    ask_evaluation(conn, clip_ids[30 + minimum - 1], clip_ids[50:])
+    assert {r[2] for r in anchors(conn, n=3)} == {"cold_start_medoid"}
+    # An operator who turned evaluation screens off (share 0) is never overridden, not even in
+    # a mode without a single judged screen.
+    set_setting(conn, "anchor_random_share", 0)
+    assert {r[2] for r in anchors(conn, mode="spot", n=3)} == {"cold_start_medoid"}
+
+
 def test_about_fifteen_percent_of_anchors_are_evaluation_draws(conn):
     vectors, _ = planted_clusters(clusters=5, per_cluster=20, dim=16, spread=0.05, seed=5)
-    planted_library(conn, vectors)
+    _, clip_ids = planted_library(conn, vectors)
+    for anchor in clip_ids[:MIN_EVENTS]:  # the gate's minimum of judged evaluation screens
+        ask_evaluation(conn, anchor, clip_ids[50:])
     conn.execute("SELECT setseed(0.5)")
     reasons = [
         conn.execute("SELECT reason FROM next_anchors('trick', 1)").fetchone()[0]
@@ -324,9 +368,16 @@ def test_downgrade_removes_the_functions_and_settings(db_url):
         assert conn.execute("SELECT count(*) FROM next_anchors()").fetchone() == (0,)
 
 
-def test_installed_body_is_the_file(conn):
-    source = (Path(__file__).resolve().parents[2] / "plpython" / "active_learning.py").read_text()
+def test_installed_body_is_the_files(conn):
+    plpython = Path(__file__).resolve().parents[2] / "plpython"
     (body,) = conn.execute(
         "SELECT prosrc FROM pg_proc WHERE proname = 'next_anchors_pick'"
     ).fetchone()
+    source = (plpython / "active_learning.py").read_text()
     assert f"SOURCE = {source!r}" in body, "run `heaters-db migrate` after editing the file"
+    # The sibling modules it imports come with it, dependencies first.
+    siblings = [
+        (name, (plpython / f"{name}.py").read_text())
+        for name in ("anchor_clustering", "anchor_scores")
+    ]
+    assert f"MODULES = {siblings!r}" in body

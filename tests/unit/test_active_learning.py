@@ -1,26 +1,33 @@
 """plpython/active_learning.py: the numpy pieces of next_anchors(), also under /usr/bin/python3."""
 
-import importlib.util
+import importlib
 import shutil
 import subprocess
+import sys
 import textwrap
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SOURCE = Path(__file__).resolve().parents[2] / "plpython" / "active_learning.py"
+PLPYTHON = Path(__file__).resolve().parents[2] / "plpython"
+# The modules next_anchors_pick's body is made of (heaters_db.rerunnable.plpython_modules).
+MODULES = ("anchor_clustering", "anchor_scores", "active_learning")
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def load_module():
-    spec = importlib.util.spec_from_file_location("active_learning_under_test", SOURCE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_modules():
+    """The three modules as the server runs them: siblings importable by their file names."""
+    sys.path.insert(0, str(PLPYTHON))
+    try:
+        return [importlib.import_module(name) for name in MODULES]
+    finally:
+        sys.path.remove(str(PLPYTHON))
 
 
-al = load_module()
+# One namespace for the tests: every function of the three modules (their names are distinct).
+al = types.SimpleNamespace(**{k: v for m in load_modules() for k, v in vars(m).items()})
 
 
 def planted(clusters=5, per_cluster=40, dim=32, spread=0.05, seed=0, sizes=None):
@@ -171,15 +178,35 @@ def test_random_slots_share():
     assert 0.14 < slots.mean() < 0.16
 
 
+def test_evaluation_deficit_is_front_loaded_until_the_gate_can_judge():
+    # Below the gate's minimum every pick of the deficit is an evaluation pick ...
+    assert al.evaluation_deficit(3) == al.GATE_MIN_EVENTS - 3
+    slots = al.random_slots(10, 0.15, np.random.default_rng(2), deficit=al.evaluation_deficit(3))
+    assert slots[: al.GATE_MIN_EVENTS - 3].all()
+    assert slots[al.GATE_MIN_EVENTS - 3 :].sum() < 10 - (al.GATE_MIN_EVENTS - 3)
+    # ... at or above it the share alone decides (a surplus is no negative deficit) ...
+    assert al.evaluation_deficit(al.GATE_MIN_EVENTS) == al.evaluation_deficit(99) == 0
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    assert (al.random_slots(50, 0.15, rng_a, 0) == al.random_slots(50, 0.15, rng_b)).all()
+    # ... and a share of 0 (evaluation screens turned off) is never overridden.
+    assert not al.random_slots(10, 0.0, np.random.default_rng(4), deficit=8).any()
+
+
+def test_front_loading_follows_the_gates_minimum():
+    from heaters_db.heads.gate import MIN_EVENTS
+
+    assert al.GATE_MIN_EVENTS == MIN_EVENTS
+
+
 @pytest.mark.skipif(not shutil.which(SYSTEM_PYTHON), reason="no system python3")
 def test_runs_under_the_system_python_postgres_uses():
     script = textwrap.dedent(
         f"""
-        import importlib.util
+        import sys
         import numpy as np
-        spec = importlib.util.spec_from_file_location("al", {str(SOURCE)!r})
-        al = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(al)
+        sys.path.insert(0, {str(PLPYTHON)!r})
+        import active_learning
+        import anchor_clustering as al
         rng = np.random.default_rng(0)
         centres = al.normalize_rows(rng.normal(size=(4, 256)))
         labels = np.repeat(np.arange(4), 30)
