@@ -51,8 +51,6 @@ def load_plpython_module():
 def main() -> None:
     parser = benchmark_parser(__doc__)
     parser.add_argument("--rows", type=int, default=20_000)
-    parser.add_argument("--dim", type=int, default=1024)
-    parser.add_argument("--head-dim", type=int, default=256)
     args = parser.parse_args()
     body_module = load_plpython_module()
 

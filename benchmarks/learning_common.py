@@ -189,12 +189,23 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def benchmark_parser(doc: str) -> argparse.ArgumentParser:
-    """The script's argument parser: its docstring's first paragraph, and --no-readme."""
+    """The script's argument parser: its docstring's first paragraph, the base and head
+    dimensions, and --no-readme."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--dim", type=int, default=1024, help="base embedding dimension")
+    parser.add_argument("--head-dim", type=int, default=256, help="projection head output")
     parser.add_argument(
         "--no-readme", action="store_true", help="Print only; leave README.md alone."
     )
     return parser
+
+
+UNTRAINED_CANDIDATE: dict[str, Any] = {
+    "mode": "trick_similarity",
+    "status": "candidate",
+    "trained_through_event_id": 0,
+    "training_event_count": 0,
+}
 
 
 def insert_candidate_head(
@@ -202,12 +213,5 @@ def insert_candidate_head(
 ) -> dict[str, Any]:
     """A trick head over `variant_id`, stored as a candidate trained on no events."""
     return store.insert_head(
-        conn,
-        mode="trick_similarity",
-        base_variant_id=variant_id,
-        head=head,
-        status="candidate",
-        trained_through_event_id=0,
-        training_event_count=0,
-        metrics=metrics or {},
+        conn, base_variant_id=variant_id, head=head, metrics=metrics or {}, **UNTRAINED_CANDIDATE
     )

@@ -83,8 +83,6 @@ def sorting_events(library: Library, count: int, seed: int = 0) -> list[tuple]:
 def main() -> None:
     parser = benchmark_parser(__doc__)
     parser.add_argument("--clips", type=int, default=100_000)
-    parser.add_argument("--dim", type=int, default=1024)
-    parser.add_argument("--head-dim", type=int, default=256)
     parser.add_argument("--events", type=int, default=2000)
     args = parser.parse_args()
 

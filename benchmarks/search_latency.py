@@ -74,8 +74,6 @@ def plan_of(conn, sql: str, params: dict) -> str:
 def main() -> None:
     parser = benchmark_parser(__doc__)
     parser.add_argument("--clips", type=int, default=100_000)
-    parser.add_argument("--dim", type=int, default=1024)
-    parser.add_argument("--head-dim", type=int, default=256)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200])
     args = parser.parse_args()

@@ -25,7 +25,7 @@ FUNCTIONS = (
     "projection_head_by_id(integer)",
     "hnsw_index_definition(text, text, integer, text)",
     "create_index_from_definition(text, text)",
-    "nearest_clips_in_index(text, text, text, integer, vector, integer, integer)",
+    "nearest_clips_in_index(text, text, text, integer, text, vector, integer, integer)",
     "raise_not_embedded(integer, integer, text)",
 )
 

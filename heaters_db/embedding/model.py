@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from heaters_db import devices
 from heaters_db.embedding.preprocess import PROCESSOR_FILES, VideoPreprocessing
 from heaters_db.errors import HeatersError
 
@@ -53,10 +54,8 @@ def resolve_model_path(name_or_path: str, model_dir: str | Path | None = None) -
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu; anything else as torch understands it."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    """heaters_db.devices.resolve_device, refusing a CUDA device torch cannot see."""
+    resolved = devices.resolve_device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError(f"device {device!r} requested but CUDA is not available")
     return resolved

@@ -30,8 +30,9 @@ ARCHITECTURE_TYPE = "pca_residual_mlp"
 ACTIVATION = "gelu_tanh"
 DEFAULT_OUTPUT_DIM = 256
 DEFAULT_HIDDEN_DIM = 2048
-# Norms below this count as zero (torch.nn.functional.normalize's default); apply_head.py uses
-# the same constant so a zero vector maps the same way in both.
+# Norms below this count as zero (torch.nn.functional.normalize's default). Its one home: the
+# PL/Python bodies (apply_head.py, active_learning.py) cannot import heaters_db and keep copies,
+# held equal by tests/unit/test_shared_constants.py.
 NORM_EPSILON = 1e-12
 
 

@@ -18,7 +18,6 @@ so the object store serves the ranges itself. Only video file types are served.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -50,11 +49,6 @@ class MediaRefused(HeatersError):
     """The clip's path is not served: it leaves the media root or is not a video file."""
 
 
-@dataclass(frozen=True)
-class LocalVideo:
-    path: Path
-
-
 def _video_type(name: str, shown: str) -> str:
     media_type = VIDEO_TYPES.get(PurePosixPath(name).suffix.lower())
     if media_type is None:
@@ -62,7 +56,7 @@ def _video_type(name: str, shown: str) -> str:
     return media_type
 
 
-def locate(clip_filepath: str | None, settings: Settings) -> LocalVideo | StoredObject:
+def locate(clip_filepath: str | None, settings: Settings) -> Path | StoredObject:
     """Where a clip's video is, by the rules in the module docstring; only video files."""
     if not clip_filepath:
         raise MediaNotFound("clip has no clip_filepath (not exported yet)")
@@ -73,7 +67,7 @@ def locate(clip_filepath: str | None, settings: Settings) -> LocalVideo | Stored
         raise MediaRefused(str(error)) from error
     except ClipFileMissing as error:
         raise MediaNotFound(str(error)) from error
-    return LocalVideo(location) if isinstance(location, Path) else location
+    return location
 
 
 def presigned_url(stored: StoredObject, client: Any, seconds: int = PRESIGNED_SECONDS) -> str:
@@ -108,8 +102,8 @@ class MediaServer:
             url = presigned_url(location, self.s3_client())
             return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
         return FileResponse(
-            location.path,
-            media_type=_video_type(location.path.name, str(location.path)),
+            location,
+            media_type=_video_type(location.name, str(location)),
             # The page loops every tile: let the browser keep the bytes for this session.
             headers={"Cache-Control": "private, max-age=3600"},
         )

@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 from heaters_db.cli.sorting import is_loopback
 from heaters_db.settings import Settings
 from heaters_db.web.app import create_app
+from heaters_db.web.store import normalise_mode
 from tests.support.sorting_library import Library, make_library
 
 
@@ -402,3 +403,23 @@ def test_sort_command_serves_the_page_on_loopback(
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["trick", "spot", "TRICK", " spot ", "Trick_Similarity", "spot_similarity", "tricks", "", "x"],
+)
+def test_the_page_and_sql_sorting_mode_accept_the_same_spellings(
+    conn: psycopg.Connection, spelling: str
+) -> None:
+    """The page checks a mode before it reaches the database (normalise_mode); the database's
+    rule is sql/functions/sorting_mode.sql. Both must accept and refuse the same spellings."""
+    try:
+        page = f"{normalise_mode(spelling)}_similarity"
+    except ValueError:
+        page = None
+    try:
+        database = conn.execute("SELECT sorting_mode(%s)", (spelling,)).fetchone()[0]
+    except psycopg.errors.InvalidParameterValue:
+        database = None
+    assert page == database
