@@ -135,7 +135,13 @@ class _Run:
     trained: Any = None
 
 
-def _load(conn: psycopg.Connection, mode: str, variant_id: int | None, overrides, device) -> _Run:
+def _load(
+    conn: psycopg.Connection,
+    mode: str,
+    variant_id: int | None,
+    overrides: dict[str, Any] | None,
+    device: str,
+) -> _Run:
     """Step 1: the mode's events up to the watermark, with the base vectors of the variant."""
     started = time.perf_counter()
     mode = stored_mode(conn, mode)
