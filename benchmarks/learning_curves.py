@@ -54,6 +54,7 @@ from benchmarks.learning_common import (  # noqa: E402
     machine,
     write_section,
 )
+from benchmarks.learning_curves_report import CHECKPOINTS, POLICIES, plot, summarise  # noqa: E402
 from heaters_db.db import connect  # noqa: E402
 from heaters_db.heads.metrics import head_space, same_label_recall_at_k  # noqa: E402
 from heaters_db.learning import jobs, store  # noqa: E402
@@ -64,8 +65,6 @@ from tests.support.simulated_sorter import (  # noqa: E402
     make_test_variant,
 )
 
-POLICIES = ("next_anchors", "random")
-CHECKPOINTS = (50, 100, 200, 300)
 SETTINGS = {
     "head_output_dim": "32",
     "head_hidden_dim": "64",
@@ -192,154 +191,6 @@ def run_one(server: Server, g: Generator, seed: int, policy: str, args) -> dict:
     return {"generator": g.name, "seed": seed, "policy": policy, "base": base, "curve": curve}
 
 
-def served_at(curve: list[dict], screens: int) -> float | None:
-    points = [p for p in curve if p["screens"] <= screens]
-    return points[-1]["served"] if points and points[-1]["screens"] == screens else None
-
-
-def screens_to(curve: list[dict], target: float) -> int | None:
-    return next((p["screens"] for p in curve if p["served"] >= target), None)
-
-
-def checks(run: dict) -> tuple[int, int]:
-    """(drops of served recall > 0.02 between rounds, rounds where a trained head beat the base
-    by 0.2 and served recall did not follow within one round)."""
-    curve, base = run["curve"], run["base"]
-    drops = sum(
-        1 for a, b in zip(curve, curve[1:], strict=False) if b["served"] < a["served"] - 0.02
-    )
-    lagging = 0
-    for i, point in enumerate(curve):
-        if point.get("learned") is not None and point["learned"] >= base + 0.2:
-            following = curve[i : i + 2]
-            if max(p["served"] for p in following) < base + 0.2 - 0.02:
-                lagging += 1
-    return drops, lagging
-
-
-def interval(values: list[float]) -> str:
-    if not values:
-        return "-"
-    low, mid, high = np.percentile(values, [10, 50, 90])
-    return f"{mid:.2f} [{low:.2f}, {high:.2f}]"
-
-
-def summarise(runs: list[dict], args) -> str:
-    last = runs[-1]
-    complete = len(runs) == len(args.generators) * len(args.seeds) * len(POLICIES)
-    lines = [
-        f"`benchmarks/learning_curves.py {last['command']}` -- {last['clips']} clips per "
-        f"library, {len(args.seeds)} seeds, {last['screens']} screens, a training run every "
-        f"{last['round']} screens, heads {SETTINGS['head_output_dim']}-d (hidden "
-        f"{SETTINGS['head_hidden_dim']}), {len(runs)} runs"
-        + ("" if complete else " (an interrupted matrix)")
-        + f", {last['seconds'] / 60:.1f} min of wall time. Machine: {last['machine']}; "
-        f"{last['versions']}.",
-        "",
-        "Served recall@10 of same-trick clips (similar_clips over every clip), median [10th, 90th "
-        "percentile] over seeds; target = the base space's recall + 0.25; screens to target: "
-        "median over seeds (runs that never reached it count as the budget, and are counted).",
-        "",
-        "| library | policy | base | "
-        + " | ".join(f"after {c}" for c in CHECKPOINTS if c <= args.screens)
-        + " | screens to target | never reached | served drops > 0.02 | served lagging learned |",
-        "|---|---|---|"
-        + "---|" * len([c for c in CHECKPOINTS if c <= args.screens])
-        + "---|---|---|---|",
-    ]
-    verdicts = []
-    for name in args.generators:
-        medians = {}
-        for policy in POLICIES:
-            group = [r for r in runs if r["generator"] == name and r["policy"] == policy]
-            if not group:
-                continue
-            target = float(np.median([r["base"] for r in group])) + 0.25
-            reached = [screens_to(r["curve"], target) for r in group]
-            to_target = [x if x is not None else args.screens for x in reached]
-            medians[policy] = float(np.median(to_target))
-            drops = sum(checks(r)[0] for r in group)
-            lagging = sum(checks(r)[1] for r in group)
-            cells = [
-                interval([v for r in group if (v := served_at(r["curve"], c)) is not None])
-                for c in CHECKPOINTS
-                if c <= args.screens
-            ]
-            lines.append(
-                f"| {name} | {policy} | {interval([r['base'] for r in group])} | "
-                + " | ".join(cells)
-                + f" | {medians[policy]:.0f} | {sum(x is None for x in reached)}/{len(group)} "
-                f"| {drops} | {lagging} |"
-            )
-        if len(medians) == 2:
-            verdicts.append(
-                f"- {name}: next_anchors {medians['next_anchors']:.0f} vs random "
-                f"{medians['random']:.0f} screens to target "
-                f"({'at most half' if medians['next_anchors'] <= medians['random'] / 2 else 'NOT at most half'})"
-            )
-    lines += ["", "Learned (exact recall@10 of every trained head) vs served, per round:", ""]
-    for name in args.generators:
-        for policy in POLICIES:
-            group = [r for r in runs if r["generator"] == name and r["policy"] == policy]
-            learned = [
-                interval(
-                    [
-                        p["learned"]
-                        for r in group
-                        for p in r["curve"][1:]
-                        if p["screens"] == c and p["learned"] is not None
-                    ]
-                )
-                for c in CHECKPOINTS
-                if c <= args.screens
-            ]
-            if group:
-                lines.append(
-                    f"- {name} / {policy}: learned "
-                    + ", ".join(
-                        f"{c}: {v}"
-                        for c, v in zip(
-                            [c for c in CHECKPOINTS if c <= args.screens], learned, strict=True
-                        )
-                    )
-                )
-    lines += [
-        "",
-        "Verdict (goal: next_anchors needs at most half the screens of random):",
-        *verdicts,
-    ]
-    lines += ["", f"![learning curves]({IMAGE.name})"]
-    return "\n".join(lines)
-
-
-def plot(runs: list[dict], args) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(args.generators), figsize=(4 * len(args.generators), 3.4))
-    axes = np.atleast_1d(axes)
-    for axis, name in zip(axes, args.generators, strict=True):
-        for policy, colour in zip(POLICIES, ("tab:green", "tab:gray"), strict=True):
-            group = [r for r in runs if r["generator"] == name and r["policy"] == policy]
-            if not group:
-                continue
-            xs = [p["screens"] for p in group[0]["curve"]]
-            ys = np.array([[p["served"] for p in r["curve"]] for r in group])
-            axis.plot(xs, np.median(ys, axis=0), color=colour, label=f"{policy} (served)")
-            axis.fill_between(xs, ys.min(axis=0), ys.max(axis=0), color=colour, alpha=0.15)
-        axis.set_title(name, fontsize=9)
-        axis.set_xlabel("screens")
-        axis.set_ylim(0, 1)
-        axis.grid(alpha=0.3)
-    axes[0].set_ylabel("served recall@10")
-    axes[0].legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(IMAGE, dpi=90)
-    plt.close(figure)
-
-
 def run_matrix(args) -> list[dict]:
     """Every generator x seed x policy, seed by seed (an interrupted matrix then has every
     library with fewer seeds, not some libraries with none). Each run records when it finished,
@@ -411,8 +262,8 @@ def main() -> None:
         runs = run_matrix(args)
         if args.json:
             args.json.write_text(json.dumps(runs, indent=1))
-    plot(runs, args)
-    body = summarise(runs, args)
+    plot(runs, args.generators, IMAGE)
+    body = summarise(runs, args.generators, args.seeds, SETTINGS)
     print(body)
     write_section("Learning curves: served recall per round (learning_curves.py)", body)
 
