@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 
 import psycopg
@@ -55,7 +55,7 @@ class EmbedHandler:
             self._pipeline.close()
             self._pipeline = None
 
-    def steps(self, session: JobSession) -> Iterator[None]:
+    def steps(self, session: JobSession) -> Generator[None, None, None]:
         """One claimed batch run and settled per step; ends when no embed job is claimable."""
         if self._pipeline is None:
             self._pipeline = EmbedPipeline(self.settings, self.device)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -219,7 +219,7 @@ class EmbedPipeline:
         conn: psycopg.Connection,
         batches: Iterable[Sequence[EmbedTarget]],
         stopped: Callable[[], bool] | None = None,
-    ) -> Iterator[list[tuple[EmbedTarget, EmbedResult]]]:
+    ) -> Generator[list[tuple[EmbedTarget, EmbedResult]], None, None]:
         """Each batch's (target, result) pairs; batch i+1 is taken from `batches` and decodes
         while the model runs on batch i. `stopped()`: checked before a decoded batch runs."""
         return overlapped(

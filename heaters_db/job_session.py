@@ -20,7 +20,7 @@ them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -55,7 +55,7 @@ class BatchKind(Protocol):
     and not settled stay in the lease set and the worker hands them back.
     """
 
-    def steps(self, session: JobSession) -> Iterator[None]: ...
+    def steps(self, session: JobSession) -> Generator[None, None, None]: ...
 
     def close(self) -> None: ...
 

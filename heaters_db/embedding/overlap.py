@@ -10,7 +10,7 @@ decoded: for the daemon that is a claim, so no job sits leased longer than one b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import TypeVar
 
 B = TypeVar("B")  # a batch as the source yields it
@@ -26,7 +26,7 @@ def overlapped(
     wait: Callable[[P], None],
     run: Callable[[P], R],
     stopped: Callable[[], bool] | None = None,
-) -> Iterator[R]:
+) -> Generator[R, None, None]:
     """Yield `run(start(batch))` for each batch, batch i+1 started before batch i runs.
 
     `stopped()` is asked after each batch decoded: when true the loop ends without running it

@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from typing import Any
 
 import psycopg
@@ -84,7 +84,9 @@ class Worker:
         self._db = WorkerConnection(database_url, self.worker, settings, retry_delay_seconds)
         self._lease = JobLease(self._db.connect_autocommit, self.worker, settings.lease_seconds)
         self._session: JobSession | None = None
-        self._steps: dict[str, Iterator[None]] = {}  # batch kinds with a step generator open
+        self._steps: dict[
+            str, Generator[None, None, None]
+        ] = {}  # batch kinds with a step generator open
         self._lost_while_running: set[int] = set()  # jobs running at an outage-class loss
         self._charge_on_reconnect: tuple[Job, BaseException] | None = None
         self.processed = 0

@@ -7,14 +7,14 @@ their lookups, checks and index shape; they now delegate to eight small function
 signature of an existing function changes, so the upgrade has nothing to run; the downgrade
 drops the helpers, so the previous catalog comes back exactly.
 
-Revision ID: 0020
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 """
 
 from heaters_db import schema
 
-revision = "0020"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
