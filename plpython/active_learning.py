@@ -138,22 +138,26 @@ def _neighbours(plpy, SD, space, clip_ids, k):
     return found
 
 
+ANCHOR_SETTINGS = (
+    "anchor_cold_start_events",
+    "anchor_random_share",
+    "anchor_pool_size",
+    "anchor_sample_size",
+    "anchor_reuse_after_events",
+    "near_duplicate_distance",
+)
+
+
 def _settings(plpy, SD):
-    sql = (
-        "SELECT name, value FROM heaters_db_settings WHERE name IN ('anchor_cold_start_events', "
-        "'anchor_random_share', 'anchor_pool_size', 'anchor_sample_size', "
-        "'anchor_reuse_after_events', 'near_duplicate_distance')"
-    )
-    values = {r["name"]: float(r["value"]) for r in plpy.execute(_plan(plpy, SD, sql, []))}
-    defaults = {
-        "anchor_cold_start_events": 50,
-        "anchor_random_share": 0.15,
-        "anchor_pool_size": 32,
-        "anchor_sample_size": 2000,
-        "anchor_reuse_after_events": 1000,
-        "near_duplicate_distance": 0.01,
-    }
-    return {name: values.get(name, default) for name, default in defaults.items()}
+    """The picker's settings. Their defaults have one home, the seed rows of
+    heaters_db_settings (the migrations): a missing row is an error, not a second default."""
+    sql = "SELECT name, value FROM heaters_db_settings WHERE name = ANY($1)"
+    rows = plpy.execute(_plan(plpy, SD, sql, ["text[]"]), [list(ANCHOR_SETTINGS)])
+    values = {r["name"]: float(r["value"]) for r in rows}
+    missing = [name for name in ANCHOR_SETTINGS if name not in values]
+    if missing:
+        plpy.error(f"heaters_db_settings lacks {', '.join(missing)}: run `heaters-db migrate`")
+    return values
 
 
 def _query(plpy, SD, sql, types, arguments):

@@ -31,7 +31,7 @@ ACTIVATION = "gelu_tanh"
 DEFAULT_OUTPUT_DIM = 256
 DEFAULT_HIDDEN_DIM = 2048
 # Norms below this count as zero (torch.nn.functional.normalize's default). Its one home: the
-# PL/Python bodies (apply_head.py, active_learning.py) cannot import heaters_db and keep copies,
+# PL/Python bodies (apply_head.py, anchor_clustering.py) cannot import heaters_db and keep copies,
 # held equal by tests/unit/test_shared_constants.py.
 NORM_EPSILON = 1e-12
 

@@ -24,6 +24,6 @@ def plpython_module(name: str):
     return module
 
 
-@pytest.mark.parametrize("body", ["apply_head.py", "active_learning.py"])
+@pytest.mark.parametrize("body", ["apply_head.py", "anchor_clustering.py"])
 def test_plpython_bodies_normalise_with_the_heads_epsilon(body: str) -> None:
     assert plpython_module(body).NORM_EPSILON == NORM_EPSILON
