@@ -154,6 +154,7 @@ def summarise(runs: list[dict], generators: list[str], seeds: list[int], setting
             lines.append(f"| {name} | {policy} | " + " | ".join(cells) + " |")
     met = sum("NOT" not in v for v in verdicts)
     total_drops = sum(len(drops(r)) for r in runs)
+    first_live = sum(len(r["curve"]) > 1 and r["curve"][1]["status"] == "active" for r in runs)
     lines += [
         "",
         "Verdict (goal: next_anchors needs at most half the screens of random to the target):",
@@ -165,7 +166,8 @@ def summarise(runs: list[dict], generators: list[str], seeds: list[int], setting
         f"more than {DROP} in {total_drops} rounds over {len(runs)} runs "
         + ("(requirement met)" if total_drops == 0 else "(requirement NOT met)")
         + f", and lagged the trained heads in {len(lag_details)} rounds "
-        + ("(requirement met)." if not lag_details else "(requirement NOT met)."),
+        + ("(requirement met)." if not lag_details else "(requirement NOT met).")
+        + f" The first round's head went live in {first_live} of {len(runs)} runs.",
     ]
     return "\n".join(lines)
 

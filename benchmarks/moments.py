@@ -123,7 +123,7 @@ def reading(result: dict[str, float], stage: dict[str, float]) -> str:
         f"windows make a clip cost {one_pass / alone:.1f}x the full clip alone"
         f" (model {stage['model windows']:.2f} s for the windows vs {stage['model full']:.2f} s"
         f" for the full clip); one decode instead of two saves {saved:.2f} s per clip"
-        f" ({100 * saved / (saved + one_pass):.0f}% of decoding twice)"
+        f" ({100 * saved / (saved + one_pass):.0f}% of the clip's cost when decoding twice)"
     )
 
 

@@ -38,7 +38,6 @@ def downgrade() -> None:
     schema.drop_functions(
         "project_head_later(integer, text, boolean)",
         "project_stale_moment_embeddings(integer)",
-        "projection_head(integer)",
     )
     # Pending catch-ups would not fit the older index (one reproject per head); the next
     # activation refreshes what they would have projected.

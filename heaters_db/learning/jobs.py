@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from heaters_db import devices
 from heaters_db.errors import HeatersError
 from heaters_db.heads.capacity import train_with_capacity_search
 from heaters_db.heads.evaluation import (
@@ -72,12 +73,8 @@ class TrainingSkipped(HeatersError):
 
 
 def resolve_device(device: str | None) -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'."""
-    if device in (None, "", "auto"):
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    """The torch device name training and re-projection use (heaters_db.devices' rule)."""
+    return str(devices.resolve_device(device))
 
 
 def _setting(conn: psycopg.Connection, name: str) -> str:

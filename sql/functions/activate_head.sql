@@ -32,7 +32,7 @@ DECLARE
     unlocked_passes constant integer := 5;
     few_rows constant integer := 16;
 BEGIN
-    h := projection_head(head_id);
+    h := projection_head_by_id(head_id);
     -- One activation (or rollback) per mode at a time; then re-read the row under the lock.
     PERFORM pg_advisory_xact_lock(hashtext('heaters_db.activate_head'), hashtext(h.mode));
     SELECT * INTO h FROM projection_heads p WHERE p.id = head_id FOR UPDATE;

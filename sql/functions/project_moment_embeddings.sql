@@ -11,7 +11,7 @@ LANGUAGE sql
 SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
-    SELECT projection_head(head_id);  -- an unknown head is an error, not zero rows
+    SELECT projection_head_by_id(head_id);  -- an unknown head is an error, not zero rows
     DELETE FROM projected_moment_embeddings p WHERE p.projection_head_id = head_id;
     -- Rows first, then the index over them (a bulk build, not one graph insertion per row).
     WITH written AS MATERIALIZED (SELECT project_stale_moment_embeddings(head_id) AS n)

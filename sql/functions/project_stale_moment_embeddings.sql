@@ -14,7 +14,7 @@ SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
 DECLARE
-    h projection_heads := projection_head(head_id);
+    h projection_heads := projection_head_by_id(head_id);
     ids integer[];
     clips integer[];
     vectors vector[];

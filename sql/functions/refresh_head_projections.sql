@@ -15,7 +15,7 @@ DECLARE
     chunk record;
     written integer := 0;
 BEGIN
-    h := projection_head(head_id);
+    h := projection_head_by_id(head_id);
     SELECT * INTO v FROM embedding_variants ev WHERE ev.id = h.base_variant_id;
     FOR chunk IN
         WITH stale AS (

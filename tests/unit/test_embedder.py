@@ -8,26 +8,12 @@ import numpy as np
 import pytest
 
 from heaters_db.embedding.embedder import ClipVideo, embed_clips, run_video_embed
-from heaters_db.embedding.model import clear_encoder_cache, load_encoder
 from heaters_db.embedding.sampling import CENTERED, FULL_CLIP, TRICK_WINDOW, UnknownStrategy
 from heaters_db.settings import get_settings
 from tests.support import videos
-from tests.support.tiny_model import TINY_HIDDEN_SIZE, TINY_MODEL_NAME, install_tiny_model
+from tests.support.tiny_model import TINY_HIDDEN_SIZE, TINY_MODEL_NAME
 
-FRAMES = 8
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    install_tiny_model(root)
-    yield root
-    clear_encoder_cache()
-
-
-@pytest.fixture(scope="module")
-def encoder(model_dir):
-    return load_encoder(TINY_MODEL_NAME, device="cpu", model_dir=model_dir)
+FRAMES = 8  # model_dir / encoder: tests/unit/conftest.py
 
 
 @pytest.fixture(scope="module")
