@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import psycopg
 
-from heaters_db.errors import HeatersError
+from heaters_db.errors import HeatersError, LeaseLost
 from heaters_db.failures import is_connection_lost
 from heaters_db.queue import Job, JobLease, Queue
 from heaters_db.settings import Settings
@@ -35,10 +35,6 @@ from heaters_db.settings import Settings
 log = logging.getLogger(__name__)
 
 Committed = Literal["done", "lease_lost", "requeued"]
-
-
-class _LeaseLost(HeatersError):
-    """The lease was no longer this claim's when the result was about to be written."""
 
 
 class _Requeue(HeatersError):
@@ -110,11 +106,11 @@ class JobSession:
             with self.running(job), self.conn.transaction():
                 payload = self.queue.lock_lease(job)
                 if payload is None:
-                    raise _LeaseLost()
+                    raise LeaseLost(f"{job.describe()}: lease lost, the write was rolled back")
                 if payload.get("requeue"):
                     raise _Requeue()
                 self.queue.finish(job.id, "done", write(self.conn))
-        except _LeaseLost:
+        except LeaseLost:
             self.lease.remove([job.id])
             warn_lease_lost(job, self.worker)
             return "lease_lost"

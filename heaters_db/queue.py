@@ -103,6 +103,21 @@ class SkipJob(HeatersError):
         self.result = result
 
 
+def lock_job_lease(
+    conn: psycopg.Connection, job_id: int, worker: str, claimed_at: datetime | None
+) -> dict[str, Any] | None:
+    """Fencing, inside the transaction that writes a job's result: lock the job row while its
+    lease is still this claim's (`worker`, `claimed_at`); returns the job's payload, or None when
+    the lease was lost (the caller must roll its write back). The one check every fenced write
+    uses: the worker's batch commits (heaters_db.job_session) and the learning jobs' writes
+    (heaters_db.learning.fence)."""
+    row = conn.execute(
+        query(QUERIES, "lock_job_lease"),
+        {"job_id": job_id, "worker": worker, "claimed_at": claimed_at},
+    ).fetchone()
+    return None if row is None or row[0] is None else dict(row[0])
+
+
 class Queue:
     """Queue operations for one worker over one autocommit connection."""
 
@@ -180,16 +195,8 @@ class Queue:
         )
 
     def lock_lease(self, job: Job) -> dict[str, Any] | None:
-        """Fencing, inside the transaction that writes the job's result: lock the job row while
-        its lease is still this claim's; returns the job's payload, or None when the lease was
-        lost (the caller must roll its write back)."""
-        rows = self._rows(
-            "lock_job_lease",
-            {"job_id": job.id, "worker": self.worker, "claimed_at": job.started_at},
-        )
-        if not rows or rows[0]["payload"] is None:
-            return None
-        return dict(rows[0]["payload"])
+        """Fencing, inside the transaction that writes the job's result (lock_job_lease)."""
+        return lock_job_lease(self.conn, job.id, self.worker, job.started_at)
 
     def dead_letter(self, job_id: int, error: str, traceback: str | None = None) -> str | None:
         """A permanent input error: dead at once with the reason; None when not ours."""

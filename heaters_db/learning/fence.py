@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 
 from heaters_db.errors import LeaseLost
-from heaters_db.queries import query
+from heaters_db.queue import lock_job_lease
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,7 @@ class Fence:
         """Inside the writing transaction: lock the job row, or raise LeaseLost."""
         if conn.autocommit and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             raise RuntimeError("Fence.hold must run inside the transaction that writes")
-        (payload,) = conn.execute(
-            query("queue.sql", "lock_job_lease"),
-            {"job_id": self.job_id, "worker": self.worker, "claimed_at": self.claimed_at},
-        ).fetchone()
-        if payload is None:
+        if lock_job_lease(conn, self.job_id, self.worker, self.claimed_at) is None:
             raise LeaseLost(f"{self.label}: lease lost, the write was rolled back")
 
 

@@ -62,11 +62,10 @@ BEGIN
         IF choice = 'queued' OR (choice <> 'trigger' AND cardinality(ids) > inline_max_rows) THEN
             BEGIN
                 PERFORM project_head_later(h.id, format('queued projection of %s new embedding(s)', cardinality(ids)), true);
-            EXCEPTION WHEN OTHERS THEN  -- never fail the write: projected inline instead
+                CONTINUE;  -- this head's rows are the job's now
+            EXCEPTION WHEN OTHERS THEN  -- never fail the write: this head projects inline instead
                 RAISE WARNING 'projection head %: no catch-up job queued: %', h.id, SQLERRM;
-                choice := 'trigger';
             END;
-            CONTINUE WHEN choice <> 'trigger';
         END IF;
         BEGIN
             projected := apply_head_batch(h.id, vectors);
