@@ -130,6 +130,18 @@ def answer(g: Generator, labels, anchor: int, shown: list[int], rng) -> tuple:
     return selected, [c for c in rejected if c != selected]
 
 
+def gate_numbers(gate: dict) -> dict:
+    """Each score's paired difference and interval against the base and the live head: what the
+    deciding metric saw, and what the others would have (JSON-ready, for the runs' file)."""
+    return {
+        side: {
+            name: {k: result.get(k) for k in ("events", "difference", "interval")}
+            for name, result in (gate.get(side) or {}).items()
+        }
+        for side in ("vs_base", "vs_live")
+    }
+
+
 def served_recall(conn, labels: dict[int, int]) -> float:
     shares = []
     for clip in labels:
@@ -184,6 +196,7 @@ def run_one(server: Server, g: Generator, seed: int, policy: str, args) -> dict:
                 embedded = head_space(head)(vectors[order])
                 point["learned"] = float(same_label_recall_at_k(embedded, tricks[order], 10).mean())
                 point["status"], point["reason"] = record.status, result["reason"]
+                point["gate"] = gate_numbers(record.metrics.get("gate") or {})
             except TrainingSkipped as skipped:
                 point["reason"] = skipped.reason
             point["served"] = served_recall(conn, labels)

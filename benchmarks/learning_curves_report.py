@@ -162,14 +162,44 @@ def summarise(runs: list[dict], generators: list[str], seeds: list[int], setting
         "",
         "Lagging rounds: " + ("; ".join(lag_details) if lag_details else "none") + ".",
         "",
+        "Drops, with what the gate measured against the live head: "
+        + ("; ".join(drop_details(runs)) or "none")
+        + ".",
+        "",
         f"Reading: the goal is met on {met} of {len(verdicts)} libraries. Served recall fell by "
-        f"more than {DROP} in {total_drops} rounds over {len(runs)} runs "
+        f"more than {DROP} in {total_drops} round{'s' * (total_drops != 1)} over {len(runs)} runs "
         + ("(requirement met)" if total_drops == 0 else "(requirement NOT met)")
-        + f", and lagged the trained heads in {len(lag_details)} rounds "
+        + f", and lagged the trained heads in {len(lag_details)} "
+        f"round{'s' * (len(lag_details) != 1)} "
         + ("(requirement met)." if not lag_details else "(requirement NOT met).")
         + f" The first round's head went live in {first_live} of {len(runs)} runs.",
     ]
     return "\n".join(lines)
+
+
+def drop_details(runs: list[dict]) -> list[str]:
+    """Each drop with the gate's deciding difference against the live head and its interval
+    (runs recorded before the gate numbers were kept show only the recall)."""
+    out = []
+    for run in runs:
+        curve = run["curve"]
+        for before, after in zip(curve, curve[1:], strict=False):
+            if after["served"] >= before["served"] - DROP:
+                continue
+            text = (
+                f"{run['generator']} / {run['policy']} seed {run['seed']} at {after['screens']}: "
+                f"{before['served']:.2f} -> {after['served']:.2f}"
+            )
+            against_live = (after.get("gate") or {}).get("vs_live") or {}
+            deciding = against_live.get("judged_rank_score")
+            if deciding and deciding.get("interval"):
+                low, high = deciding["interval"]
+                text += (
+                    f" (judged rank {deciding['difference']:+.3f} [{low:+.3f}, {high:+.3f}], "
+                    f"{deciding['events']} events)"
+                )
+            out.append(text)
+    return out
 
 
 def plot(runs: list[dict], generators: list[str], image: Path) -> None:

@@ -47,7 +47,14 @@ def common_events(*metrics: EventMetrics) -> tuple[EventMetrics, ...]:
 
 def holdout_metrics(space: Space, data: TrainingData) -> EventMetrics:
     """Per-event holdout metrics of a space on a TrainingData."""
-    return evaluate_events(space, data.base_vectors, data.screens, data.triplets, split="holdout")
+    return evaluate_events(
+        space,
+        data.base_vectors,
+        data.screens,
+        data.triplets,
+        split="holdout",
+        library_size=data.library_size,
+    )
 
 
 def summarise(metrics: EventMetrics) -> dict[str, Any]:

@@ -5,25 +5,31 @@ without the live head: ``next_anchors`` reason ``evaluation`` + ``evaluation_can
 anchors no head ever trained on (the split is fixed per anchor). Only when a mode has fewer than
 ``min_events`` such screens (clients that do not record provenance) does it judge on all holdout
 events, and its reason says so; there the candidates were the serving space's nearest clips, the
-library percentile saturates, and the weighted triplet accuracy over what was shown decides.
+library ranks saturate, and the weighted triplet accuracy over what was shown decides.
 
-The metric: per event, the chosen clip's *library percentile* in the space (the share of a fixed
-library sample the space puts farther from the anchor than the chosen clip). Unlike screen top-1
-it stays informative when several shown clips are equally right, and it cannot saturate at a
-perfect score while a better head is still possible to tell apart from noise.
+The metric: per event, the *judged rank score* in the space (metrics.evaluate_events): the
+chosen clip's top-rank score 1 / (1 + R / 10), R its estimated rank in the whole library, and
+one minus the mean score of the clips the sorter marked clearly wrong, half each when both
+exist. Unlike screen top-1 it stays informative when several shown clips are equally right and
+cannot saturate while a better head is still possible; unlike the library percentile (kept in
+the metrics) it weighs the top of the ranking, which is what ``similar_clips`` serves: a head
+that orders the bulk of the library better but puts wrong clips in the top 10 does not win on
+it. A "none similar" screen with clips marked wrong is judged too.
 
 The rule, on paired per-event differences with a bootstrap that resamples *anchors* (events of
 one anchor are not independent), two-sided (1 - alpha) percentile intervals:
 
-1. too few judged events (< min_events with a selection) -> refused;
+1. too few judged events (< min_events with a selection or a clip marked wrong) -> refused;
 2. against the base space: superiority, the lower bound of (new - base) above zero. A head
    fitted to random answers gains nothing on honest screens and never passes;
-3. against the live head (when there is one): the new head must be trained on more events, and
-   non-inferior: the lower bound of (new - live) above ``-margin``. Ties go to the newer head,
-   so a saturated holdout never freezes the first good head.
+3. against the live head (when there is one): the new head must be trained on more events, be
+   non-inferior (the lower bound of (new - live) above ``-margin``) and not measured worse (the
+   mean difference at least zero). Ties go to the newer head, so a saturated holdout never
+   freezes the first good head; a head the judged screens put below the live one does not
+   replace it, however wide the interval.
 
-Triplet accuracy, screen top-1 and MRR are computed for the same events and kept in the metrics
-(and `heaters-db report`), but do not decide.
+The library percentile, triplet accuracy, screen top-1 and MRR are computed for the same events
+and kept in the metrics (and `heaters-db report`), but do not decide.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ log = logging.getLogger(__name__)
 
 MIN_EVENTS = 8
 DEFAULT_MARGIN = 0.05
-DECIDING_METRIC = "library_percentile"
+DECIDING_METRIC = "judged_rank_score"
 FALLBACK_METRIC = "triplet_accuracy"
 _BOOTSTRAP_CHUNK = 250  # resamples per chunk: bounds memory at chunk x anchors
 
@@ -149,17 +155,17 @@ def judged_events(
     metrics: EventMetrics, min_events: int = MIN_EVENTS
 ) -> tuple[np.ndarray, str, str]:
     """Which events the gate judges, how that is described, and the deciding metric: the
-    evaluation screens with a selection when there are at least ``min_events`` of them (library
-    percentile), else every holdout event (clients without provenance). Then the candidates were
-    the serving space's nearest clips, which that space already ranks near the top of the library
-    (the percentile saturates), so the weighted triplet accuracy over what was shown decides."""
-    chosen = ~np.isnan(np.asarray(metrics.library_percentile, dtype=np.float64))
+    evaluation screens judged (a selection or a clip marked wrong) when there are at least
+    ``min_events`` of them (judged rank score), else every holdout event (clients without provenance). Then the candidates were the
+    serving space's nearest clips, which that space already ranks near the top of the library
+    (the ranks saturate), so the weighted triplet accuracy over what was shown decides."""
+    chosen = ~np.isnan(np.asarray(getattr(metrics, DECIDING_METRIC), dtype=np.float64))
     evaluation = np.asarray(metrics.evaluation, dtype=bool)
     if int((evaluation & chosen).sum()) >= min_events:
         return evaluation, "evaluation screens", DECIDING_METRIC
     return (
         np.ones(len(evaluation), dtype=bool),
-        f"all holdout events (fewer than {min_events} evaluation screens with a selection: "
+        f"all holdout events (fewer than {min_events} judged evaluation screens: "
         "candidates shaped by the serving space)",
         FALLBACK_METRIC,
     )
@@ -201,8 +207,8 @@ def gate(
         passed, reason = (
             False,
             (
-                f"too few judged events: {min(selected, deciding['events'])} with a selection on "
-                f"{judged_on}, at least {min_events} needed"
+                f"too few judged events: {min(selected, deciding['events'])} with a selection or "
+                f"a clip marked wrong on {judged_on}, at least {min_events} needed"
             ),
         )
     elif deciding["interval"][0] <= 0:
@@ -230,6 +236,14 @@ def gate(
                 f"{live_training_events}"
             ),
         )
+    elif vs_live[metric]["difference"] < 0:
+        passed, reason = (
+            False,
+            (
+                f"measured worse than the live head on {judged_on} "
+                f"({name} {_describe(vs_live[metric])})"
+            ),
+        )
     elif vs_live[metric]["interval"][0] <= -margin:
         passed, reason = (
             False,
@@ -242,8 +256,8 @@ def gate(
         passed, reason = (
             True,
             (
-                f"beats the base space ({name} {_describe(deciding)}) and is within "
-                f"{margin} of the live head or better "
+                f"beats the base space ({name} {_describe(deciding)}) and is at least as good as "
+                f"the live head, within the margin {margin} "
                 f"({_describe(vs_live[metric])}) on {judged_on}; ties go to the newer head"
             ),
         )
@@ -254,8 +268,8 @@ def gate(
         "deciding_metric": metric,
         "rule": (
             f"{metric}: anchor-resampled paired bootstrap, {confidence}% interval; "
-            "vs base lower bound > 0; vs live head (if any) trained on more events and lower "
-            f"bound > -{margin}"
+            "vs base lower bound > 0; vs live head (if any) trained on more events, mean "
+            f"difference >= 0 and lower bound > -{margin}"
         ),
         "judged_on": judged_on,
         "judged_events": int(keep.sum()),

@@ -23,8 +23,17 @@ Space = Callable[[np.ndarray], np.ndarray]
 SPLITS = ("train", "validation", "holdout")
 """train: fitted; validation: model selection (early stopping, head size); holdout: the gate and
 the report. Fixed per anchor clip at its first event (sql/functions/assign_anchor_split.sql)."""
-METRIC_NAMES = ("library_percentile", "triplet_accuracy", "screen_top1", "reciprocal_rank")
+METRIC_NAMES = (
+    "top_rank_score",
+    "judged_rank_score",
+    "library_percentile",
+    "triplet_accuracy",
+    "screen_top1",
+    "reciprocal_rank",
+)
 LIBRARY_SAMPLE = 512
+SERVED_DEPTH = 10
+"""similar_clips' default k: the depth top_rank_score weighs the chosen clip's library rank by."""
 
 
 @dataclass(frozen=True)
@@ -178,8 +187,12 @@ class EventMetrics:
 
     ``library_percentile``: the share of a fixed sample of the library that the space puts
     farther from the anchor than the chosen clip (ties half) -- informative when several shown
-    clips are equally right, unlike top-1. It, ``screen_top1`` and ``reciprocal_rank`` need a
-    selection; ``triplet_accuracy`` needs triplets. ``anchors``: each event's anchor row (the
+    clips are equally right, unlike top-1. ``top_rank_score``: 1 / (1 + R / SERVED_DEPTH), R the
+    chosen clip's estimated rank in the whole library (how many clips the space puts closer to
+    the anchor), so it weighs what a search serves: a chosen clip in the top 10 scores 1 to 0.5,
+    one at rank 100 about 0.09, where the percentile would still be 0.9 in a library of 1,000.
+    Both, ``screen_top1`` and ``reciprocal_rank`` need a selection; ``triplet_accuracy`` needs
+    triplets. ``anchors``: each event's anchor row (the
     gate resamples anchors, not events); ``evaluation``: whether it was an evaluation screen.
     """
 
@@ -190,11 +203,17 @@ class EventMetrics:
     library_percentile: np.ndarray | None = None
     anchors: np.ndarray | None = None
     evaluation: np.ndarray | None = None
+    top_rank_score: np.ndarray | None = None
+    judged_rank_score: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.event_ids)
+        if self.judged_rank_score is None:
+            self.judged_rank_score = np.full(n, np.nan)
         if self.library_percentile is None:
             self.library_percentile = np.full(n, np.nan)
+        if self.top_rank_score is None:
+            self.top_rank_score = np.full(n, np.nan)
         if self.anchors is None:
             self.anchors = np.asarray(self.event_ids, dtype=np.int64)  # each its own group
         if self.evaluation is None:
@@ -228,6 +247,8 @@ _FIELDS = (
     "library_percentile",
     "anchors",
     "evaluation",
+    "top_rank_score",
+    "judged_rank_score",
 )
 
 
@@ -245,16 +266,20 @@ def evaluate_events(
     triplets: Triplets | None = None,
     split: str | None = "holdout",
     library_rows: np.ndarray | None = None,
+    library_size: int | None = None,
 ) -> EventMetrics:
-    """Per-event library percentile, triplet accuracy, screen top-1 and reciprocal rank.
+    """Per-event top-rank score, library percentile, triplet accuracy, screen top-1 and
+    reciprocal rank.
 
     Triplet accuracy is the weighted share of an event's triplets with cos(a, p) > cos(a, n)
     (ties count half). Top-1 is 1 when the selected clip is strictly the closest of the shown
     candidates to the anchor (k-way ties share it: 1/k); the reciprocal rank uses the mean rank
     among ties. The library percentile compares the chosen clip with ``library_rows`` (default:
     an even sample of LIBRARY_SAMPLE rows of base_vectors), leaving out the anchor and the chosen
-    clip. Without ``triplets`` they are derived from the screens (hard 1.0, implicit 0.3).
-    ``split`` None keeps every event.
+    clip; the top-rank score scales that comparison to ``library_size`` clips (default: the rows
+    of base_vectors; the caller passes the real count when base_vectors is a sample). Without
+    ``triplets`` they are derived from the screens (hard 1.0, implicit 0.3). ``split`` None keeps
+    every event.
     """
     if split is not None:
         screens = [s for s in screens if s.split == split]
@@ -265,6 +290,7 @@ def evaluate_events(
     if library_rows is None:
         library_rows = library_sample(len(base_vectors))
     library_rows = np.asarray(library_rows, dtype=np.int64)
+    others_in_library = max(int(library_size or len(base_vectors)) - 2, 0)
     event_ids = np.unique(
         np.concatenate(
             [np.array([s.event_id for s in screens], dtype=np.int64), triplets.event_id]
@@ -291,6 +317,8 @@ def evaluate_events(
     screen_top1 = np.full(len(event_ids), np.nan)
     reciprocal_rank = np.full(len(event_ids), np.nan)
     percentile = np.full(len(event_ids), np.nan)
+    top_rank = np.full(len(event_ids), np.nan)
+    judged_rank = np.full(len(event_ids), np.nan)
     anchor_of = np.arange(len(event_ids), dtype=np.int64) - len(event_ids)  # unique placeholders
     evaluation = np.zeros(len(event_ids), dtype=bool)
     library = embedded[library_rows] if len(library_rows) else None
@@ -298,26 +326,78 @@ def evaluate_events(
         position = np.searchsorted(event_ids, screen.event_id)
         anchor_of[position] = screen.anchor_row
         evaluation[position] = screen.evaluation
-        if screen.selected_row is None:
-            continue
         anchor_vector = embedded[[screen.anchor_row]][0]
-        shown = np.array(screen.shown_rows(), dtype=np.int64)
-        similarity = embedded[shown] @ anchor_vector
-        chosen = similarity[shown == screen.selected_row][0]
-        greater = int(np.sum(similarity > chosen))
-        tied = int(np.sum(similarity == chosen)) - 1
-        screen_top1[position] = 0.0 if greater else 1.0 / (1 + tied)
-        reciprocal_rank[position] = 1.0 / (1 + greater + tied / 2)
-        if library is not None:
-            others = (library_rows != screen.anchor_row) & (library_rows != screen.selected_row)
-            if others.any():
-                against = library[others] @ anchor_vector
-                percentile[position] = float(
-                    np.mean(against < chosen) + 0.5 * np.mean(against == chosen)
-                )
+        ranks = _LibraryRanks(
+            library, library_rows, screen.anchor_row, anchor_vector, others_in_library
+        )
+        # Judged rank: the chosen clip near the top (its top-rank score), the clips marked
+        # clearly wrong far from it (1 - their mean score); each counts half when both exist.
+        parts = []
+        rejected = [r for r in screen.rejected_rows if r != screen.selected_row]
+        wrong = [ranks.closer_share(r, float(embedded[[r]][0] @ anchor_vector)) for r in rejected]
+        wrong_scores = [ranks.top_rank_score(c) for c in wrong if c is not None]
+        if wrong_scores:
+            parts.append(1.0 - float(np.mean(wrong_scores)))
+        if screen.selected_row is not None:
+            shown = np.array(screen.shown_rows(), dtype=np.int64)
+            similarity = embedded[shown] @ anchor_vector
+            chosen = similarity[shown == screen.selected_row][0]
+            greater = int(np.sum(similarity > chosen))
+            tied = int(np.sum(similarity == chosen)) - 1
+            screen_top1[position] = 0.0 if greater else 1.0 / (1 + tied)
+            reciprocal_rank[position] = 1.0 / (1 + greater + tied / 2)
+            closer = ranks.closer_share(screen.selected_row, float(chosen))
+            if closer is not None:
+                percentile[position] = 1.0 - closer
+                top_rank[position] = ranks.top_rank_score(closer)
+                parts.append(top_rank[position])
+        if parts:
+            judged_rank[position] = float(np.mean(parts))
     return EventMetrics(
-        event_ids, triplet_accuracy, screen_top1, reciprocal_rank, percentile, anchor_of, evaluation
+        event_ids,
+        triplet_accuracy,
+        screen_top1,
+        reciprocal_rank,
+        percentile,
+        anchor_of,
+        evaluation,
+        top_rank,
+        judged_rank,
     )
+
+
+class _LibraryRanks:
+    """Where clips fall among a library sample ordered by similarity to one anchor: the share of
+    the sample closer to the anchor, and that share as a top-rank score."""
+
+    def __init__(
+        self,
+        library: np.ndarray | None,
+        library_rows: np.ndarray,
+        anchor_row: int,
+        anchor_vector: np.ndarray,
+        others_in_library: int,
+    ) -> None:
+        self.library_rows = library_rows
+        self.anchor_row = anchor_row
+        self.anchor_vector = anchor_vector
+        self.others_in_library = others_in_library
+        self.against = None if library is None else library @ anchor_vector
+
+    def closer_share(self, row: int, similarity: float) -> float | None:
+        """The share of the sample (without the anchor and the clip) closer to the anchor than
+        the clip, ties half; None when the sample has no other clip."""
+        if self.against is None:
+            return None
+        others = (self.library_rows != self.anchor_row) & (self.library_rows != row)
+        against = self.against[others]
+        if len(against) == 0:
+            return None
+        return float(np.mean(against > similarity) + 0.5 * np.mean(against == similarity))
+
+    def top_rank_score(self, closer: float) -> float:
+        """1 / (1 + R / SERVED_DEPTH), R the closer share scaled to the whole library."""
+        return 1.0 / (1.0 + closer * self.others_in_library / SERVED_DEPTH)
 
 
 def nearest_neighbours(embedded: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:

@@ -22,12 +22,17 @@ class TrainingDataError(HeatersError):
 
 @dataclass
 class TrainingData:
-    """Base vectors (one row per clip) and the sorting events that refer to those rows."""
+    """Base vectors (one row per clip) and the sorting events that refer to those rows.
+
+    ``library_size``: how many clips the library has when base_vectors holds only a sample of it
+    (None: base_vectors is the whole library); the top-rank score scales ranks to it.
+    """
 
     base_vectors: np.ndarray
     clip_rows: dict[int, int]
     screens: list[Screen]
     triplets: Triplets | None = None
+    library_size: int | None = None
 
     def __post_init__(self) -> None:
         self.base_vectors = np.asarray(self.base_vectors, dtype=np.float32)

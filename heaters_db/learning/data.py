@@ -146,6 +146,19 @@ def fetch_vectors(
     return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
 
+def _variant_clip_count(conn: psycopg.Connection, variant: Variant) -> int:
+    row = _one(
+        conn,
+        "variant_clip_count",
+        {
+            "model_name": variant.model_name,
+            "generation_strategy": variant.generation_strategy,
+            "dim": variant.dim,
+        },
+    )
+    return int(row["clips"])
+
+
 def _referenced_clips(screens: list[dict[str, Any]]) -> set[int]:
     clips: set[int] = set()
     for screen in screens:
@@ -183,17 +196,21 @@ def load_training_data(
 
     referenced = sorted(_referenced_clips(screens))
     ids, vectors = fetch_vectors(conn, variant, referenced)
+    whole_library = False
     if context_clips > 0:
         context_ids, context_vectors = fetch_vectors(conn, variant, limit=context_clips)
         extra = ~np.isin(context_ids, ids)
         ids = np.concatenate([ids, context_ids[extra]])
         vectors = np.concatenate([vectors, context_vectors[extra]])
+        whole_library = len(context_ids) < context_clips
     if len(ids) == 0:
         raise NoTrainingEvents(
             f"none of the clips in the {mode} sorting events has a {variant.label} embedding"
         )
 
     data = TrainingData.from_clip_ids(ids.tolist(), vectors, screens, triplets)
+    if not whole_library:  # base_vectors is a sample of the library: count it
+        data.library_size = max(len(ids), _variant_clip_count(conn, variant))
     kept = {s.event_id for s in data.screens}
     dropped = [s["event_id"] for s in screens if s["event_id"] not in kept]
     known = set(ids.tolist())

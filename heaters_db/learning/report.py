@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("trick_similarity", "spot_similarity")
 METRICS = (
+    ("evaluation_judged_rank", "judged rank score, evaluation screens"),
     ("evaluation_percentile", "library percentile, evaluation screens"),
     ("library_percentile", "library percentile, all holdout"),
     ("triplet_accuracy", "triplet accuracy"),
@@ -75,17 +76,20 @@ def _row(label: str, status: str, summary: dict[str, Any] | None, **extra: Any) 
         "mrr": summary.get("mrr"),
         "library_percentile": summary.get("library_percentile"),
         "evaluation_percentile": summary.get("evaluation_percentile"),
+        "evaluation_judged_rank": summary.get("evaluation_judged_rank"),
         "evaluation_events": summary.get("evaluation_events"),
         **extra,
     }
 
 
 def _summary(metrics) -> dict[str, Any]:
-    """summarise() plus the library percentile over the evaluation screens alone (what the gate
-    judges when there are enough of them)."""
+    """summarise() plus the judged rank score (what the gate decides on) and the library
+    percentile over the evaluation screens alone (what the gate judges when there are enough of
+    them)."""
     summary = summarise(metrics)
-    evaluation = metrics.take(metrics.evaluation)
-    summary["evaluation_percentile"] = summarise(evaluation)["library_percentile"]
+    evaluation = summarise(metrics.take(metrics.evaluation))
+    summary["evaluation_judged_rank"] = evaluation["judged_rank_score"]
+    summary["evaluation_percentile"] = evaluation["library_percentile"]
     return summary
 
 
@@ -181,7 +185,7 @@ def format_report(reports: list[ModeReport]) -> str:
         return "no projection heads and no sorting events yet"
     lines = []
     header = (
-        f"{'version':<8} {'status':<10} {'eval pct':>8} {'lib pct':>7} {'triplet acc':>11} "
+        f"{'version':<8} {'status':<10} {'eval judged':>11} {'eval pct':>8} {'lib pct':>7} {'triplet acc':>11} "
         f"{'top-1':>7} {'MRR':>7} "
         f"{'jaccard@10 prev':>15} {'jaccard@10 base':>15}  gate"
     )
@@ -196,7 +200,8 @@ def format_report(reports: list[ModeReport]) -> str:
         lines.append(header)
         for row in report.rows:
             lines.append(
-                f"{row['label']:<8} {row['status']:<10} {_number(row['evaluation_percentile']):>8} "
+                f"{row['label']:<8} {row['status']:<10} {_number(row['evaluation_judged_rank']):>11} "
+                f"{_number(row['evaluation_percentile']):>8} "
                 f"{_number(row['library_percentile']):>7} {_number(row['triplet_accuracy']):>11} "
                 f"{_number(row['screen_top1']):>7} {_number(row['mrr']):>7} "
                 f"{_number(row.get('jaccard_previous')):>15} {_number(row.get('jaccard_base')):>15}  "

@@ -53,6 +53,13 @@ COPY (
     LIMIT %(limit)s
 ) TO STDOUT (FORMAT BINARY)
 
+-- name: variant_clip_count
+-- How many clips have an embedding of the variant (the library the top-rank score scales to, when
+-- the context sample holds only part of it).
+SELECT count(*) AS clips FROM embeddings e
+WHERE e.model_name = %(model_name)s AND e.generation_strategy = %(generation_strategy)s
+  AND vector_dims(e.embedding) = %(dim)s;
+
 -- name: copy_all_vectors
 -- COPY (binary) of every embedding of one variant, in clip order (re-projection).
 COPY (

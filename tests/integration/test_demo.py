@@ -41,6 +41,14 @@ def test_demo_trains_a_head_that_beats_the_base_space(tmp_path):
         before, after, space = float(match.group(1)), float(match.group(2)), match.group(3)
         assert space.startswith("trick head v"), output[-2000:]
         assert after > before + 0.2, (before, after)
+        # Every round says what the gate decided and why, and what the library serves after it;
+        # a head the gate let through never made served recall much worse (the gate refuses a
+        # head measured worse than the live one).
+        rounds = re.findall(r"served recall@10 after round (\d+): ([\d.]+)", output)
+        assert [int(n) for n, _ in rounds] == [1, 2, 3, 4], output[-3000:]
+        assert len(re.findall(r"head v\d+: \w+ - gate: \S+", output)) == 4, output[-3000:]
+        served = [float(value) for _, value in rounds]
+        assert all(b >= a - 0.05 for a, b in zip(served, served[1:], strict=False)), served
         assert "heaters-db sort" in output
     finally:
         LocalCluster(home).destroy()

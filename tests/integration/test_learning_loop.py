@@ -186,7 +186,9 @@ def test_trick_head_beats_the_base_space(trained: Trained) -> None:
     with connect(trained.url, autocommit=True) as conn:
         gate = store.get_head(conn, trained.trick_head_id).metrics["gate"]
     assert gate["judged_on"] == "evaluation screens" and gate["vs_live"] is not None, gate
-    assert gate["vs_live"]["library_percentile"]["interval"][0] > -gate["margin"]
+    against_live = gate["vs_live"][gate["deciding_metric"]]
+    assert gate["deciding_metric"] == "judged_rank_score", gate
+    assert against_live["difference"] >= 0 and against_live["interval"][0] > -gate["margin"]
 
 
 def test_spot_head_learns_spot_not_trick(trained: Trained) -> None:
@@ -443,7 +445,7 @@ def test_heads_list_and_report_commands(trained: Trained, tmp_path: Path) -> Non
     assert str(output) in report.stdout
     assert "jaccard" in report.stdout.lower()
     # The numbers behind each gate decision, on the evaluation screens.
-    assert "evaluation screens" in report.stdout and "vs_base library_percentile" in report.stdout
+    assert "evaluation screens" in report.stdout and "vs_base judged_rank_score" in report.stdout
     queued = [
         subprocess.run(
             [*command, "train", "--mode", "spot", "--epochs", "5"],
