@@ -197,6 +197,9 @@ def run_one(server: Server, g: Generator, seed: int, policy: str, args) -> dict:
                 point["learned"] = float(same_label_recall_at_k(embedded, tricks[order], 10).mean())
                 point["status"], point["reason"] = record.status, result["reason"]
                 point["gate"] = gate_numbers(record.metrics.get("gate") or {})
+                # "warm" (continued from the live head) or "pca" (fresh): heads/capacity.py.
+                chosen = record.metrics["training"].get("capacity", {}).get("chosen", {})
+                point["start"] = chosen.get("start")
             except TrainingSkipped as skipped:
                 point["reason"] = skipped.reason
             point["served"] = served_recall(conn, labels)

@@ -16,6 +16,7 @@ from heaters_db.heads.metrics import (
     Space,
     base_space,
     evaluate_events,
+    even_rows,
     head_space,
     knn_jaccard,
 )
@@ -64,11 +65,9 @@ def summarise(metrics: EventMetrics) -> dict[str, Any]:
     return summary
 
 
-def sample_rows(count: int, limit: int = JACCARD_SAMPLE) -> np.ndarray:
+def sample_rows(count: int) -> np.ndarray:
     """Evenly spread row indices (deterministic) for neighbour comparisons."""
-    if count <= limit:
-        return np.arange(count)
-    return np.linspace(0, count - 1, limit).round().astype(np.int64)
+    return even_rows(count, JACCARD_SAMPLE)
 
 
 def neighbour_overlap(

@@ -252,8 +252,9 @@ _FIELDS = (
 )
 
 
-def library_sample(count: int, limit: int = LIBRARY_SAMPLE) -> np.ndarray:
-    """Evenly spread row indices (deterministic): the library sample of library_percentile."""
+def even_rows(count: int, limit: int) -> np.ndarray:
+    """At most ``limit`` row indices of ``count``, evenly spread (deterministic): the library
+    sample of library_percentile, and evaluation's rows for neighbour comparisons."""
     if count <= limit:
         return np.arange(count)
     return np.linspace(0, count - 1, limit).round().astype(np.int64)
@@ -268,8 +269,8 @@ def evaluate_events(
     library_rows: np.ndarray | None = None,
     library_size: int | None = None,
 ) -> EventMetrics:
-    """Per-event top-rank score, library percentile, triplet accuracy, screen top-1 and
-    reciprocal rank.
+    """Per-event judged rank score, top-rank score, library percentile, triplet accuracy,
+    screen top-1 and reciprocal rank.
 
     Triplet accuracy is the weighted share of an event's triplets with cos(a, p) > cos(a, n)
     (ties count half). Top-1 is 1 when the selected clip is strictly the closest of the shown
@@ -277,7 +278,9 @@ def evaluate_events(
     among ties. The library percentile compares the chosen clip with ``library_rows`` (default:
     an even sample of LIBRARY_SAMPLE rows of base_vectors), leaving out the anchor and the chosen
     clip; the top-rank score scales that comparison to ``library_size`` clips (default: the rows
-    of base_vectors; the caller passes the real count when base_vectors is a sample). Without
+    of base_vectors; the caller passes the real count when base_vectors is a sample). The judged
+    rank score (what the gate decides on) averages the chosen clip's top-rank score and one minus
+    the mean top-rank score of the clips marked clearly wrong, whichever exist. Without
     ``triplets`` they are derived from the screens (hard 1.0, implicit 0.3). ``split`` None keeps
     every event.
     """
@@ -288,7 +291,7 @@ def evaluate_events(
     elif split is not None:
         triplets = triplets.select(split)
     if library_rows is None:
-        library_rows = library_sample(len(base_vectors))
+        library_rows = even_rows(len(base_vectors), LIBRARY_SAMPLE)
     library_rows = np.asarray(library_rows, dtype=np.int64)
     others_in_library = max(int(library_size or len(base_vectors)) - 2, 0)
     event_ids = np.unique(
@@ -334,7 +337,11 @@ def evaluate_events(
         # clearly wrong far from it (1 - their mean score); each counts half when both exist.
         parts = []
         rejected = [r for r in screen.rejected_rows if r != screen.selected_row]
-        wrong = [ranks.closer_share(r, float(embedded[[r]][0] @ anchor_vector)) for r in rejected]
+        wrong_similarity = embedded[rejected] @ anchor_vector if rejected else []
+        wrong = [
+            ranks.closer_share(r, float(sim))
+            for r, sim in zip(rejected, wrong_similarity, strict=True)
+        ]
         wrong_scores = [ranks.top_rank_score(c) for c in wrong if c is not None]
         if wrong_scores:
             parts.append(1.0 - float(np.mean(wrong_scores)))

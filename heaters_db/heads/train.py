@@ -27,7 +27,7 @@ import copy
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -229,18 +229,32 @@ def _evaluate_loss(
     return total / len(batch)
 
 
-def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainResult:
+def train_head(
+    data: TrainingData,
+    config: TrainConfig | None = None,
+    start_from: ProjectionHead | None = None,
+) -> TrainResult:
     """Fit a head to the train split, stopping early on the validation split's screen loss.
 
     The holdout split (what the gate judges) is never read here: model selection on the events
     that then judge the head would make the gate optimistic.
 
-    The head starts as the PCA projection of all base vectors (subsampled to pca_max_samples).
-    The best epoch's weights (epoch 0 = the untrained PCA head) are restored. Same data and
-    seed give identical weights on the same device and thread count. Without validation screens
-    the train loss decides and the run goes to max_epochs or the patience limit on that loss.
+    The head starts as the PCA projection of all base vectors (subsampled to pca_max_samples),
+    or, given ``start_from`` (the live head, for a warm start), as a copy of that head; its shape
+    then overrides the config's. The best epoch's weights (epoch 0 = the starting head) are
+    restored, so a warm start stopped on the validation loss never ends worse than the live head
+    there. Same
+    data and seed give identical weights on the same device and thread count. Without validation
+    screens the train loss decides and the run goes to max_epochs or the patience limit on it.
     """
     config = config or TrainConfig()
+    if start_from is not None:
+        if start_from.input_dim != data.base_vectors.shape[1]:
+            raise ConfigurationError(
+                f"cannot warm-start from a head for {start_from.input_dim}-d vectors on "
+                f"{data.base_vectors.shape[1]}-d base vectors"
+            )
+        config = replace(config, output_dim=start_from.output_dim, hidden_dim=start_from.hidden_dim)
     base = data.base_vectors
     train_screens = [s for s in data.screens if s.split == "train"]
     validation_screens = [s for s in data.screens if s.split == "validation"]
@@ -255,7 +269,7 @@ def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainRe
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
-        objective = _initial_objective(base, train_batch, config, rng)
+        objective = _initial_objective(base, train_batch, config, rng, start_from)
         optimizer = _optimizer(objective, config)
         # A handful of validation screens cannot pick an epoch (the untrained PCA head wins by
         # noise): below MIN_VALIDATION_SCREENS the train loss decides, and the gate alone
@@ -287,6 +301,7 @@ def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainRe
         "best_epoch": best_epoch,
         "epochs_run": len(history) - 1,
         "monitor": monitor,
+        "start": "pca" if start_from is None else "warm",
         "train_screens": len(train_batch),
         "validation_screens": len(validation_batch),
         "none_threshold": float(objective.none_threshold.item()),
@@ -308,16 +323,23 @@ def train_head(data: TrainingData, config: TrainConfig | None = None) -> TrainRe
 
 
 def _initial_objective(
-    base: np.ndarray, train_batch: _ScreenBatch, config: TrainConfig, rng: np.random.Generator
+    base: np.ndarray,
+    train_batch: _ScreenBatch,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    start_from: ProjectionHead | None = None,
 ) -> _Objective:
-    """The untrained head (PCA of the base vectors, subsampled to pca_max_samples) and its
-    none threshold, fitted to the train screens."""
-    hidden = config.hidden_dim or default_hidden_dim(config.output_dim)
-    head = ProjectionHead(base.shape[1], config.output_dim, hidden)
-    sample = base
-    if len(base) > config.pca_max_samples:
-        sample = base[np.sort(rng.choice(len(base), config.pca_max_samples, replace=False))]
-    head.pca_init(sample)
+    """The starting head (a copy of ``start_from``, else the PCA of the base vectors,
+    subsampled to pca_max_samples) and its none threshold, fitted to the train screens."""
+    if start_from is not None:
+        head = copy.deepcopy(start_from).float().train()
+    else:
+        hidden = config.hidden_dim or default_hidden_dim(config.output_dim)
+        head = ProjectionHead(base.shape[1], config.output_dim, hidden)
+        sample = base
+        if len(base) > config.pca_max_samples:
+            sample = base[np.sort(rng.choice(len(base), config.pca_max_samples, replace=False))]
+        head.pca_init(sample)
     objective = _Objective(head, 0.0).to(config.device)
     with torch.no_grad():
         objective.none_threshold.fill_(_initial_none_threshold(objective, base, train_batch))

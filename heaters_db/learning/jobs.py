@@ -4,9 +4,12 @@
 
 1. read the mode's sorting events (views sorting_screens / sorting_triplets) up to the newest
    one, the watermark, with the base embeddings of the head's base variant (learning/data.py);
-2. train a head (heads/train.py) with the shape in heaters_db_settings (head_output_dim, ...);
+2. train a head (heads/train.py) with the shape in heaters_db_settings (head_output_dim, ...),
+   fresh from the PCA and, when a head is live, also continued from it; the validation fold
+   picks one (heads/capacity.py);
 3. gate it on the holdout events' evaluation screens: superior to the base space, and (when a
-   head is live) trained on more events and non-inferior to it (heads/gate.py);
+   head is live) trained on more events, not measured worse and non-inferior to it
+   (heads/gate.py);
 4. store it (learning/store.py) as ``rejected`` with its metrics, or as ``candidate``;
 5. for a candidate: re-project every clip, build the index, activate (learning/reproject.py) —
    in-process, or as a ``reproject`` job for the daemon.
@@ -28,7 +31,7 @@ from psycopg.rows import dict_row
 
 from heaters_db import devices
 from heaters_db.errors import HeatersError
-from heaters_db.heads.capacity import train_with_capacity_search
+from heaters_db.heads.capacity import train_selected
 from heaters_db.heads.evaluation import (
     common_events,
     holdout_metrics,
@@ -38,7 +41,7 @@ from heaters_db.heads.evaluation import (
     summarise,
 )
 from heaters_db.heads.gate import gate
-from heaters_db.heads.train import TrainConfig, TrainingDataError, train_head
+from heaters_db.heads.train import TrainConfig, TrainingDataError
 from heaters_db.learning import store
 from heaters_db.learning.data import (
     LoadedEvents,
@@ -103,23 +106,6 @@ def train_config(
     return TrainConfig(**values)
 
 
-def _baseline(conn: psycopg.Connection, loaded: LoadedEvents, active: store.HeadRecord | None):
-    """Per-event holdout metrics of the live head (None without one), a description of the space
-    serving the mode now, and the live head's torch module (None when it maps another variant)."""
-    if active is None:
-        return None, {"kind": "base", "base_variant_id": loaded.variant.id}, None
-    record, head = store.load_projection_head(conn, active.id)
-    described = {"kind": "head", "head_id": record.id, "version": record.version}
-    if record.base_variant_id == loaded.variant.id:
-        return holdout_metrics(space_of(head), loaded.data), described, head
-    # The active head maps another variant: evaluate it on that variant's vectors; the gate then
-    # compares the events both could score.
-    other = load_training_data(
-        conn, loaded.mode, resolve_variant(conn, record.base_variant_id), loaded.through_event_id
-    )
-    return holdout_metrics(space_of(head), other.data), described, None
-
-
 @dataclass
 class _Run:
     """What one training run has learned so far (passed between train_mode's steps)."""
@@ -129,7 +115,28 @@ class _Run:
     loaded: LoadedEvents
     config: TrainConfig
     seconds: dict[str, float]
+    # The live head's module when it maps this run's variant: the warm start, and the gate's
+    # "live" space (loaded once for both).
+    live_head: Any = None
     trained: Any = None
+
+
+def _baseline(conn: psycopg.Connection, run: _Run):
+    """Per-event holdout metrics of the live head (None without one), a description of the space
+    serving the mode now, and the live head's torch module (None when it maps another variant)."""
+    loaded, active = run.loaded, run.active
+    if active is None:
+        return None, {"kind": "base", "base_variant_id": loaded.variant.id}, None
+    described = {"kind": "head", "head_id": active.id, "version": active.version}
+    if run.live_head is not None:
+        return holdout_metrics(space_of(run.live_head), loaded.data), described, run.live_head
+    # The active head maps another variant: evaluate it on that variant's vectors; the gate then
+    # compares the events both could score.
+    _, head = store.load_projection_head(conn, active.id)
+    other = load_training_data(
+        conn, loaded.mode, resolve_variant(conn, active.base_variant_id), loaded.through_event_id
+    )
+    return holdout_metrics(space_of(head), other.data), described, None
 
 
 def _load(
@@ -153,17 +160,23 @@ def _load(
     except NoTrainingEvents as exc:
         raise TrainingSkipped(str(exc), {**skipped, "reason": str(exc)}) from exc
     config = train_config(conn, overrides, device)
-    return _Run(mode, active, loaded, config, {"load": time.perf_counter() - started})
+    live_head = None
+    if active is not None and active.base_variant_id == variant.id:
+        live_head = store.load_projection_head(conn, active.id)[1]
+    return _Run(mode, active, loaded, config, {"load": time.perf_counter() - started}, live_head)
 
 
 def _train(run: _Run) -> None:
-    """Step 2: train a head (the shape chosen by validation when head_output_dim is 0)."""
+    """Step 2: train a head: fresh, and from the live head; the validation fold chooses (and
+    chooses the shape when head_output_dim is 0)."""
     started = time.perf_counter()
     try:
-        if run.config.output_dim == AUTO_OUTPUT_DIM:
-            run.trained = train_with_capacity_search(run.loaded.data, run.config)
-        else:
-            run.trained = train_head(run.loaded.data, run.config)
+        run.trained = train_selected(
+            run.loaded.data,
+            run.config,
+            auto_shape=run.config.output_dim == AUTO_OUTPUT_DIM,
+            live_head=run.live_head,
+        )
     except TrainingDataError as exc:
         skipped = {
             "mode": run.mode,
@@ -180,7 +193,7 @@ def _evaluate(conn: psycopg.Connection, run: _Run) -> tuple[Any, dict[str, Any]]
     data, head = run.loaded.data, run.trained.head
     new_metrics = holdout_metrics(space_of(head), data)
     base_metrics = holdout_metrics(space_of(None), data)
-    live_metrics, baseline, active_torch = _baseline(conn, run.loaded, run.active)
+    live_metrics, baseline, active_torch = _baseline(conn, run)
     if live_metrics is None:
         new_metrics, base_metrics = common_events(new_metrics, base_metrics)
     else:
@@ -208,7 +221,15 @@ def _evaluate(conn: psycopg.Connection, run: _Run) -> tuple[Any, dict[str, Any]]
         },
         "gate": decision.metrics,
         "knn_jaccard_at_10": overlap,
-        "training": {k: v for k, v in run.trained.metrics.items() if k != "config"},
+        "training": {
+            **{k: v for k, v in run.trained.metrics.items() if k != "config"},
+            # The head a warm start continued (training "start" = "warm"), for the report.
+            **(
+                {"warm_start_head_id": run.active.id}
+                if run.trained.metrics.get("start") == "warm" and run.active is not None
+                else {}
+            ),
+        },
         "config": run.trained.metrics.get("config", asdict(run.config)),
         "data": run.loaded.summary(),
         "seconds": {name: round(value, 3) for name, value in run.seconds.items()},

@@ -2,9 +2,10 @@
 
 Per mode and head version (rejected ones too, marked), on the mode's *current* holdout events
 (the split is fixed per anchor clip, so no version ever trained on them and all versions are
-compared on the same events): the chosen clip's library percentile on the evaluation screens
-(what the gate judges) and on all holdout events, triplet accuracy, screen top-1, MRR, the
-numbers behind each stored gate decision (and any operator override), and the
+compared on the same events): the judged rank score on the evaluation screens (what the gate
+decides on), the chosen clip's library percentile there and on all holdout events, triplet
+accuracy, screen top-1, MRR, where training started (the PCA, or the head a warm start
+continued), the numbers behind each stored gate decision (and any operator override), and the
 kNN Jaccard@10 overlap with the previous version and with the base space over a fixed sample of
 clips. The base space is the first row. A PNG plots the same numbers across versions
 (matplotlib, the ``report`` extra; Agg backend, no display needed).
@@ -115,6 +116,16 @@ def gate_numbers(metrics: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def training_start(metrics: dict[str, Any], versions: dict[int, int]) -> str:
+    """Where a head's training started: "pca" (fresh), "v3" (a warm start from head v3), "-"
+    (heads stored before warm starts existed, or by other tools)."""
+    training = metrics.get("training") or {}
+    if training.get("start") == "warm":
+        head_id = training.get("warm_start_head_id")
+        return f"v{versions[head_id]}" if head_id in versions else "warm"
+    return "pca" if training.get("start") == "pca" else "-"
+
+
 def mode_report(conn: psycopg.Connection, mode: str) -> ModeReport | None:
     """The report rows of one mode (None when the mode has no heads and no events)."""
     mode = stored_mode(conn, mode)
@@ -141,10 +152,12 @@ def mode_report(conn: psycopg.Connection, mode: str) -> ModeReport | None:
     report = ModeReport(mode, base["events"])
     report.rows.append(_row("base", "base", base, jaccard_previous=None, jaccard_base=1.0))
     previous_space = None
+    versions = {head.id: head.version for head in heads}
     for head in heads:
         extra = {
             "head_id": head.id,
             "version": head.version,
+            "start": training_start(head.metrics, versions),
             "trained_through_event_id": head.trained_through_event_id,
             "training_events": head.training_event_count,
             "gate": gate_numbers(head.metrics),
@@ -187,7 +200,7 @@ def format_report(reports: list[ModeReport]) -> str:
     header = (
         f"{'version':<8} {'status':<10} {'eval judged':>11} {'eval pct':>8} {'lib pct':>7} {'triplet acc':>11} "
         f"{'top-1':>7} {'MRR':>7} "
-        f"{'jaccard@10 prev':>15} {'jaccard@10 base':>15}  gate"
+        f"{'jaccard@10 prev':>15} {'jaccard@10 base':>15} {'from':>5}  gate"
     )
     for report in reports:
         evaluation = next((r.get("evaluation_events") for r in report.rows), None)
@@ -204,7 +217,8 @@ def format_report(reports: list[ModeReport]) -> str:
                 f"{_number(row['evaluation_percentile']):>8} "
                 f"{_number(row['library_percentile']):>7} {_number(row['triplet_accuracy']):>11} "
                 f"{_number(row['screen_top1']):>7} {_number(row['mrr']):>7} "
-                f"{_number(row.get('jaccard_previous')):>15} {_number(row.get('jaccard_base')):>15}  "
+                f"{_number(row.get('jaccard_previous')):>15} {_number(row.get('jaccard_base')):>15} "
+                f"{row.get('start') or '-':>5}  "
                 f"{row.get('gate') or ''}"
             )
         lines.append("")

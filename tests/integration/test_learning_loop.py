@@ -218,6 +218,18 @@ def test_stored_metrics_and_watermarks(trained: Trained) -> None:
     gate = head.metrics["gate"]
     deciding = gate["vs_base"][gate["deciding_metric"]]
     assert deciding["new"] > deciding["baseline"] and deciding["interval"][0] > 0, gate
+    # A head trained while another served the mode also tried continuing that one (the warm
+    # start, heads/capacity.py); the stored metrics say which start won and from which head.
+    with connect(trained.url, autocommit=True) as conn:
+        heads = store.list_heads(conn, "trick_similarity")
+    for later in heads:
+        if (later.metrics.get("gate") or {}).get("vs_live") is None:
+            continue
+        training = later.metrics["training"]
+        assert [t["start"] for t in training["capacity"]["tried"]] == ["pca", "warm"], training
+        if training["start"] == "warm":
+            earlier = {h.id: h.version for h in heads if h.version < later.version}
+            assert training["warm_start_head_id"] in earlier, training
     assert head.architecture == {
         "type": "pca_residual_mlp",
         "input_dim": BASE_DIM,
@@ -450,6 +462,9 @@ def test_heads_list_and_report_commands(trained: Trained, tmp_path: Path) -> Non
     assert output.is_file() and output.stat().st_size > 1000
     assert str(output) in report.stdout
     assert "jaccard" in report.stdout.lower()
+    assert (
+        " from " in report.stdout and " pca " in report.stdout
+    )  # where each head's training began
     # The numbers behind each gate decision, on the evaluation screens.
     assert "evaluation screens" in report.stdout and "vs_base judged_rank_score" in report.stdout
     queued = [

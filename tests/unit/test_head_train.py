@@ -308,7 +308,7 @@ def test_unusable_data_is_refused_clearly():
 
 
 def test_capacity_follows_the_data():
-    from heaters_db.heads.capacity import candidate_shapes, train_with_capacity_search
+    from heaters_db.heads.capacity import candidate_shapes, train_selected
 
     # A 64-d base with a few dozen events: only the smallest widths, never wider than the base.
     few = candidate_shapes(64, 40)
@@ -317,11 +317,69 @@ def test_capacity_follows_the_data():
     assert max(shape[0] for shape in many) == 256
     assert max(shape[0] for shape in candidate_shapes(64, 20_000)) == 64
     data, _ = sorting_data(seed=7)
-    result = train_with_capacity_search(data, replace(FAST, max_epochs=8))
+    result = train_selected(data, replace(FAST, max_epochs=8), auto_shape=True)
     tried = result.metrics["capacity"]["tried"]
     assert len(tried) > 2
+    assert {t["start"] for t in tried} == {"pca"}  # no live head, no warm start
     best = min(t["validation_loss"] for t in tried)
     assert result.metrics["validation_loss"] == best
     assert (
         result.head.architecture["output_dim"] == result.metrics["capacity"]["chosen"]["output_dim"]
     )
+
+
+def _with_validation(data: TrainingData, screens: int) -> TrainingData:
+    """The same events with only the first ``screens`` validation screens kept."""
+    kept, seen = [], 0
+    for screen in data.screens:
+        if screen.split == "validation":
+            seen += 1
+            if seen > screens:
+                continue
+        kept.append(screen)
+    return TrainingData(data.base_vectors, data.clip_rows, kept)
+
+
+def test_a_warm_start_begins_at_the_live_head_and_never_ends_worse_on_validation():
+    data, _ = sorting_data(seed=4)
+    live = train_head(_with_validation(data, 40), replace(FAST, max_epochs=3)).head
+    untouched = train_head(data, replace(FAST, max_epochs=0), start_from=live)
+    for a, b in zip(untouched.head.parameters(), live.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert untouched.metrics["start"] == "warm"
+    warm = train_head(data, FAST, start_from=live)
+    assert warm.history[0]["validation_loss"] == untouched.history[0]["validation_loss"]
+    assert warm.metrics["validation_loss"] <= warm.history[0]["validation_loss"]
+    # The live head's shape wins over the config's; a head for other vectors is refused.
+    wide = train_head(
+        data, replace(FAST, output_dim=16, hidden_dim=8, max_epochs=1), start_from=live
+    )
+    assert wide.head.architecture == live.architecture
+    narrow = TrainingData(data.base_vectors[:, :32].copy(), data.clip_rows, data.screens)
+    with pytest.raises(ConfigurationError, match="warm-start"):
+        train_head(narrow, FAST, start_from=live)
+
+
+def test_selection_between_fresh_and_warm_heads_follows_the_validation_fold():
+    from heaters_db.heads.capacity import can_warm_start, train_selected
+    from heaters_db.heads.train import MIN_VALIDATION_SCREENS
+
+    data, _ = sorting_data(seed=5)
+    # A poor live head (one epoch at a tiny learning rate): with a full validation fold the
+    # candidate with the lowest validation loss wins, whichever start it had.
+    live = train_head(data, replace(FAST, max_epochs=1, learning_rate=1e-5)).head
+    result = train_selected(data, FAST, auto_shape=False, live_head=live)
+    tried = result.metrics["capacity"]["tried"]
+    assert [t["start"] for t in tried] == ["pca", "warm"]
+    assert result.metrics["validation_loss"] == min(t["validation_loss"] for t in tried)
+    # Too few validation screens to stop a warm start or tell candidates apart: fresh only.
+    few = train_selected(_with_validation(data, 5), FAST, auto_shape=False, live_head=live)
+    assert [t["start"] for t in few.metrics["capacity"]["tried"]] == ["pca"]
+    # A fixed shape other than the live head's, or another base width: fresh heads only.
+    enough = MIN_VALIDATION_SCREENS
+    assert can_warm_start(live, DIM, FAST, False, enough)
+    assert not can_warm_start(live, DIM, FAST, False, enough - 1)
+    assert not can_warm_start(live, DIM, replace(FAST, output_dim=16), False, enough)
+    assert can_warm_start(live, DIM, replace(FAST, output_dim=16), True, enough)
+    assert not can_warm_start(live, DIM + 1, FAST, True, enough)
+    assert not can_warm_start(None, DIM, FAST, True, enough)
