@@ -108,13 +108,13 @@ def train_selected(
     for shaped, start_from in starts:
         result = train_head(data, shaped, start_from=start_from)
         results.append(result)
-        chosen_config = result.metrics["config"]
+        used = result.metrics["config"]  # a warm start's shape is the live head's
         tried.append(
             {
                 "start": result.metrics["start"],
-                "output_dim": chosen_config["output_dim"],
-                "hidden_dim": chosen_config["hidden_dim"],
-                "weight_decay": chosen_config["weight_decay"],
+                "output_dim": used["output_dim"],
+                "hidden_dim": used["hidden_dim"],
+                "weight_decay": used["weight_decay"],
                 "parameters": result.metrics["parameters"],
                 "validation_loss": result.metrics.get("validation_loss"),
                 "best_epoch": result.best_epoch,

@@ -156,9 +156,10 @@ def judged_events(
 ) -> tuple[np.ndarray, str, str]:
     """Which events the gate judges, how that is described, and the deciding metric: the
     evaluation screens judged (a selection or a clip marked wrong) when there are at least
-    ``min_events`` of them (judged rank score), else every holdout event (clients without provenance). Then the candidates were the
-    serving space's nearest clips, which that space already ranks near the top of the library
-    (the ranks saturate), so the weighted triplet accuracy over what was shown decides."""
+    ``min_events`` of them (judged rank score), else every holdout event (clients without
+    provenance). Then the candidates were the serving space's nearest clips, which that space
+    already ranks near the top of the library (the ranks saturate), so the weighted triplet
+    accuracy over what was shown decides."""
     chosen = ~np.isnan(np.asarray(getattr(metrics, DECIDING_METRIC), dtype=np.float64))
     evaluation = np.asarray(metrics.evaluation, dtype=bool)
     if int((evaluation & chosen).sum()) >= min_events:

@@ -243,9 +243,9 @@ def train_head(
     or, given ``start_from`` (the live head, for a warm start), as a copy of that head; its shape
     then overrides the config's. The best epoch's weights (epoch 0 = the starting head) are
     restored, so a warm start stopped on the validation loss never ends worse than the live head
-    there. Same
-    data and seed give identical weights on the same device and thread count. Without validation
-    screens the train loss decides and the run goes to max_epochs or the patience limit on it.
+    there. Same data and seed give identical weights on the same device and thread count.
+    Without validation screens the train loss decides and the run goes to max_epochs or the
+    patience limit on it.
     """
     config = config or TrainConfig()
     if start_from is not None:

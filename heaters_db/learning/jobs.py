@@ -122,21 +122,21 @@ class _Run:
 
 
 def _baseline(conn: psycopg.Connection, run: _Run):
-    """Per-event holdout metrics of the live head (None without one), a description of the space
-    serving the mode now, and the live head's torch module (None when it maps another variant)."""
+    """Per-event holdout metrics of the live head (None without one) and a description of the
+    space serving the mode now."""
     loaded, active = run.loaded, run.active
     if active is None:
-        return None, {"kind": "base", "base_variant_id": loaded.variant.id}, None
+        return None, {"kind": "base", "base_variant_id": loaded.variant.id}
     described = {"kind": "head", "head_id": active.id, "version": active.version}
     if run.live_head is not None:
-        return holdout_metrics(space_of(run.live_head), loaded.data), described, run.live_head
+        return holdout_metrics(space_of(run.live_head), loaded.data), described
     # The active head maps another variant: evaluate it on that variant's vectors; the gate then
     # compares the events both could score.
     _, head = store.load_projection_head(conn, active.id)
     other = load_training_data(
         conn, loaded.mode, resolve_variant(conn, active.base_variant_id), loaded.through_event_id
     )
-    return holdout_metrics(space_of(head), other.data), described, None
+    return holdout_metrics(space_of(head), other.data), described
 
 
 def _load(
@@ -193,7 +193,7 @@ def _evaluate(conn: psycopg.Connection, run: _Run) -> tuple[Any, dict[str, Any]]
     data, head = run.loaded.data, run.trained.head
     new_metrics = holdout_metrics(space_of(head), data)
     base_metrics = holdout_metrics(space_of(None), data)
-    live_metrics, baseline, active_torch = _baseline(conn, run)
+    live_metrics, baseline = _baseline(conn, run)
     if live_metrics is None:
         new_metrics, base_metrics = common_events(new_metrics, base_metrics)
     else:
@@ -210,8 +210,8 @@ def _evaluate(conn: psycopg.Connection, run: _Run) -> tuple[Any, dict[str, Any]]
     )
     sample = data.base_vectors[sample_rows(len(data.base_vectors))]
     overlap = {"base": neighbour_overlap(space_of(head), space_of(None), sample)}
-    if active_torch is not None:
-        overlap["previous"] = neighbour_overlap(space_of(head), space_of(active_torch), sample)
+    if run.live_head is not None:
+        overlap["previous"] = neighbour_overlap(space_of(head), space_of(run.live_head), sample)
     metrics = {
         "holdout": summarise(new_metrics),
         "base": summarise(base_metrics),
@@ -223,10 +223,10 @@ def _evaluate(conn: psycopg.Connection, run: _Run) -> tuple[Any, dict[str, Any]]
         "knn_jaccard_at_10": overlap,
         "training": {
             **{k: v for k, v in run.trained.metrics.items() if k != "config"},
-            # The head a warm start continued (training "start" = "warm"), for the report.
+            # The head a warm start continued: the live one, the baseline (for the report).
             **(
-                {"warm_start_head_id": run.active.id}
-                if run.trained.metrics.get("start") == "warm" and run.active is not None
+                {"warm_start_head_id": baseline["head_id"]}
+                if run.trained.metrics["start"] == "warm"
                 else {}
             ),
         },
