@@ -193,6 +193,17 @@ class ProjectionHead(nn.Module):
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def same_space_as(self, other: ProjectionHead | None) -> bool:
+        """Whether ``other`` has this architecture and exactly these weights: serving it instead
+        would change no projection (the gate does not re-serve the live head as a new version)."""
+        if other is None or other.architecture != self.architecture:
+            return False
+        mine, theirs = self.state_dict(), other.state_dict()
+        return mine.keys() == theirs.keys() and all(
+            torch.equal(mine[k].detach().cpu().float(), theirs[k].detach().cpu().float())
+            for k in mine
+        )
+
 
 def default_hidden_dim(output_dim: int) -> int:
     """Eight times the output width: 2048 for 256, which gives 1024 -> 256 about 1.3M parameters."""

@@ -322,6 +322,26 @@ def train_head(
     return TrainResult(head=head, history=history, best_epoch=best_epoch, metrics=metrics)
 
 
+def validation_screen_losses(
+    result: TrainResult, data: TrainingData
+) -> tuple[np.ndarray, np.ndarray]:
+    """(anchor row, screen loss) of every usable validation screen, for a trained head with the
+    none threshold it learned: what a paired comparison of two candidates needs."""
+    config = TrainConfig(**result.metrics["config"])
+    batch = _pack_screens([s for s in data.screens if s.split == "validation"], config)
+    objective = _Objective(copy.deepcopy(result.head), result.metrics["none_threshold"])
+    objective = objective.to(config.device).eval()
+    losses = np.empty(len(batch), dtype=np.float64)
+    with torch.no_grad():
+        for start in range(0, len(batch), config.batch_size):
+            index = np.arange(start, min(start + config.batch_size, len(batch)))
+            part = batch.take(index)
+            logits = objective.logits(data.base_vectors, part, config)
+            targets = torch.from_numpy(part.targets).to(logits.device)
+            losses[index] = F.cross_entropy(logits, targets, reduction="none").cpu().numpy()
+    return batch.anchors, losses
+
+
 def _initial_objective(
     base: np.ndarray,
     train_batch: _ScreenBatch,

@@ -206,6 +206,8 @@ def _evaluate(conn: psycopg.Connection, run: _Run) -> tuple[Any, dict[str, Any]]
         live_metrics,
         new_training_events=len(data.screens),
         live_training_events=None if run.active is None else run.active.training_event_count,
+        # E.g. a warm start whose best epoch was 0: restored to the live head's own weights.
+        unchanged=run.trained.head.same_space_as(run.live_head),
         margin=float(_setting(conn, "gate_noninferiority_margin")),
     )
     sample = data.base_vectors[sample_rows(len(data.base_vectors))]

@@ -374,6 +374,47 @@ def test_gate_rejects_a_head_trained_on_random_answers(pg_server, migrated_templ
     assert after == before
 
 
+def test_a_warm_start_left_at_the_live_head_is_not_served_again(
+    pg_server, migrated_template
+) -> None:
+    """With no epochs to train, the warm start is the live head itself and wins on validation
+    over the untrained PCA candidate: the gate refuses it as unchanged, and the live head and
+    its projections stay as they were (no new version goes live, nothing is re-projected)."""
+    url, janitor = make_database(pg_server, migrated_template)
+    try:
+        with connect(url, autocommit=True) as conn:
+            library = prepare(conn)
+            sort_round(
+                conn,
+                library,
+                SimulatedSorter(library, "trick", seed=7),
+                260,
+                seed=30,
+                evaluation_share=EVALUATION_SHARE,
+            )
+            conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
+            first = jobs.train_mode(factory(url), "trick", activation="none")
+            if not first["passed"]:
+                store.override_rejected_head(conn, first["head_id"], "test: a live head to keep")
+            reproject_head(factory(url), first["head_id"])
+            queries = library.clip_ids[::23]
+            before = neighbours(conn, queries, "trick")
+            again = jobs.train_mode(factory(url), "trick", overrides={"max_epochs": 0})
+            unchanged = store.get_head(conn, again["head_id"])
+            after = neighbours(conn, queries, "trick")
+            active = conn.execute("SELECT active_head_id('trick')").fetchone()[0]
+    finally:
+        janitor.drop()
+    training = unchanged.metrics["training"]
+    assert training["validation_screens"] >= 20, training
+    assert training["start"] == "warm" and training["best_epoch"] == 0, training["capacity"]
+    assert training["warm_start_head_id"] == first["head_id"]
+    assert again["passed"] is False and unchanged.status == "rejected"
+    assert "the live head unchanged" in again["reason"]
+    assert unchanged.metrics["gate"]["unchanged"] is True
+    assert active == first["head_id"] and after == before
+
+
 # ---- the retrain trigger ----------------------------------------------------------------------
 def train_jobs(conn: psycopg.Connection) -> list[tuple]:
     return conn.execute(

@@ -120,6 +120,21 @@ def test_a_head_not_shown_non_inferior_waits_for_evidence_or_a_wider_margin():
     assert wider.passed and "at least as good as the live head" in wider.reason
 
 
+def test_the_live_head_unchanged_is_not_served_again():
+    """A warm start that stayed at epoch 0 has the live head's weights: its differences are all
+    zero, which the tie rule would pass; re-serving it would only redo the re-projection."""
+    rng = np.random.default_rng(10)
+    base = per_event(rng.uniform(0.3, 0.5, 40))
+    live = per_event(np.clip(base.judged_rank_score + 0.3, 0, 1))
+    same = per_event(live.judged_rank_score)
+    kwargs = {"new_training_events": 90, "live_training_events": 60}
+    assert gate(same, base, live, **kwargs).passed
+    decision = gate(same, base, live, unchanged=True, **kwargs)
+    assert not decision.passed and "the live head unchanged" in decision.reason
+    assert decision.metrics["unchanged"] is True
+    json.dumps(decision.metrics)
+
+
 def test_too_few_judged_events_are_refused_with_a_reason():
     decision = gate(per_event(np.ones(7)), per_event(np.zeros(7)))
     assert not decision.passed

@@ -153,3 +153,17 @@ def test_zero_vector_maps_like_torch_normalize():
     with torch.no_grad():
         out = head(torch.zeros(1, 8))
     assert torch.isfinite(out).all()
+
+
+def test_same_space_as_means_this_architecture_and_exactly_these_weights():
+    rng = np.random.default_rng(3)
+    head = ProjectionHead(16, 8, 16).pca_init(rng.normal(size=(50, 16)).astype(np.float32))
+    copy = ProjectionHead.from_architecture(head.architecture)
+    copy.load_state_dict(head.state_dict())
+    assert head.same_space_as(copy) and copy.same_space_as(head)
+    assert not head.same_space_as(None)
+    with torch.no_grad():
+        copy.output_layer.weight[0, 0] += 1e-6  # one weight moved: another space
+    assert not head.same_space_as(copy)
+    wider = ProjectionHead(16, 16, 32).pca_init(rng.normal(size=(50, 16)).astype(np.float32))
+    assert not head.same_space_as(wider)

@@ -383,3 +383,36 @@ def test_selection_between_fresh_and_warm_heads_follows_the_validation_fold():
     assert can_warm_start(live, DIM, replace(FAST, output_dim=16), True, enough)
     assert not can_warm_start(live, DIM + 1, FAST, True, enough)
     assert not can_warm_start(None, DIM, FAST, True, enough)
+
+
+def test_a_fresh_head_replaces_a_warm_start_only_when_clearly_better_on_validation():
+    from heaters_db.heads.capacity import (
+        FRESH_OVER_WARM_Z,
+        choose_candidate,
+        fresh_edge_over_warm,
+        train_selected,
+    )
+    from heaters_db.heads.train import validation_screen_losses
+
+    data, _ = sorting_data(seed=5)
+    # The per-screen losses average to the validation loss training reported.
+    trained = train_head(data, FAST)
+    anchors, losses = validation_screen_losses(trained, data)
+    assert len(anchors) == len(losses) == trained.metrics["validation_screens"]
+    assert losses.mean() == pytest.approx(trained.metrics["validation_loss"], rel=1e-5)
+    # A warm start left at a poor live head (one epoch at a tiny learning rate): the fresh head
+    # is clearly better and is kept.
+    poor = train_head(data, replace(FAST, max_epochs=1, learning_rate=1e-5)).head
+    stuck = train_head(data, replace(FAST, max_epochs=0), start_from=poor)
+    versus = fresh_edge_over_warm(trained, stuck, data)
+    assert versus["clearly_better"], versus
+    assert versus["loss_edge"] > FRESH_OVER_WARM_Z * versus["standard_error"]
+    assert choose_candidate([trained, stuck], data) == (trained, versus)
+    # A good live head: a fresh one that is only as good does not replace its continuation.
+    good = trained.head
+    kept = train_selected(data, FAST, auto_shape=False, live_head=good)
+    versus = kept.metrics["capacity"]["fresh_versus_warm"]
+    assert not versus["clearly_better"] and kept.metrics["start"] == "warm", versus
+    # The comparison itself: a head against itself has no edge.
+    same = fresh_edge_over_warm(trained, trained, data)
+    assert same["loss_edge"] == 0 and not same["clearly_better"]
