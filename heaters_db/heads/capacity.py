@@ -24,9 +24,8 @@ learning-curve matrix where the lowest validation loss chose, heads continued fr
 were almost never worse than it in truth (1 of 199 by more than 0.02 of recall), while fresh
 heads chosen after 150 screens, where warm starts mostly apply, were worse in 31 of 118 rounds
 (mean gain +0.013), and one of them, which every evaluation metric rated level with the live
-one, made served recall drop. So a small validation edge is not
-enough to throw the live head's solution away; a live head stuck in a poor one still loses to a
-clear edge. With fewer validation screens than MIN_VALIDATION_SCREENS the fold can neither stop
+one, made served recall drop. So a small validation edge is not enough to throw the live head's
+solution away; a live head stuck in a poor one still loses to a clear edge. With fewer validation screens than MIN_VALIDATION_SCREENS the fold can neither stop
 a warm start nor tell candidates apart (a warm start then mostly stays where it was, and
 measured in the demo it froze the first head), so training stays fresh, as without a live head.
 """
@@ -161,11 +160,10 @@ def choose_candidate(
     scored = [r for r in results if r.metrics.get("validation_loss") is not None]
     fresh = [r for r in scored if r.metrics["start"] == "pca"]
     warm = next((r for r in scored if r.metrics["start"] == "warm"), None)
-    if not scored:
-        return results[0], None
-    best_fresh = min(fresh, key=lambda r: r.metrics["validation_loss"]) if fresh else None
-    if warm is None or best_fresh is None:
-        return best_fresh or warm or results[0], None
+    if warm is None or not fresh:  # nothing to weigh against a warm start
+        lowest = min(scored, key=lambda r: r.metrics["validation_loss"]) if scored else results[0]
+        return lowest, None
+    best_fresh = min(fresh, key=lambda r: r.metrics["validation_loss"])
     comparison = fresh_edge_over_warm(best_fresh, warm, data)
     return (best_fresh if comparison["clearly_better"] else warm), comparison
 

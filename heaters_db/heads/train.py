@@ -215,18 +215,28 @@ def _initial_none_threshold(objective: _Objective, base: np.ndarray, batch: _Scr
     return float(np.median(cosine[valid])) if valid.any() else 0.0
 
 
+def _screen_losses(
+    objective: _Objective, base: np.ndarray, batch: _ScreenBatch, config: TrainConfig
+) -> np.ndarray:
+    """Each screen's loss, in chunks of batch_size, without gradients."""
+    losses = np.empty(len(batch), dtype=np.float64)
+    with torch.no_grad():
+        for start in range(0, len(batch), config.batch_size):
+            index = np.arange(start, min(start + config.batch_size, len(batch)))
+            part = batch.take(index)
+            logits = objective.logits(base, part, config)
+            targets = torch.from_numpy(part.targets).to(logits.device)
+            losses[index] = F.cross_entropy(logits, targets, reduction="none").cpu().numpy()
+    return losses
+
+
 def _evaluate_loss(
     objective: _Objective, base: np.ndarray, batch: _ScreenBatch, config: TrainConfig
 ) -> float | None:
     """Mean screen loss over a batch; None without screens (JSON null, not NaN, for jsonb)."""
     if len(batch) == 0:
         return None
-    total = 0.0
-    with torch.no_grad():
-        for start in range(0, len(batch), config.batch_size):
-            part = batch.take(np.arange(start, min(start + config.batch_size, len(batch))))
-            total += objective.screen_loss(base, part, config).item() * len(part)
-    return total / len(batch)
+    return float(_screen_losses(objective, base, batch, config).mean())
 
 
 def train_head(
@@ -331,15 +341,7 @@ def validation_screen_losses(
     batch = _pack_screens([s for s in data.screens if s.split == "validation"], config)
     objective = _Objective(copy.deepcopy(result.head), result.metrics["none_threshold"])
     objective = objective.to(config.device).eval()
-    losses = np.empty(len(batch), dtype=np.float64)
-    with torch.no_grad():
-        for start in range(0, len(batch), config.batch_size):
-            index = np.arange(start, min(start + config.batch_size, len(batch)))
-            part = batch.take(index)
-            logits = objective.logits(data.base_vectors, part, config)
-            targets = torch.from_numpy(part.targets).to(logits.device)
-            losses[index] = F.cross_entropy(logits, targets, reduction="none").cpu().numpy()
-    return batch.anchors, losses
+    return batch.anchors, _screen_losses(objective, data.base_vectors, batch, config)
 
 
 def _initial_objective(
