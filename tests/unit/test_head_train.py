@@ -362,7 +362,6 @@ def test_a_warm_start_begins_at_the_live_head_and_never_ends_worse_on_validation
 
 def test_selection_between_fresh_and_warm_heads_follows_the_validation_fold():
     from heaters_db.heads.capacity import can_warm_start, train_selected
-    from heaters_db.heads.train import MIN_VALIDATION_SCREENS
 
     data, _ = sorting_data(seed=5)
     # A poor live head (one epoch at a tiny learning rate): with a full validation fold the
@@ -372,17 +371,24 @@ def test_selection_between_fresh_and_warm_heads_follows_the_validation_fold():
     tried = result.metrics["capacity"]["tried"]
     assert [t["start"] for t in tried] == ["pca", "warm"]
     assert result.metrics["validation_loss"] == min(t["validation_loss"] for t in tried)
-    # Too few validation screens to stop a warm start or tell candidates apart: fresh only.
+    # Too few validation screens to stop on: the warm start trains on the train loss like the
+    # fresh one, so it leaves the live head instead of staying frozen at its epoch 0.
     few = train_selected(_with_validation(data, 5), FAST, auto_shape=False, live_head=live)
-    assert [t["start"] for t in few.metrics["capacity"]["tried"]] == ["pca"]
+    assert [t["start"] for t in few.metrics["capacity"]["tried"]] == ["pca", "warm"]
+    warm = [t for t in few.metrics["capacity"]["tried"] if t["start"] == "warm"][0]
+    assert warm["best_epoch"] > 0, few.metrics["capacity"]
+    assert few.metrics["monitor"] == "train_loss"
+    # Without validation screens nothing can show a fresh head clearly better: the warm start.
+    none = train_selected(_with_validation(data, 0), FAST, auto_shape=False, live_head=live)
+    assert none.metrics["start"] == "warm"
+    assert "fresh_versus_warm" not in none.metrics["capacity"]
+    assert not none.head.same_space_as(live)
     # A fixed shape other than the live head's, or another base width: fresh heads only.
-    enough = MIN_VALIDATION_SCREENS
-    assert can_warm_start(live, DIM, FAST, False, enough)
-    assert not can_warm_start(live, DIM, FAST, False, enough - 1)
-    assert not can_warm_start(live, DIM, replace(FAST, output_dim=16), False, enough)
-    assert can_warm_start(live, DIM, replace(FAST, output_dim=16), True, enough)
-    assert not can_warm_start(live, DIM + 1, FAST, True, enough)
-    assert not can_warm_start(None, DIM, FAST, True, enough)
+    assert can_warm_start(live, DIM, FAST, False)
+    assert not can_warm_start(live, DIM, replace(FAST, output_dim=16), False)
+    assert can_warm_start(live, DIM, replace(FAST, output_dim=16), True)
+    assert not can_warm_start(live, DIM + 1, FAST, True)
+    assert not can_warm_start(None, DIM, FAST, True)
 
 
 def test_a_fresh_head_replaces_a_warm_start_only_when_clearly_better_on_validation():
