@@ -24,12 +24,13 @@ it.
 Which candidate wins: among the fresh ones, the lowest validation screen loss. Against a warm
 start, a fresh head must be *clearly* better: its validation loss lower per anchor by more than
 FRESH_OVER_WARM_Z standard errors of the paired difference (without validation screens nothing
-can show that, and the warm start stays). Measured on two runs of the learning-curve matrix where the lowest validation
-loss chose, heads continued from the live one were almost never worse than it in truth (1 of
-199 by more than 0.02 of recall), while fresh heads chosen after 150 screens were worse in 31 of
-118 rounds (mean gain +0.013), and one of them, which every evaluation metric rated level with
-the live one, made served recall drop. So a small validation edge is not enough to throw the
-live head's solution away; a live head stuck in a poor one still loses to a clear edge.
+can show that, and the warm start stays). Measured on two runs of the learning-curve matrix
+where the lowest validation loss chose, heads continued from the live one were almost never
+worse than it in truth (1 of 199 by more than 0.02 of recall), while fresh heads chosen after
+150 screens were worse in 31 of 118 rounds (mean gain +0.013), and one of them, which every
+evaluation metric rated level with the live one, made served recall drop. So a small validation
+edge is not enough to throw the live head's solution away; a live head stuck in a poor one still
+loses to a clear edge.
 
 Warm starts on small folds, measured on the learning-curve matrix (50 runs, 300 rounds): against
 warm starts only from train.MIN_VALIDATION_SCREENS validation screens, new heads truly worse
