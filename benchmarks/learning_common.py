@@ -46,7 +46,7 @@ class Server:
     """HEATERS_BENCHMARK_SERVER_URL (a superuser URL to a server with pgvector and plpython3u),
     else heaters-db's embedded cluster in a temporary directory, removed at close()."""
 
-    def __init__(self) -> None:
+    def __init__(self, autovacuum: bool = True) -> None:
         self.cluster: LocalCluster | None = None
         self.external = os.environ.get("HEATERS_BENCHMARK_SERVER_URL")
         if self.external:
@@ -55,6 +55,13 @@ class Server:
             self.directory = Path(tempfile.mkdtemp(prefix="heaters-bench-"))
             self.cluster = LocalCluster(self.directory)
             self.admin_url = self.cluster.up()
+            if not autovacuum:
+                # ANALYZE runs whenever autovacuum's timer wakes; new statistics can change a
+                # plan and with it the order in which `ORDER BY random() LIMIT` meets rows, so
+                # two runs of one seed diverge. Without it a run repeats.
+                with psycopg.connect(self.admin_url, autocommit=True) as conn:
+                    conn.execute("ALTER SYSTEM SET autovacuum = off")
+                    conn.execute("SELECT pg_reload_conf()")
         self.databases: list[str] = []
 
     def database(self) -> str:

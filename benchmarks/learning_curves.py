@@ -198,8 +198,10 @@ def run_one(server: Server, g: Generator, seed: int, policy: str, args) -> dict:
                 point["status"], point["reason"] = record.status, result["reason"]
                 point["gate"] = gate_numbers(record.metrics.get("gate") or {})
                 # "warm" (continued from the live head) or "pca" (fresh): heads/capacity.py.
-                chosen = record.metrics["training"].get("capacity", {}).get("chosen", {})
-                point["start"] = chosen.get("start")
+                capacity = record.metrics["training"].get("capacity", {})
+                point["start"] = capacity.get("chosen", {}).get("start")
+                point["validation_screens"] = record.metrics["training"].get("validation_screens")
+                point["capacity"] = capacity
             except TrainingSkipped as skipped:
                 point["reason"] = skipped.reason
             point["served"] = served_recall(conn, labels)
@@ -212,7 +214,7 @@ def run_matrix(args) -> list[dict]:
     library with fewer seeds, not some libraries with none). Each run records when it finished,
     the machine line and the database versions, so `--summarise` of its JSON says how it ran."""
     started = time.monotonic()
-    server = Server()
+    server = Server(autovacuum=False)  # repeatable runs: learning_common.Server
     runs: list[dict] = []
     try:
         with connect(server.database(), autocommit=True) as conn:

@@ -371,6 +371,11 @@ def test_selection_between_fresh_and_warm_heads_follows_the_validation_fold():
     tried = result.metrics["capacity"]["tried"]
     assert [t["start"] for t in tried] == ["pca", "warm"]
     assert result.metrics["validation_loss"] == min(t["validation_loss"] for t in tried)
+    # The live head's own validation loss is kept beside the choice (the warm start's epoch 0).
+    as_live = train_head(data, replace(FAST, max_epochs=0), start_from=live)
+    assert result.metrics["capacity"]["live_validation_loss"] == pytest.approx(
+        as_live.metrics["validation_loss"]
+    )
     # Too few validation screens to stop on: the warm start trains on the train loss like the
     # fresh one, so it leaves the live head instead of staying frozen at its epoch 0.
     few = train_selected(_with_validation(data, 5), FAST, auto_shape=False, live_head=live)
@@ -382,6 +387,7 @@ def test_selection_between_fresh_and_warm_heads_follows_the_validation_fold():
     none = train_selected(_with_validation(data, 0), FAST, auto_shape=False, live_head=live)
     assert none.metrics["start"] == "warm"
     assert "fresh_versus_warm" not in none.metrics["capacity"]
+    assert "live_validation_loss" not in none.metrics["capacity"]
     assert not none.head.same_space_as(live)
     # A fixed shape other than the live head's, or another base width: fresh heads only.
     assert can_warm_start(live, DIM, FAST, False)
