@@ -33,18 +33,19 @@ edge is not enough to throw the live head's solution away; a live head stuck in 
 loses to a clear edge.
 
 Warm starts on small folds, measured on the learning-curve matrix (50 runs, 300 rounds): against
-warm starts only from train.MIN_VALIDATION_SCREENS validation screens, new heads truly worse
-than the live one fell from 14 to 7, mean served recall after 100 screens rose from 0.553 to
-0.641 and after 300 from 0.791 to 0.804, and the round where served recall lagged a better
-head went. A sign-flip randomisation test in place of the 2 standard errors (exact on few anchors:
-fewer than 6 can never show an edge) was measured on 20 runs of the matrix and dropped: drops 1
--> 3, served recall lower at every checkpoint (0.638 -> 0.624 after 100 screens), since the warm
-starts it kept drifted too. The live head's own validation loss is recorded beside the choice
-(``live_validation_loss``); on the same runs it was no second signal for the gate: the
-validation screens' candidates come from the live space, and 6 heads truly better than the live
-one by over 0.1 of recall had a higher validation loss than it, as did 3 of the 4 truly worse. Also refusing a fresh head on a fold below MIN_VALIDATION_SCREENS (the one drop left
-came from such a fold) was measured and dropped: 12 truly worse, 2 drops, 1 lagging round,
-0.799 after 300; the two differ by what a rerun moves, and the simpler rule measured better.
+warm starts only from train.MIN_VALIDATION_SCREENS validation screens, new heads truly worse than
+the live one fell from 14 to 7, mean served recall after 100 screens rose from 0.553 to 0.641 and
+after 300 from 0.791 to 0.804, and the round where served recall lagged a better head went. A
+sign-flip randomisation test in place of the 2 standard errors (exact on few anchors: fewer than 6
+can never show an edge) was measured on 20 runs of the matrix and dropped: drops 1 -> 3, served
+recall lower at every checkpoint (0.638 -> 0.624 after 100 screens), since the warm starts it kept
+drifted too. The live head's own validation loss is recorded beside the choice
+(``live_validation_loss``); on the same runs it was no second signal for the gate: the validation
+screens' candidates come from the live space, and 6 heads truly better than the live one by over 0.1
+of recall had a higher validation loss than it, as did 3 of the 4 truly worse. Also refusing a fresh
+head on a fold below MIN_VALIDATION_SCREENS (the one drop left came from such a fold) was measured
+and dropped: 12 truly worse, 2 drops, 1 lagging round, 0.799 after 300; the two differ by what a
+rerun moves, and the simpler rule measured better.
 """
 
 from __future__ import annotations
@@ -161,11 +162,15 @@ def train_selected(
     return best
 
 
+def _warm_start(results: list[TrainResult]) -> TrainResult | None:
+    return next((r for r in results if r.metrics["start"] == "warm"), None)
+
+
 def live_validation_loss(results: list[TrainResult]) -> dict[str, float]:
     """The live head's own loss on today's validation fold (a warm start's epoch 0), so the
     chosen head can be read against the one it would replace; empty without a warm start or
     validation screens."""
-    warm = next((r for r in results if r.metrics["start"] == "warm"), None)
+    warm = _warm_start(results)
     loss = warm.history[0].get("validation_loss") if warm is not None else None
     return {"live_validation_loss": loss} if loss is not None else {}
 
@@ -176,7 +181,7 @@ def choose_candidate(
     """The candidate to keep, and the fresh-versus-warm comparison when there was a warm start."""
     scored = [r for r in results if r.metrics.get("validation_loss") is not None]
     fresh = [r for r in scored if r.metrics["start"] == "pca"]
-    warm = next((r for r in results if r.metrics["start"] == "warm"), None)
+    warm = _warm_start(results)
     if warm is None:
         lowest = min(scored, key=lambda r: r.metrics["validation_loss"]) if scored else results[0]
         return lowest, None
