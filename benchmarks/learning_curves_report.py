@@ -63,18 +63,46 @@ def _to_target(run: dict) -> tuple[int, bool]:
     return (run["screens"], False) if reached is None else (reached, True)
 
 
+def _by_command(runs: list[dict]) -> dict[str, list[dict]]:
+    """The runs of each command: a matrix can be run as several processes side by side (e.g.
+    one per group of seeds, each run has its own cluster) and their --json files joined."""
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(run["command"], []).append(run)
+    return groups
+
+
+def _commands(runs: list[dict]) -> str:
+    groups = _by_command(runs)
+    if len(groups) == 1:
+        return f"`benchmarks/learning_curves.py {runs[-1]['command']}`"
+    return (
+        " and ".join(
+            f"`benchmarks/learning_curves.py {command}` ({len(group)} runs)"
+            for command, group in groups.items()
+        )
+        + ", side by side, their --json files joined"
+    )
+
+
+def _wall_time(runs: list[dict]) -> str:
+    """Each process's wall time: its last run's running total."""
+    times = [group[-1]["seconds"] / 60 for group in _by_command(runs).values()]
+    return " and ".join(f"{t:.1f}" for t in times) + " min of wall time"
+
+
 def summarise(runs: list[dict], generators: list[str], seeds: list[int], settings: dict) -> str:
     last = runs[-1]
     complete = len(runs) == len(generators) * len(seeds) * len(POLICIES)
     checkpoints = [c for c in CHECKPOINTS if c <= last["screens"]]
     rounds = sorted({p["screens"] for r in runs for p in r["curve"][1:]})
     lines = [
-        f"`benchmarks/learning_curves.py {last['command']}` -- {last['clips']} clips per "
+        f"{_commands(runs)} -- {last['clips']} clips per "
         f"library, seeds {', '.join(map(str, seeds))}, {last['screens']} screens, a training "
         f"run every {last['round']} screens, heads {settings['head_output_dim']}-d (hidden "
         f"{settings['head_hidden_dim']}), {len(runs)} runs"
         + ("" if complete else " (an interrupted matrix)")
-        + f", {last['seconds'] / 60:.1f} min of wall time. Machine: {last['machine']}; "
+        + f", {_wall_time(runs)}. Machine: {last['machine']}; "
         f"{last['versions']}.",
         "",
         "Served recall@10 of same-trick clips (similar_clips over every clip), median [10th, "

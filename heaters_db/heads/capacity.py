@@ -45,7 +45,10 @@ screens' candidates come from the live space, and 6 heads truly better than the 
 of recall had a higher validation loss than it, as did 3 of the 4 truly worse. Also refusing a fresh
 head on a fold below MIN_VALIDATION_SCREENS (the one drop left came from such a fold) was measured
 and dropped: 12 truly worse, 2 drops, 1 lagging round, 0.799 after 300; the two differ by what a
-rerun moves, and the simpler rule measured better.
+rerun moves, and the simpler rule measured better. Moving a warm start that no fold could stop
+only half-way from the live head (weights interpolated, as WiSE-FT does) was measured on 20
+repeatable runs and dropped: truly worse heads 4 -> 1, but the one drop moved to a warm start
+stopped on a 20-screen fold, and served recall after 100 screens fell (0.621 -> 0.608).
 """
 
 from __future__ import annotations
