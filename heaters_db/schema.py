@@ -45,6 +45,14 @@ def run_sql_files(*relative_paths: str) -> None:
         execute(read_released("0.1.0", f"sql/{relative}"))
 
 
+def describe_setting(name: str, description: str) -> None:
+    """Reword a heaters_db_settings row's description (its value stays as the operator set it)."""
+    fetch_one(
+        "UPDATE heaters_db_settings SET description = %s WHERE name = %s RETURNING name",
+        (description, name),
+    )
+
+
 def table_exists(name: str) -> bool:
     row = fetch_one("SELECT to_regclass(%s) IS NOT NULL", (f"public.{name}",))
     return bool(row and row[0])

@@ -62,6 +62,30 @@ def test_no_difference_and_pure_noise_are_rejected():
     assert "does not beat the base space beyond noise" in noisy.reason
 
 
+def test_a_head_exactly_as_good_as_the_base_passes_about_one_round_in_twenty():
+    """The level of the superiority test: on 400 simulated holdouts where the new head's score is
+    the base's plus symmetric noise (40 events of 20 anchors), about 5 % pass and no more than
+    10 %; a real but small gain that a two-sided 95 % interval could not resolve passes."""
+    rng = np.random.default_rng(5)
+    anchors = np.repeat(np.arange(20), 2)
+    passed = 0
+    for trial in range(400):
+        base = rng.uniform(0.3, 0.7, 40)
+        new = np.clip(base + rng.normal(0, 0.08, 40), 0, 1)
+        passed += gate(
+            per_event(new, anchors=anchors), per_event(base, anchors=anchors), seed=trial
+        ).passed
+    assert 0.02 <= passed / 400 <= 0.10, passed
+    # A gain of 1.8 standard errors: above the one-sided 95 % bound, inside the two-sided 95 %.
+    base = rng.uniform(0.3, 0.7, 40)
+    step = rng.normal(0, 0.08, 40)
+    step = step - step.mean() + 1.8 * step.std() / np.sqrt(40)
+    small = gate(per_event(base + step), per_event(base))
+    assert small.passed, small.reason
+    two_sided = gate(per_event(base + step), per_event(base), alpha=0.05)
+    assert not two_sided.passed, two_sided.reason
+
+
 def test_a_perfect_live_head_is_replaced_by_an_as_good_head_trained_on_more_events():
     rng = np.random.default_rng(2)
     base = per_event(rng.uniform(0.3, 0.7, 40))
