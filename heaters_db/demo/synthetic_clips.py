@@ -86,8 +86,8 @@ def write_clip(path: Path, frames: Iterator[np.ndarray], size: int, fps: int) ->
         stream.pix_fmt = "yuv420p"
         # Lossless (qp 0): libx264's lossy rate control is not bit-repeatable here (the same
         # frames encode to different bitstreams run to run), and the demo's sorting amplifies a
-        # thousandth of a cosine. Lossless, the decoded frames are the frames written, so a run
-        # repeats; each clip is ~180 kB.
+        # thousandth of a cosine. Lossless, the decoded frames are the frames written (up to the
+        # RGB -> YUV 4:2:0 conversion, lossy but deterministic), so a run repeats; ~180 kB a clip.
         stream.options = {"qp": "0", "preset": "veryfast"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
