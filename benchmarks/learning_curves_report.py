@@ -12,6 +12,8 @@ CHECKPOINTS = (50, 100, 200, 300)
 TARGET_GAIN = 0.25  # the served-recall target: the library's base recall + this
 LEARNED_GAIN = 0.2  # a trained head this much above the base must be served within one round
 DROP = 0.02
+PAIRED_CONFIDENCE = 0.90  # the policies' paired comparison: a two-sided 90 % bootstrap interval
+BOOTSTRAP_RESAMPLES = 10_000
 
 
 def served_at(curve: list[dict], screens: int) -> float | None:
@@ -63,6 +65,64 @@ def _to_target(run: dict) -> tuple[int, bool]:
     return (run["screens"], False) if reached is None else (reached, True)
 
 
+def _paired_runs(runs: list[dict]) -> list[tuple[dict, dict]]:
+    """(next_anchors run, random run) of every library and seed that has both."""
+    random_runs = {(r["generator"], r["seed"]): r for r in runs if r["policy"] == "random"}
+    return [
+        (r, random_runs[(r["generator"], r["seed"])])
+        for r in runs
+        if r["policy"] == "next_anchors" and (r["generator"], r["seed"]) in random_runs
+    ]
+
+
+def _curve_mean(run: dict) -> float:
+    """Served recall averaged over every round after the start: the area under the curve."""
+    return float(np.mean([p["served"] for p in run["curve"][1:]]))
+
+
+def mean_with_interval(differences: list[float], seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): a percentile bootstrap over the pairs at PAIRED_CONFIDENCE, seeded so
+    a summary repeats. Each pair is one library and seed, run under both policies."""
+    values = np.asarray(differences, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (BOOTSTRAP_RESAMPLES, len(values)))].mean(axis=1)
+    tail = (1 - PAIRED_CONFIDENCE) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(values.mean()), float(low), float(high)
+
+
+def policy_comparison(runs: list[dict], checkpoints: list[int]) -> tuple[list[str], str]:
+    """Lines comparing the policies on the same libraries and seeds (next_anchors - random
+    served recall, at each checkpoint and over the whole curve), and which one is the best
+    measured: the one whose whole-curve interval lies above zero, else "level"."""
+    pairs = _paired_runs(runs)
+    if len(pairs) < 2:
+        return [], "not measured"
+    cells = []
+    for at in checkpoints:
+        both = [(served_at(a["curve"], at), served_at(b["curve"], at)) for a, b in pairs]
+        differences = [x - y for x, y in both if x is not None and y is not None]
+        if len(differences) >= 2:
+            mean, low, high = mean_with_interval(differences)
+            cells.append(f"after {at} {mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+    mean, low, high = mean_with_interval([_curve_mean(a) - _curve_mean(b) for a, b in pairs])
+    best = "next_anchors" if low > 0 else "random" if high < 0 else "level"
+    confidence = f"{PAIRED_CONFIDENCE:.0%}"
+    lines = [
+        f"Policies paired by library and seed (next_anchors - random served recall, mean over "
+        f"{len(pairs)} pairs, {confidence} bootstrap interval over the pairs): "
+        + ", ".join(cells)
+        + f"; over the whole curve (every round's served recall averaged) {mean:+.3f} "
+        f"[{low:+.3f}, {high:+.3f}]. Best measured: "
+        + (
+            f"{best} (the whole-curve interval excludes zero)."
+            if best != "level"
+            else "neither (the whole-curve interval includes zero: level)."
+        )
+    ]
+    return lines, best
+
+
 def _by_command(runs: list[dict]) -> dict[str, list[dict]]:
     """The runs of each command: a matrix can be run as several processes side by side (e.g.
     one per group of seeds, each run has its own cluster) and their --json files joined."""
@@ -91,7 +151,15 @@ def _wall_time(runs: list[dict]) -> str:
     return " and ".join(f"{t:.1f}" for t in times) + " min of wall time"
 
 
-def summarise(runs: list[dict], generators: list[str], seeds: list[int], settings: dict) -> str:
+def _head_settings(runs: list[dict]) -> str:
+    """The head settings the runs trained with (recorded per run; older files: not recorded)."""
+    recorded = {tuple(sorted(r["head_settings"].items())) for r in runs if r.get("head_settings")}
+    if not recorded:
+        return "head settings not recorded"
+    return " / ".join(", ".join(f"{k} {v}" for k, v in group) for group in sorted(recorded))
+
+
+def summarise(runs: list[dict], generators: list[str], seeds: list[int]) -> str:
     last = runs[-1]
     complete = len(runs) == len(generators) * len(seeds) * len(POLICIES)
     checkpoints = [c for c in CHECKPOINTS if c <= last["screens"]]
@@ -99,8 +167,8 @@ def summarise(runs: list[dict], generators: list[str], seeds: list[int], setting
     lines = [
         f"{_commands(runs)} -- {last['clips']} clips per "
         f"library, seeds {', '.join(map(str, seeds))}, {last['screens']} screens, a training "
-        f"run every {last['round']} screens, heads {settings['head_output_dim']}-d (hidden "
-        f"{settings['head_hidden_dim']}), {len(runs)} runs"
+        f"run every {last['round']} screens, {_head_settings(runs)} (0 = shaped by the "
+        f"validation fold), {len(runs)} runs"
         + ("" if complete else " (an interrupted matrix)")
         + f", {_wall_time(runs)}. Machine: {last['machine']}; "
         f"{last['versions']}.",
@@ -180,6 +248,7 @@ def summarise(runs: list[dict], generators: list[str], seeds: list[int], setting
                     + (f"{np.median(served):.2f}" if served else "-")
                 )
             lines.append(f"| {name} | {policy} | " + " | ".join(cells) + " |")
+    comparison, best = policy_comparison(runs, checkpoints)
     met = sum("NOT" not in v for v in verdicts)
     total_drops = sum(len(drops(r)) for r in runs)
     first_live = sum(len(r["curve"]) > 1 and r["curve"][1]["status"] == "active" for r in runs)
@@ -187,6 +256,8 @@ def summarise(runs: list[dict], generators: list[str], seeds: list[int], setting
         "",
         "Verdict (goal: next_anchors needs at most half the screens of random to the target):",
         *verdicts,
+        "",
+        *comparison,
         "",
         "Lagging rounds: " + ("; ".join(lag_details) if lag_details else "none") + ".",
         "",
@@ -200,7 +271,8 @@ def summarise(runs: list[dict], generators: list[str], seeds: list[int], setting
         + f", and lagged the trained heads in {len(lag_details)} "
         f"round{'s' * (len(lag_details) != 1)} "
         + ("(requirement met)." if not lag_details else "(requirement NOT met).")
-        + f" The first round's head went live in {first_live} of {len(runs)} runs.",
+        + f" The first round's head went live in {first_live} of {len(runs)} runs."
+        + (f" Best measured anchor policy: {best}." if comparison else ""),
     ]
     return "\n".join(lines)
 

@@ -8,6 +8,11 @@ plpgsql function next_anchors() calls after validating its arguments. So these f
 valid as a function body: no ``from __future__`` imports and numpy 1.24 features only (Debian's,
 under PostgreSQL). Unit tests import them under the venv and under /usr/bin/python3.
 
+After the cold start the informative picks are the least-asked clips of a random pool
+(_least_asked): on the learning-curve matrix that beat random anchors on every library, where
+ranking the pool by ambiguity (_ambiguous, setting anchor_ambiguity = 1) was level with them
+overall and behind them with a noisy sorter (benchmarks/README.md, "Learning curves").
+
 All vectors here are unit rows; cosine distance = 1 - dot product.
 """
 
@@ -139,6 +144,7 @@ def _neighbours(plpy, SD, space, clip_ids, k):
 
 
 ANCHOR_SETTINGS = (
+    "anchor_ambiguity",
     "anchor_cold_start_events",
     "anchor_random_share",
     "anchor_pool_size",
@@ -270,6 +276,29 @@ def _ambiguous(plpy, SD, space, base, pool_ids, count, avoid, settings):
     return [(pool_ids[r], scored[r][0], scored[r][1]) for r in rows]
 
 
+def _least_asked(plpy, SD, space, mode, pool_ids, count, avoid, settings):
+    """The pool clips asked about least often as anchors of the mode, ties in the pool's random
+    order: cover the library before asking about a clip again. Score 1 / (1 + times asked)."""
+    found, rows = _vectors(plpy, SD, space, pool_ids)
+    row_of = {clip_id: row for row, clip_id in enumerate(found)}
+    ordered = [clip_id for clip_id in pool_ids if clip_id in row_of]  # the pool's random order
+    vectors = rows[[row_of[clip_id] for clip_id in ordered]]
+    asked = {
+        r["anchor_clip_id"]: r["asked"]
+        for r in _query(
+            plpy,
+            SD,
+            "SELECT e.anchor_clip_id, count(*) AS asked FROM clip_sorting_events e "
+            "WHERE e.sorting_mode = $1 AND e.anchor_clip_id = ANY($2) GROUP BY e.anchor_clip_id",
+            ["text", "integer[]"],
+            [mode, ordered],
+        )
+    }
+    scores = [1.0 / (1 + asked.get(clip_id, 0)) for clip_id in ordered]
+    rows = spread_picks(vectors, scores, count, settings["near_duplicate_distance"], avoid)
+    return [(ordered[r], scores[r], "least_asked") for r in rows]
+
+
 def interleave(slots, random_rows, picked):
     """Evaluation picks take their slots, informative picks the others in score order; when one
     kind runs out, the other fills in."""
@@ -321,8 +350,10 @@ def next_anchors_body(plpy, SD, mode, n):
     picked = []
     if informative and cold:
         picked = _cold_start(plpy, SD, space, informative, taken, avoid, settings)
-    elif informative and pool_ids:
+    elif informative and pool_ids and settings["anchor_ambiguity"]:
         picked = _ambiguous(plpy, SD, space, base, pool_ids, informative, avoid, settings)
+    elif informative and pool_ids:
+        picked = _least_asked(plpy, SD, space, mode, pool_ids, informative, avoid, settings)
 
     result = interleave(slots, [(clip_id, 0.0, "evaluation") for clip_id in random_ids], picked)
     # Every clip was used recently (a small library): the least recently used come back.

@@ -4,9 +4,12 @@
 -- Cold start (fewer than anchor_cold_start_events events of the mode): typical, diverse clips,
 -- the medoids of k-means clusters of a sample of the current space, clusters nobody was asked
 -- about first (reason cold_start_medoid). Later: from a random pool of anchor_pool_size clips,
--- those whose neighbours the current space is unsure about: a small top-1/top-2 distance margin
--- (ambiguous_margin) or, with an active head, head and base neighbours that disagree
--- (head_base_disagreement). About anchor_random_share of the picks are evaluation anchors
+-- those asked about least often as anchors of the mode, ties at random (least_asked): the
+-- library is covered before a clip comes back. With the setting anchor_ambiguity = 1, the pool
+-- clips whose neighbours the current space is unsure about instead: a small top-1/top-2 distance
+-- margin (ambiguous_margin) or, with an active head, head and base neighbours that disagree
+-- (head_base_disagreement); measured worse (benchmarks/README.md, "Learning curves").
+-- About anchor_random_share of the picks are evaluation anchors
 -- (reason evaluation): uniform draws among clips nobody trained on, to be shown with
 -- evaluation_candidates; the gate judges on those screens. Until the mode has the gate's minimum of
 -- judged evaluation screens (8 held-out ones with a selection), the picks missing are all

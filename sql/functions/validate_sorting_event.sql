@@ -64,7 +64,7 @@ BEGIN
     END IF;
     IF NEW.anchor_reason IS NULL OR NEW.anchor_reason NOT IN (
             'manual', 'random', 'evaluation', 'cold_start_medoid', 'ambiguous_margin',
-            'head_base_disagreement', 'least_recently_used') THEN
+            'head_base_disagreement', 'least_asked', 'least_recently_used') THEN
         RAISE EXCEPTION 'sorting event refused: anchor_reason must be manual, random, evaluation or a reason next_anchors returns, got %',
             coalesce(quote_literal(NEW.anchor_reason), 'NULL') USING ERRCODE = 'check_violation';
     END IF;

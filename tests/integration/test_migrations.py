@@ -320,3 +320,22 @@ def test_intermediate_revision_and_back(db_url: str, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "error: unknown revision 'does_not_exist'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("before", "after"), [("200", "60"), ("150", "150")])
+def test_0021_moves_head_max_epochs_only_from_the_old_default(
+    db_url: str, before: str, after: str
+) -> None:
+    """The old default 200 becomes 60; a value an operator chose stays, and downgrade restores
+    the old default."""
+    migrations.migrate(db_url, "0020")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        read = "SELECT value FROM heaters_db_settings WHERE name = 'head_max_epochs'"
+        assert conn.execute(read).fetchone() == ("200",)
+        conn.execute(
+            "UPDATE heaters_db_settings SET value = %s WHERE name = 'head_max_epochs'", (before,)
+        )
+        migrations.migrate(db_url)
+        assert conn.execute(read).fetchone() == (after,)
+        migrations.migrate(db_url, "0020")
+        assert conn.execute(read).fetchone() == (before,)

@@ -1,4 +1,5 @@
-"""next_anchors(mode, n): cold-start medoids, ambiguity, random share, skipping used anchors."""
+"""next_anchors(mode, n): cold-start medoids, least-asked picks (or ambiguity), random share,
+skipping used anchors."""
 
 from __future__ import annotations
 
@@ -219,12 +220,38 @@ def ambiguous_library(dim=16, count=150, seed=9):
     return vectors.astype(np.float32), planted
 
 
+def test_after_the_cold_start_the_least_asked_clips_come_first(conn):
+    vectors = np.random.default_rng(21).normal(size=(6, 16)).astype(np.float32)
+    _, clip_ids = planted_library(conn, vectors)
+    for name, value in (
+        ("anchor_cold_start_events", 0),
+        ("anchor_random_share", 0),
+        ("anchor_pool_size", 1000),
+        ("anchor_reuse_after_events", 1),  # only the latest event's anchor waits
+        ("holdout_percent", 0),  # every asked clip stays a possible anchor
+        ("validation_percent", 0),
+    ):
+        set_setting(conn, name, value)
+    for row in (0, 0, 1, 2):  # clip 0 asked twice, 1 and 2 once (2 the latest)
+        ask(conn, clip_ids[row], clip_ids)
+    rows = anchors(conn, n=5)
+    assert [r[2] for r in rows] == ["least_asked"] * 5
+    assert {r[0] for r in rows[:3]} == {clip_ids[3], clip_ids[4], clip_ids[5]}  # never asked
+    assert [r[0] for r in rows[3:]] == [clip_ids[1], clip_ids[0]]
+    assert [r[1] for r in rows] == pytest.approx([1, 1, 1, 1 / 2, 1 / 3])
+    # Ties are broken at random: another seed orders the never-asked clips differently.
+    orders = {tuple(r[0] for r in anchors(conn, n=3, seed=s)) for s in (0.1, 0.2, 0.3, 0.4, 0.5)}
+    assert len(orders) > 1
+    assert all(set(order) == {clip_ids[3], clip_ids[4], clip_ids[5]} for order in orders)
+
+
 def test_ambiguity_prefers_anchors_with_small_margins(conn):
     vectors, planted = ambiguous_library()
     variant_id, clip_ids = planted_library(conn, vectors)
     # Head space = base space: no disagreement, only the margin speaks.
     insert_active_head(conn, "trick", variant_id, clip_ids, vectors)
     set_setting(conn, "anchor_cold_start_events", 0)
+    set_setting(conn, "anchor_ambiguity", 1)  # the opt-in ranking by ambiguity
     set_setting(conn, "anchor_random_share", 0)
     set_setting(conn, "anchor_pool_size", 1000)  # score every clip
     rows = anchors(conn, n=3)
@@ -246,6 +273,7 @@ def test_after_the_cold_start_without_a_head_ambiguity_in_the_base_space(conn):
     vectors, planted = ambiguous_library(seed=14)
     _, clip_ids = planted_library(conn, vectors)
     set_setting(conn, "anchor_cold_start_events", 2)
+    set_setting(conn, "anchor_ambiguity", 1)  # the opt-in ranking by ambiguity
     set_setting(conn, "anchor_random_share", 0)
     set_setting(conn, "anchor_pool_size", 1000)
     assert {r[2] for r in anchors(conn, n=3)} == {"cold_start_medoid"}
@@ -266,6 +294,7 @@ def test_head_base_disagreement_finds_clips_the_head_moved(conn):
     projected[moved] = rng.normal(size=(3, 16))  # the head sends these somewhere else entirely
     insert_active_head(conn, "trick", variant_id, clip_ids, projected)
     set_setting(conn, "anchor_cold_start_events", 0)
+    set_setting(conn, "anchor_ambiguity", 1)  # the opt-in ranking by ambiguity
     set_setting(conn, "anchor_random_share", 0)
     set_setting(conn, "anchor_pool_size", 1000)
     rows = anchors(conn, n=3)
