@@ -136,11 +136,23 @@ def latency(server: Server, clips: int, calls: int) -> list[tuple[str, float, fl
                 "SELECT * FROM sorting_candidates(%s, 'trick', 8)",
                 anchors,
             )
+
+            def ambiguity(value: int) -> None:
+                """anchor_ambiguity: 0 = least-asked picks (the default), 1 = by ambiguity."""
+                conn.execute(
+                    "UPDATE heaters_db_settings SET value = %s WHERE name = 'anchor_ambiguity'",
+                    (str(value),),
+                )
+
             ask(15)
+            timed("next_anchors(n=1), no head, 60 events: least-asked of a pool of 32", next_one)
+            ambiguity(1)
             timed("next_anchors(n=1), no head, 60 events: margins over a pool of 32", next_one)
             projection = rng.standard_normal((dim, 256)).astype(np.float32) / np.sqrt(dim)
             insert_active_head(conn, "trick", variant_id, clip_ids, vectors @ projection)
             timed("next_anchors(n=1), head active: margins + head/base kNN, pool of 32", next_one)
+            ambiguity(0)
+            timed("next_anchors(n=1), head active: least-asked of a pool of 32", next_one)
             timed(
                 "sorting_candidates(n=8), head active",
                 "SELECT * FROM sorting_candidates(%s, 'trick', 8)",
@@ -198,7 +210,8 @@ def main() -> None:
         "planted clusters with their HNSW index; then a stand-in 256-d head (a random linear "
         "map of the base, so its space keeps the clusters) with its projections and index; "
         "evaluation picks off (anchor_random_share 0), so every next_anchors call takes the "
-        "informative path. "
+        "informative path: least-asked picks (the default) or, with anchor_ambiguity 1, the "
+        "ranking by ambiguity. "
         f"Client-side time per call (psycopg). Machine: {machine()}; {versions}; "
         f"{time.perf_counter() - started:.0f} s in all.\n\n" + table(results, calls)
     )
