@@ -1,11 +1,20 @@
 """Model selection on the validation fold: the head's size, and whether to continue the live head.
 
 Shapes. With ``head_output_dim`` = 0 (auto), a training run fits a few shapes -- output widths up
-to the base's own width, hidden = 2 x output, two weight decays -- and keeps the one with the
-lowest validation screen loss (the validation fold, never the gate's holdout). How many shapes
-grows with the events: a few dozen events only try the smallest ones, so a 64-d base with 40
-events does not get a million-parameter head. Without validation screens the smallest shape is
-used. A fixed ``head_output_dim`` trains that one shape.
+to the base's own width, hidden = 2 x output -- and keeps the one with the lowest validation
+screen loss (the validation fold, never the gate's holdout). How many shapes grows with the
+events: a few dozen events only try the smallest ones, so a 64-d base with 40 events does not get
+a million-parameter head. Without validation screens the smallest shape is used. A fixed
+``head_output_dim`` trains that one shape.
+
+Regularisation, chosen by the validation fold: early stopping, the width, and for the warm start
+how far it may move from the live head. The warm start comes twice, free and held near the live
+head (START_DECAYS: each step pulls its weights back towards the live head's, L2-SP), and the
+lower validation loss keeps one. The shapes used to come with two AdamW weight decays (towards
+zero, 1e-4 and 1e-2) instead; at this learning rate and these step counts the pull was nominal
+(the two fits' validation losses differed by 0.007 % at the median over 699 fits of the
+learning-curve matrix), so that choice was noise and cost half the fits. Holding fresh heads
+near their PCA start as well was measured and dropped (below).
 
 Warm start. When a head already serves the mode (same base width, and the configured shape if
 one is fixed), one more candidate starts from a copy of the live head instead of from the PCA,
@@ -49,6 +58,16 @@ rerun moves, and the simpler rule measured better. Moving a warm start that no f
 only half-way from the live head (weights interpolated, as WiSE-FT does) was measured on 20
 repeatable runs and dropped: truly worse heads 4 -> 1, but the one drop moved to a warm start
 stopped on a 20-screen fold, and served recall after 100 screens fell (0.621 -> 0.608).
+
+The held warm start, measured on the learning-curve matrix (50 runs, against the weight-decay
+pair): drops 4 -> 0, truly worse new heads 10 -> 5 of 240 (none served), paired served recall
+-0.010 [-0.016, -0.005] after 100 screens and -0.005 [-0.012, +0.000] over the whole curve.
+Unlike WiSE-FT's fixed half-way step it is a candidate the validation fold can turn down (it
+kept the held one in about 4 rounds out of 10). Holding the fresh heads near their PCA start as
+well gave 1 drop and 6 truly worse, but -0.026 [-0.042, -0.012] after 100 screens: on a first
+round's 5-screen fold the held fresh head won and learned less. Offering the held candidates
+only from MIN_VALIDATION_SCREENS validation screens left the first 100 screens unchanged and 3
+of the 4 drops in place (23 runs).
 """
 
 from __future__ import annotations
@@ -72,20 +91,22 @@ from heaters_db.heads.train import (
 log = logging.getLogger(__name__)
 
 OUTPUT_WIDTHS = (16, 32, 64, 128, 256)
-WEIGHT_DECAYS = (1e-4, 1e-2)
+# How strongly a warm start is pulled back to the live head's weights (TrainConfig.start_decay):
+# free, or held near it. At learning rate 1e-3, 10 pulls by 1 % of the distance per step.
+START_DECAYS = (0.0, 10.0)
 FRESH_OVER_WARM_Z = 2.0  # standard errors a fresh head's validation edge must exceed
 
 
-def candidate_shapes(input_dim: int, train_screens: int) -> list[tuple[int, int, float]]:
-    """(output_dim, hidden_dim, weight_decay) to try, smallest first: widths no wider than the
-    base and about one width per doubling of the training screens beyond 25."""
+def candidate_shapes(input_dim: int, train_screens: int) -> list[tuple[int, int]]:
+    """(output_dim, hidden_dim) of the fresh heads to try, smallest first: widths no wider than
+    the base and about one width per doubling of the training screens beyond 25."""
     widths = [w for w in OUTPUT_WIDTHS if w <= max(input_dim, OUTPUT_WIDTHS[0])]
     allowed = 1
     screens = max(train_screens, 1)
     while screens >= 50 and allowed < len(widths):
         allowed += 1
         screens //= 2
-    return [(w, 2 * w, decay) for w in widths[:allowed] for decay in WEIGHT_DECAYS]
+    return [(w, 2 * w) for w in widths[:allowed]]
 
 
 def can_warm_start(
@@ -108,8 +129,8 @@ def train_selected(
     auto_shape: bool,
     live_head: ProjectionHead | None = None,
 ) -> TrainResult:
-    """Train every candidate (the shapes, fresh, and the warm start from ``live_head`` where it
-    applies), return the one the validation fold prefers. The comparison is kept in
+    """Train every candidate (the shapes, fresh, and the warm starts from ``live_head`` where
+    they apply), return the one the validation fold prefers. The comparison is kept in
     ``metrics["capacity"]``: every candidate's start, shape, validation loss and the choice."""
     validation_screens = sum(1 for s in data.screens if s.split == "validation")
     if auto_shape:
@@ -118,13 +139,15 @@ def train_selected(
         if not validation_screens:
             shapes = shapes[:1]
         starts: list[tuple[TrainConfig, ProjectionHead | None]] = [
-            (replace(config, output_dim=w, hidden_dim=h, weight_decay=d), None)
-            for w, h, d in shapes
+            (replace(config, output_dim=w, hidden_dim=h), None) for w, h in shapes
         ]
     else:
         starts = [(config, None)]
     if can_warm_start(live_head, data.base_vectors.shape[1], config, auto_shape):
-        starts.append((config, live_head))
+        # Shaped by the validation fold, the warm start comes free and held near the live head;
+        # without validation screens nothing could choose between the two.
+        decays = START_DECAYS if auto_shape and validation_screens else (config.start_decay,)
+        starts += [(replace(config, start_decay=d), live_head) for d in decays]
 
     tried: list[dict[str, Any]] = []
     results: list[TrainResult] = []
@@ -138,6 +161,7 @@ def train_selected(
                 "output_dim": used["output_dim"],
                 "hidden_dim": used["hidden_dim"],
                 "weight_decay": used["weight_decay"],
+                "start_decay": used["start_decay"],
                 "parameters": result.metrics["parameters"],
                 "validation_loss": result.metrics.get("validation_loss"),
                 "best_epoch": result.best_epoch,
@@ -153,7 +177,7 @@ def train_selected(
         "tried": tried,
         "chosen": {
             "start": best.metrics["start"],
-            **{k: chosen[k] for k in ("output_dim", "hidden_dim", "weight_decay")},
+            **{k: chosen[k] for k in ("output_dim", "hidden_dim", "weight_decay", "start_decay")},
         },
         **({"fresh_versus_warm": versus_warm} if versus_warm else {}),
         **live_validation_loss(results),
@@ -166,7 +190,12 @@ def train_selected(
 
 
 def _warm_start(results: list[TrainResult]) -> TrainResult | None:
-    return next((r for r in results if r.metrics["start"] == "warm"), None)
+    """The warm start with the lowest validation loss (the free one and the one held near the
+    live head compete like the fresh shapes do), or the only one."""
+    warm = [r for r in results if r.metrics["start"] == "warm"]
+    if len(warm) > 1 and all(r.metrics.get("validation_loss") is not None for r in warm):
+        return min(warm, key=lambda r: r.metrics["validation_loss"])
+    return warm[0] if warm else None
 
 
 def live_validation_loss(results: list[TrainResult]) -> dict[str, float]:

@@ -65,6 +65,9 @@ class TrainConfig:
     triplet_margin: float = 0.1
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
+    # Pull towards the starting weights (L2-SP, Li et al. 2018): the PCA projection for a fresh
+    # head, the live head for a warm start. heads/capacity.py lets the validation fold choose it.
+    start_decay: float = 0.0
     batch_size: int = 64
     max_epochs: int = 200
     patience: int = 20
@@ -82,6 +85,8 @@ class TrainConfig:
             )
         if self.batch_size < 1 or self.max_epochs < 0 or self.patience < 1:
             raise ConfigurationError("batch_size and patience must be >= 1, max_epochs >= 0")
+        if self.start_decay < 0:
+            raise ConfigurationError("start_decay must be >= 0")
 
 
 @dataclass
@@ -290,8 +295,11 @@ def train_head(
         history = [_epoch_record(0, objective, base, train_batch, validation_batch, data, config)]
         best_value, best_epoch = history[0][monitor], 0
         best_state = copy.deepcopy(objective.state_dict())
+        start_weights = _start_weights(objective) if config.start_decay > 0 else None
         for epoch in range(1, config.max_epochs + 1):
-            running = _train_epoch(objective, optimizer, base, train_batch, triplets, rng, config)
+            running = _train_epoch(
+                objective, optimizer, base, train_batch, triplets, rng, config, start_weights
+            )
             # With a validation split the epoch's running loss is enough for the record; without
             # one the train loss picks the best epoch, so it is measured exactly after the epoch.
             running_loss = running if monitor == "validation_loss" else None
@@ -368,6 +376,15 @@ def _initial_objective(
     return objective
 
 
+def _start_weights(objective: _Objective) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The head's weight matrices and a copy of their starting values, for start_decay."""
+    return [
+        (param, param.detach().clone())
+        for name, param in objective.head.named_parameters()
+        if name.endswith("weight")
+    ]
+
+
 def _optimizer(objective: _Objective, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW with weight decay on the weight matrices only (not biases or the threshold)."""
     decay = [p for n, p in objective.named_parameters() if n.endswith("weight")]
@@ -389,8 +406,12 @@ def _train_epoch(
     triplets: Triplets | None,
     rng: np.random.Generator,
     config: TrainConfig,
+    start_weights: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> float:
-    """One pass over the train screens in a random order; returns the mean screen loss."""
+    """One pass over the train screens in a random order; returns the mean screen loss. With
+    ``start_weights`` (parameter, its starting value), each step also pulls the weights back
+    towards the start by learning_rate x start_decay of the distance (decoupled, like AdamW's
+    decay towards zero), at most all of it: a larger pull would overshoot the start."""
     objective.train()
     order = rng.permutation(len(train_batch))
     running = 0.0
@@ -406,6 +427,11 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if start_weights:
+            pull = min(1.0, config.learning_rate * config.start_decay)
+            with torch.no_grad():
+                for param, initial in start_weights:
+                    param.sub_(pull * (param - initial))
     return running / len(order)
 
 

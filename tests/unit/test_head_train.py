@@ -290,6 +290,8 @@ def test_invalid_config_is_refused():
         TrainConfig(temperature=0)
     with pytest.raises(ConfigurationError):
         TrainConfig(hard_negative_weight=0)
+    with pytest.raises(ConfigurationError, match="start_decay"):
+        TrainConfig(start_decay=-1)
 
 
 def test_unusable_data_is_refused_clearly():
@@ -326,6 +328,64 @@ def test_capacity_follows_the_data():
     assert (
         result.head.architecture["output_dim"] == result.metrics["capacity"]["chosen"]["output_dim"]
     )
+
+
+def _distance(head, start) -> float:
+    return sum(
+        float((a - b).detach().pow(2).sum())
+        for (name, a), b in zip(head.named_parameters(), start.parameters(), strict=True)
+        if name.endswith("weight")
+    )
+
+
+def test_start_decay_holds_a_head_near_where_it_started():
+    data, _ = sorting_data(seed=3)
+    config = replace(FAST, max_epochs=15, patience=100)
+    pca = train_head(data, replace(config, max_epochs=0)).head  # the fresh heads' start
+    free = train_head(data, config)
+    held = train_head(data, replace(config, start_decay=50.0))
+    assert free.best_epoch > 0 and held.best_epoch > 0
+    assert 0 < _distance(held.head, pca) < 0.5 * _distance(free.head, pca)
+    # A warm start is held near the live head, not near the PCA projection.
+    live = free.head
+    warm_free = train_head(data, config, start_from=live)
+    warm_held = train_head(data, replace(config, start_decay=50.0), start_from=live)
+    assert warm_free.best_epoch > 0 and warm_held.best_epoch > 0
+    assert 0 < _distance(warm_held.head, live) < 0.5 * _distance(warm_free.head, live)
+    # A pull of the whole distance or more puts every step back at the start: the head stays
+    # where it began (the best epoch's weights are the start's) instead of overshooting it.
+    pinned = train_head(data, replace(config, start_decay=1e6), start_from=live)
+    assert _distance(pinned.head, live) < 1e-10
+
+
+def test_the_validation_fold_chooses_how_far_a_warm_start_moves_from_the_live_head():
+    from heaters_db.heads.capacity import START_DECAYS, train_selected
+
+    data, _ = sorting_data(seed=5)
+    live = train_head(data, replace(FAST, max_epochs=2)).head
+    result = train_selected(data, replace(FAST, max_epochs=8), auto_shape=True, live_head=live)
+    tried = result.metrics["capacity"]["tried"]
+    warm = [t for t in tried if t["start"] == "warm"]
+    assert sorted(t["start_decay"] for t in warm) == sorted(START_DECAYS)
+    assert {t["start_decay"] for t in tried if t["start"] == "pca"} == {0.0}  # fresh: free
+    assert len({t["validation_loss"] for t in warm}) == 2  # the pull changed the fit
+    chosen = result.metrics["capacity"]["chosen"]
+    assert chosen["start_decay"] == result.metrics["config"]["start_decay"]
+    # The warm start kept (and, unless a fresh head is clearly better, served) is the one with
+    # the lower validation loss, and the live head's loss beside it is their common epoch 0.
+    kept = min(warm, key=lambda t: t["validation_loss"])
+    if chosen["start"] == "warm":
+        assert chosen["start_decay"] == kept["start_decay"]
+        assert result.metrics["validation_loss"] == kept["validation_loss"]
+    else:
+        assert result.metrics["capacity"]["fresh_versus_warm"]["clearly_better"]
+    # Without validation screens nothing can choose: one warm start, the configured pull.
+    blind = train_selected(_with_validation(data, 0), FAST, auto_shape=True, live_head=live)
+    blind_warm = [t for t in blind.metrics["capacity"]["tried"] if t["start"] == "warm"]
+    assert [t["start_decay"] for t in blind_warm] == [FAST.start_decay]
+    # A fixed shape: one warm start too (the pull is part of shaping by the validation fold).
+    fixed = train_selected(data, replace(FAST, max_epochs=8), auto_shape=False, live_head=live)
+    assert [t["start"] for t in fixed.metrics["capacity"]["tried"]] == ["pca", "warm"]
 
 
 def _with_validation(data: TrainingData, screens: int) -> TrainingData:
