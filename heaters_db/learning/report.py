@@ -117,12 +117,15 @@ def gate_numbers(metrics: dict[str, Any]) -> str:
 
 
 def training_start(metrics: dict[str, Any], versions: dict[int, int]) -> str:
-    """Where a head's training started: "pca" (fresh), "v3" (a warm start from head v3), "-"
-    (heads stored before warm starts existed, or by other tools)."""
+    """Where a head's training started: "pca" (fresh), "v3" (a warm start from head v3), "v3
+    held" (one held near v3 by the start pull, heads/capacity.py), "-" (heads stored before warm
+    starts existed, or by other tools)."""
     training = metrics.get("training") or {}
     if training.get("start") == "warm":
         head_id = training.get("warm_start_head_id")
-        return f"v{versions[head_id]}" if head_id in versions else "warm"
+        start = f"v{versions[head_id]}" if head_id in versions else "warm"
+        held = (metrics.get("config") or {}).get("start_decay") or 0
+        return f"{start} held" if held > 0 else start
     return "pca" if training.get("start") == "pca" else "-"
 
 
@@ -200,7 +203,7 @@ def format_report(reports: list[ModeReport]) -> str:
     header = (
         f"{'version':<8} {'status':<10} {'eval judged':>11} {'eval pct':>8} {'lib pct':>7} {'triplet acc':>11} "
         f"{'top-1':>7} {'MRR':>7} "
-        f"{'jaccard@10 prev':>15} {'jaccard@10 base':>15} {'from':>5}  gate"
+        f"{'jaccard@10 prev':>15} {'jaccard@10 base':>15} {'from':>8}  gate"
     )
     for report in reports:
         evaluation = next((r.get("evaluation_events") for r in report.rows), None)
@@ -218,7 +221,7 @@ def format_report(reports: list[ModeReport]) -> str:
                 f"{_number(row['library_percentile']):>7} {_number(row['triplet_accuracy']):>11} "
                 f"{_number(row['screen_top1']):>7} {_number(row['mrr']):>7} "
                 f"{_number(row.get('jaccard_previous')):>15} {_number(row.get('jaccard_base')):>15} "
-                f"{row.get('start') or '-':>5}  "
+                f"{row.get('start') or '-':>8}  "
                 f"{row.get('gate') or ''}"
             )
         lines.append("")
