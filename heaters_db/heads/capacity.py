@@ -18,7 +18,7 @@ near their PCA start as well was measured and dropped (below).
 
 Warm start. When a head already serves the mode (same base width, and the configured shape if
 one is fixed), one more candidate starts from a copy of the live head instead of from the PCA,
-whatever the size of the validation fold. Heads trained from scratch on each round's events vary
+whatever the size of the validation fold (two, free and held, when the fold shapes the heads). Heads trained from scratch on each round's events vary
 from run to run by more than a round of new events improves them (in the learning-curve matrix
 a fifth of new heads were worse than the live one by over 0.02 of recall, and the gate cannot
 see differences that small on a few dozen screens). A warm start stays in the live head's

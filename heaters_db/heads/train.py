@@ -65,8 +65,9 @@ class TrainConfig:
     triplet_margin: float = 0.1
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
-    # Pull towards the starting weights (L2-SP, Li et al. 2018): the PCA projection for a fresh
-    # head, the live head for a warm start. heads/capacity.py lets the validation fold choose it.
+    # Pull towards the starting weights (L2-SP, Li et al. 2018): the live head for a warm start
+    # (the PCA projection for a fresh one). heads/capacity.py offers warm starts with and
+    # without it, and the validation fold chooses.
     start_decay: float = 0.0
     batch_size: int = 64
     max_epochs: int = 200
