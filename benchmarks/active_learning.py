@@ -29,7 +29,12 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.learning_common import database_versions, machine, write_section  # noqa: E402
+from benchmarks.learning_common import (  # noqa: E402
+    database_versions,
+    machine,
+    set_settings,
+    write_section,
+)
 from heaters_db import migrations  # noqa: E402
 from heaters_db.db import connect  # noqa: E402
 from heaters_db.localdb import LocalCluster  # noqa: E402
@@ -137,21 +142,14 @@ def latency(server: Server, clips: int, calls: int) -> list[tuple[str, float, fl
                 anchors,
             )
 
-            def ambiguity(value: int) -> None:
-                """anchor_ambiguity: 0 = least-asked picks (the default), 1 = by ambiguity."""
-                conn.execute(
-                    "UPDATE heaters_db_settings SET value = %s WHERE name = 'anchor_ambiguity'",
-                    (str(value),),
-                )
-
             ask(15)
             timed("next_anchors(n=1), no head, 60 events: least-asked of a pool of 32", next_one)
-            ambiguity(1)
+            set_settings(conn, anchor_ambiguity=1)  # the ranking by ambiguity
             timed("next_anchors(n=1), no head, 60 events: margins over a pool of 32", next_one)
             projection = rng.standard_normal((dim, 256)).astype(np.float32) / np.sqrt(dim)
             insert_active_head(conn, "trick", variant_id, clip_ids, vectors @ projection)
             timed("next_anchors(n=1), head active: margins + head/base kNN, pool of 32", next_one)
-            ambiguity(0)
+            set_settings(conn, anchor_ambiguity=0)  # least-asked picks, the default
             timed("next_anchors(n=1), head active: least-asked of a pool of 32", next_one)
             timed(
                 "sorting_candidates(n=8), head active",

@@ -377,19 +377,24 @@ def _initial_objective(
     return objective
 
 
+def _is_weight_matrix(name: str) -> bool:
+    """The parameters both decays act on: weight matrices, not biases or the none threshold."""
+    return name.endswith("weight")
+
+
 def _start_weights(objective: _Objective) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The head's weight matrices and a copy of their starting values, for start_decay."""
+    """The weight matrices and a copy of their starting values, for start_decay."""
     return [
         (param, param.detach().clone())
-        for name, param in objective.head.named_parameters()
-        if name.endswith("weight")
+        for name, param in objective.named_parameters()
+        if _is_weight_matrix(name)
     ]
 
 
 def _optimizer(objective: _Objective, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW with weight decay on the weight matrices only (not biases or the threshold)."""
-    decay = [p for n, p in objective.named_parameters() if n.endswith("weight")]
-    no_decay = [p for n, p in objective.named_parameters() if not n.endswith("weight")]
+    decay = [p for n, p in objective.named_parameters() if _is_weight_matrix(n)]
+    no_decay = [p for n, p in objective.named_parameters() if not _is_weight_matrix(n)]
     return torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": config.weight_decay},
