@@ -306,6 +306,50 @@ def test_catch_ups_are_deduplicated_among_queued_jobs_only(conn: psycopg.Connect
     assert later(False) is None  # the full one is still queued
 
 
+def test_a_queued_catch_up_waits_for_the_statement_that_joined_it(
+    db_url: str, conn: psycopg.Connection
+) -> None:
+    """A bulk statement that finds a catch-up already queued relies on that job for its rows:
+    the job must not start (and read the embeddings) before those rows commit, or they would be
+    left unprojected with no job pending."""
+    head_id = insert_head(conn, random_head(26), 1, "candidate")
+    conn.execute("SELECT activate_head(%s)", (head_id,))
+    first = conn.execute("SELECT project_head_later(%s, 'earlier rows', true)", (head_id,))
+    queued_id = first.fetchone()[0]
+    worker = Queue(conn, "worker-a", 60)
+    with connect(db_url) as bulk:
+        bulk.execute("SET LOCAL heaters_db.project_embeddings = 'queued'")
+        rows = add_clips_with_embeddings(bulk, 4)
+        (pending,) = job_rows(bulk)  # joined the queued job, queued none of its own
+        assert pending["id"] == queued_id
+        assert worker.claim(["reproject"], 1) == []  # held until the bulk statement commits
+    (job,) = worker.claim(["reproject"], 1)
+    assert job.id == queued_id
+    with connect(db_url, autocommit=True) as other:
+        assert catch_up_head(lambda: connect(db_url, autocommit=True), head_id)["caught_up"] == 4
+        for clip_id, base in rows.items():
+            assert_fresh(other, head_id, clip_id, base)
+
+
+def test_a_catch_up_claimed_before_the_join_gets_a_successor(
+    db_url: str, conn: psycopg.Connection
+) -> None:
+    """The other order: the queued catch-up is claimed first (it may read the embeddings before
+    a later statement commits), so that statement queues a job of its own behind it."""
+    head_id = insert_head(conn, random_head(27), 1, "candidate")
+    conn.execute("SELECT activate_head(%s)", (head_id,))
+    first = conn.execute("SELECT project_head_later(%s, 'earlier rows', true)", (head_id,))
+    running_id = first.fetchone()[0]
+    (claimed,) = Queue(conn, "worker-a", 60).claim(["reproject"], 1)
+    assert claimed.id == running_id
+    with connect(db_url) as bulk:
+        bulk.execute("SET LOCAL heaters_db.project_embeddings = 'queued'")
+        add_clips_with_embeddings(bulk, 2)
+    statuses = {row["id"]: row["status"] for row in job_rows(conn)}
+    assert statuses.pop(running_id) == "running"
+    assert list(statuses.values()) == ["queued"]
+
+
 # ---- window projections on a rollback ------------------------------------------------------
 def add_windows(
     conn: psycopg.Connection, variant_id: int, clip_ids, count: int, first_start: float
