@@ -25,6 +25,7 @@ from psycopg.rows import dict_row
 from heaters_db.daemon import Daemon
 from heaters_db.db import connect
 from heaters_db.heads.module import ProjectionHead
+from heaters_db.heads.train import TrainConfig
 from heaters_db.learning import jobs, store
 from heaters_db.learning.reproject import project_batch, reproject_head
 from heaters_db.settings import Settings
@@ -480,6 +481,13 @@ def test_train_job_without_events_is_skipped(conn: psycopg.Connection, db_url: s
     assert job["id"] == job_id and job["status"] == "skipped", job
     assert job["result"]["reason"] == "no spot_similarity sorting events yet"
     assert job["result"]["trained_through_event_id"] == 0
+
+
+def test_a_new_database_trains_with_the_library_defaults(conn: psycopg.Connection) -> None:
+    """What train_head() does without a config is what a new database's settings ask for."""
+    config, defaults = jobs.train_config(conn), TrainConfig()
+    assert config.max_epochs == defaults.max_epochs
+    assert config.implicit_negative_weight == defaults.implicit_negative_weight
 
 
 # ---- the command line -------------------------------------------------------------------------
