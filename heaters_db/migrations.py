@@ -5,6 +5,8 @@ install end with the same catalog. `check` says what a migrate would do, and doe
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 from alembic import command
@@ -22,6 +24,11 @@ from heaters_db.resources import alembic_dir, alembic_ini_path
 log = logging.getLogger(__name__)
 
 VERSION_TABLE = "heaters_db_alembic_version"
+# One migrate at a time per database (a session advisory lock; the key is scoped to the
+# database): two daemons' init steps running `heaters-db migrate` together on an empty database
+# both created the version table, and all but one failed with "relation already exists"; two
+# re-applying the re-runnable objects race on CREATE OR REPLACE ("tuple concurrently updated").
+MIGRATE_LOCK = "heaters_db.migrate"
 # The last revision of each release: a downgrade to it re-applies that release's objects.
 RELEASE_OF_REVISION = {"0011": "0.1.0"}
 
@@ -43,8 +50,32 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+@contextmanager
+def exclusive(url: str) -> Iterator[None]:
+    """Hold the database's migrate lock (waiting, and saying so, while another holds it)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (MIGRATE_LOCK,)).fetchone()
+        if not (row and row[0]):
+            log.warning(
+                "another heaters-db migrate is running on this database; waiting for it",
+                extra={"action": "migrate_wait"},
+            )
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (MIGRATE_LOCK,))
+        try:
+            yield
+        finally:
+            # Closing the session would release it too; unlocking says so in the server log.
+            if not conn.closed:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (MIGRATE_LOCK,))
+
+
 def upgrade(url: str, revision: str = "head") -> list[Change]:
     """Alembic up to `revision`; at head, then every re-runnable object. Returns what they changed."""
+    with exclusive(url):
+        return _upgrade(url, revision)
+
+
+def _upgrade(url: str, revision: str) -> list[Change]:
     log.info("migrating up to %s", revision, extra={"action": "migrate"})
     try:
         command.upgrade(alembic_config(url), revision)
@@ -77,7 +108,13 @@ def check(url: str) -> tuple[list[str], list[Change]]:
     """(revisions not applied yet, objects that differ from their files): what migrate would do.
 
     The comparison applies the files inside a transaction and rolls it back, so what is reported
-    is exactly what Postgres would change, and nothing is changed."""
+    is exactly what Postgres would change, and nothing is changed. It waits for a running
+    migrate, whose half-applied objects it would otherwise report (or collide with)."""
+    with exclusive(url):
+        return _check(url)
+
+
+def _check(url: str) -> tuple[list[str], list[Change]]:
     current = current_revision(url)
     script = ScriptDirectory.from_config(alembic_config(url))
     pending = [r.revision for r in script.iterate_revisions("heads", current or "base")]
@@ -87,6 +124,11 @@ def check(url: str) -> tuple[list[str], list[Change]]:
 
 
 def downgrade(url: str, revision: str) -> None:
+    with exclusive(url):
+        _downgrade(url, revision)
+
+
+def _downgrade(url: str, revision: str) -> None:
     log.info("migrating down to %s", revision, extra={"action": "migrate"})
     try:
         command.downgrade(alembic_config(url), revision)
@@ -130,12 +172,17 @@ def head_revision() -> str:
 
 def migrate(url: str, revision: str = "head") -> list[Change]:
     """`heaters-db migrate [REVISION]`: up to head (default) or a revision; `base` removes heaters-db."""
+    with exclusive(url):  # the current revision read below stays true until the move
+        return _migrate(url, revision)
+
+
+def _migrate(url: str, revision: str) -> list[Change]:
     if revision == "head":
-        return upgrade(url, "head")
+        return _upgrade(url, "head")
     current = current_revision(url)
     script = ScriptDirectory.from_config(alembic_config(url))
     if revision == "base":
-        downgrade(url, "base")
+        _downgrade(url, "base")
         return []
     try:
         target = script.get_revision(revision)
@@ -147,6 +194,6 @@ def migrate(url: str, revision: str = "head") -> list[Change]:
         {r.revision for r in script.iterate_revisions(current, "base")} if current else set()
     )
     if revision in ancestors and revision != current:
-        downgrade(url, revision)
+        _downgrade(url, revision)
         return []
-    return upgrade(url, revision)
+    return _upgrade(url, revision)

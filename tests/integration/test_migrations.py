@@ -15,6 +15,7 @@ import pytest
 
 from heaters_db import migrations
 from heaters_db.errors import MigrationError
+from tests.integration.conftest import wait_until
 from tests.support.heaters_schema import (
     constraint_definition,
     create_heaters_schema,
@@ -77,6 +78,16 @@ def cli(*args: str, url: str, home: Path) -> subprocess.CompletedProcess:
     script = Path(sys.executable).with_name("heaters-db")
     return subprocess.run(
         [str(script), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def start_cli(*args: str, url: str, home: Path) -> subprocess.Popen:
+    """`heaters-db ARGS` started in the background, as cli() runs it."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env |= {"HEATERS_DATABASE_URL": url, "HEATERS_HOME": str(home)}
+    script = Path(sys.executable).with_name("heaters-db")
+    return subprocess.Popen(
+        [str(script), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -339,3 +350,39 @@ def test_0021_moves_head_max_epochs_only_from_the_old_default(
         assert conn.execute(read).fetchone() == (after,)
         migrations.migrate(db_url, "0020")
         assert conn.execute(read).fetchone() == (before,)
+
+
+def test_a_migrate_waits_for_the_one_running(empty_db_url: str, tmp_path: Path) -> None:
+    """While another migrate holds the database's migrate lock, `heaters-db migrate` waits,
+    says so and changes nothing; then it migrates."""
+    with psycopg.connect(empty_db_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtext(%s))", (migrations.MIGRATE_LOCK,))
+        waiting = start_cli("migrate", url=empty_db_url, home=tmp_path)
+        wait_until(
+            lambda: holder.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event = 'advisory'"
+            ).fetchone(),
+            60,
+            what="the second migrate to wait for the lock",
+        )
+        assert waiting.poll() is None
+        assert migrations.current_revision(empty_db_url) is None
+    _, stderr = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, stderr
+    assert "another heaters-db migrate is running on this database" in stderr
+    assert migrations.current_revision(empty_db_url) == migrations.head_revision()
+
+
+def test_migrates_started_together_on_an_empty_database_all_succeed(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    """Several daemons' init steps running `heaters-db migrate` at once (without the lock, all
+    but one failed: the version table already existed)."""
+    started = [start_cli("migrate", url=empty_db_url, home=tmp_path) for _ in range(3)]
+    for process in started:
+        _, stderr = process.communicate(timeout=180)
+        assert process.returncode == 0, stderr
+    assert migrations.current_revision(empty_db_url) == migrations.head_revision()
+    pending, drift = migrations.check(empty_db_url)
+    assert (pending, drift) == ([], [])
