@@ -4,7 +4,7 @@ measured (the issue's fallback when no policy halves the screens), on runs made 
 import numpy as np
 import pytest
 
-from benchmarks.learning_curves_report import mean_with_interval, policy_comparison
+from benchmarks.learning_curves_report import mean_with_interval, policy_comparison, target
 
 
 def _run(generator: str, seed: int, policy: str, served: list[float]) -> dict:
@@ -49,3 +49,9 @@ def test_the_interval_holds_the_mean_and_repeats():
     assert low < mean < high
     assert mean == pytest.approx(np.mean(differences))
     assert mean_with_interval(differences) == (mean, low, high)
+
+
+@pytest.mark.parametrize(("base", "expected"), [(0.2, 0.45), (0.5, 0.75), (0.76, 0.88), (1.0, 1.0)])
+def test_the_target_is_a_gain_the_library_can_still_make(base, expected):
+    """base + 0.25, or half the way to 1 when that is nearer: never a recall above 1."""
+    assert target(base) == pytest.approx(expected)
