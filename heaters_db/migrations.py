@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 
 VERSION_TABLE = "heaters_db_alembic_version"
 # One migrate at a time per database (a session advisory lock; the key is scoped to the
-# database): two daemons' init steps running `heaters-db migrate` together on an empty database
-# both created the version table, and all but one failed with "relation already exists"; two
-# re-applying the re-runnable objects race on CREATE OR REPLACE ("tuple concurrently updated").
+# database). Three `heaters-db migrate` started together on an empty database (several daemons'
+# start-up steps) were measured without it: all but one failed, on "relation
+# heaters_db_alembic_version already exists" or half-way, "expected to match one row when
+# updating '0006' to '0007'". Behind a connection pooler in transaction mode a session lock does
+# not hold: run migrate on a direct connection.
 MIGRATE_LOCK = "heaters_db.migrate"
 # The last revision of each release: a downgrade to it re-applies that release's objects.
 RELEASE_OF_REVISION = {"0011": "0.1.0"}
