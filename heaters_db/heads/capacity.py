@@ -68,6 +68,13 @@ well gave 1 drop and 6 truly worse, but -0.026 [-0.042, -0.012] after 100 screen
 round's 5-screen fold the held fresh head won and learned less. Offering the held candidates
 only from MIN_VALIDATION_SCREENS validation screens left the first 100 screens unchanged and 3
 of the 4 drops in place (23 runs).
+
+FRESH_OVER_WARM_Z 3 instead of 2 was measured on the held-out check (learning_curves.py
+--held-out, 36 runs), where one of its two drops was a fresh head 2.02 standard errors ahead of
+the warm start: that drop went, another came (a warm start kept where a fresh head had been
+chosen, wide_1024 seed 5 at 150 screens, 0.06 of recall), and served recall was level (paired
+over the whole curve -0.000 [-0.002, +0.001]). Either start can drift by more than the gate's
+screens resolve; the threshold only moves which one does.
 """
 
 from __future__ import annotations
