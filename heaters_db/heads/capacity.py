@@ -70,7 +70,7 @@ only from MIN_VALIDATION_SCREENS validation screens left the first 100 screens u
 of the 4 drops in place (23 runs).
 
 FRESH_OVER_WARM_Z 3 instead of 2 was measured on the held-out check (learning_curves.py
---held-out, 36 runs), where one of its two drops was a fresh head 2.02 standard errors ahead of
+--held-out, its first 36 runs), where one of its two drops was a fresh head 2.02 standard errors ahead of
 the warm start: that drop went, another came (a warm start kept where a fresh head had been
 chosen, wide_1024 seed 5 at 150 screens, 0.06 of recall), and served recall was level (paired
 over the whole curve -0.000 [-0.002, +0.001]). Either start can drift by more than the gate's
