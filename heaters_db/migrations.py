@@ -4,9 +4,12 @@ install end with the same catalog. `check` says what a migrate would do, and doe
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import psycopg
 from alembic import command
@@ -31,6 +34,9 @@ VERSION_TABLE = "heaters_db_alembic_version"
 # updating '0006' to '0007'". Behind a connection pooler in transaction mode a session lock does
 # not hold: run migrate on a direct connection.
 MIGRATE_LOCK = "heaters_db.migrate"
+_held_locks: ContextVar[frozenset[str]] = ContextVar("migrate_locks_held", default=frozenset())
+P = ParamSpec("P")
+R = TypeVar("R")
 # The last revision of each release: a downgrade to it re-applies that release's objects.
 RELEASE_OF_REVISION = {"0011": "0.1.0"}
 
@@ -54,30 +60,47 @@ def alembic_config(url: str) -> Config:
 
 @contextmanager
 def exclusive(url: str) -> Iterator[None]:
-    """Hold the database's migrate lock (waiting, and saying so, while another holds it)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (MIGRATE_LOCK,)).fetchone()
-        if not (row and row[0]):
-            log.warning(
-                "another heaters-db migrate is running on this database; waiting for it",
-                extra={"action": "migrate_wait"},
-            )
-            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (MIGRATE_LOCK,))
-        try:
-            yield
-        finally:
-            # Closing the session would release it too; unlocking says so in the server log.
-            if not conn.closed:
-                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (MIGRATE_LOCK,))
+    """Hold the database's migrate lock (waiting, and saying so, while another holds it).
+    Re-entrant within this process: migrate() holds it around the upgrade() it calls."""
+    held = _held_locks.get()
+    if url in held:
+        yield
+        return
+    token = _held_locks.set(held | {url})
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            lock = "SELECT pg_try_advisory_lock(hashtext(%s))"
+            row = conn.execute(lock, (MIGRATE_LOCK,)).fetchone()
+            if not (row and row[0]):
+                log.warning(
+                    "another heaters-db migrate is running on this database; waiting for it",
+                    extra={"action": "migrate_wait"},
+                )
+                conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (MIGRATE_LOCK,))
+            try:
+                yield
+            finally:
+                # Closing the session would release it too; unlocking says so in the server log.
+                if not conn.closed:
+                    conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (MIGRATE_LOCK,))
+    finally:
+        _held_locks.reset(token)
 
 
+def one_at_a_time(function: Callable[Concatenate[str, P], R]) -> Callable[Concatenate[str, P], R]:
+    """Run a schema operation on `url` (its first argument) under the database's migrate lock."""
+
+    @functools.wraps(function)
+    def locked(url: str, *args: P.args, **kwargs: P.kwargs) -> R:
+        with exclusive(url):
+            return function(url, *args, **kwargs)
+
+    return locked
+
+
+@one_at_a_time
 def upgrade(url: str, revision: str = "head") -> list[Change]:
     """Alembic up to `revision`; at head, then every re-runnable object. Returns what they changed."""
-    with exclusive(url):
-        return _upgrade(url, revision)
-
-
-def _upgrade(url: str, revision: str) -> list[Change]:
     log.info("migrating up to %s", revision, extra={"action": "migrate"})
     try:
         command.upgrade(alembic_config(url), revision)
@@ -106,17 +129,13 @@ def apply_rerunnable(url: str, layer: rerunnable.Layer | None = None, dry_run: b
     return changes
 
 
+@one_at_a_time
 def check(url: str) -> tuple[list[str], list[Change]]:
     """(revisions not applied yet, objects that differ from their files): what migrate would do.
 
     The comparison applies the files inside a transaction and rolls it back, so what is reported
     is exactly what Postgres would change, and nothing is changed. It waits for a running
     migrate, whose half-applied objects it would otherwise report (or collide with)."""
-    with exclusive(url):
-        return _check(url)
-
-
-def _check(url: str) -> tuple[list[str], list[Change]]:
     current = current_revision(url)
     script = ScriptDirectory.from_config(alembic_config(url))
     pending = [r.revision for r in script.iterate_revisions("heads", current or "base")]
@@ -125,12 +144,8 @@ def _check(url: str) -> tuple[list[str], list[Change]]:
     return [], apply_rerunnable(url, dry_run=True)
 
 
+@one_at_a_time
 def downgrade(url: str, revision: str) -> None:
-    with exclusive(url):
-        _downgrade(url, revision)
-
-
-def _downgrade(url: str, revision: str) -> None:
     log.info("migrating down to %s", revision, extra={"action": "migrate"})
     try:
         command.downgrade(alembic_config(url), revision)
@@ -172,19 +187,15 @@ def head_revision() -> str:
     return head
 
 
+@one_at_a_time  # the current revision read below stays true until the move
 def migrate(url: str, revision: str = "head") -> list[Change]:
     """`heaters-db migrate [REVISION]`: up to head (default) or a revision; `base` removes heaters-db."""
-    with exclusive(url):  # the current revision read below stays true until the move
-        return _migrate(url, revision)
-
-
-def _migrate(url: str, revision: str) -> list[Change]:
     if revision == "head":
-        return _upgrade(url, "head")
+        return upgrade(url, "head")
     current = current_revision(url)
     script = ScriptDirectory.from_config(alembic_config(url))
     if revision == "base":
-        _downgrade(url, "base")
+        downgrade(url, "base")
         return []
     try:
         target = script.get_revision(revision)
@@ -196,6 +207,6 @@ def _migrate(url: str, revision: str) -> list[Change]:
         {r.revision for r in script.iterate_revisions(current, "base")} if current else set()
     )
     if revision in ancestors and revision != current:
-        _downgrade(url, revision)
+        downgrade(url, revision)
         return []
-    return _upgrade(url, revision)
+    return upgrade(url, revision)

@@ -18,8 +18,9 @@ near their PCA start as well was measured and dropped (below).
 
 Warm start. When a head already serves the mode (same base width, and the configured shape if
 one is fixed), one more candidate starts from a copy of the live head instead of from the PCA,
-whatever the size of the validation fold (two, free and held, when the fold shapes the heads). Heads trained from scratch on each round's events vary
-from run to run by more than a round of new events improves them (in the learning-curve matrix
+whatever the size of the validation fold (two, free and held, when the fold shapes the heads).
+Heads trained from scratch on each round's events vary from run to run by more than a round of
+new events improves them (in the learning-curve matrix
 a fifth of new heads were worse than the live one by over 0.02 of recall, and the gate cannot
 see differences that small on a few dozen screens). A warm start stays in the live head's
 solution and differs from it by what the new events taught. With train.MIN_VALIDATION_SCREENS
@@ -70,8 +71,8 @@ only from MIN_VALIDATION_SCREENS validation screens left the first 100 screens u
 of the 4 drops in place (23 runs).
 
 FRESH_OVER_WARM_Z 3 instead of 2 was measured on the held-out check (learning_curves.py
---held-out, its first 36 runs), where one of its two drops was a fresh head 2.02 standard errors ahead of
-the warm start: that drop went, another came (a warm start kept where a fresh head had been
+--held-out, its first 36 runs), where one of its two drops was a fresh head 2.02 standard
+errors ahead of the warm start: that drop went, another came (a warm start kept where a fresh head had been
 chosen, wide_1024 seed 5 at 150 screens, 0.06 of recall), and served recall was level (paired
 over the whole curve -0.000 [-0.002, +0.001]). Either start can drift by more than the gate's
 screens resolve; the threshold only moves which one does.

@@ -421,6 +421,7 @@ def _train_epoch(
     towards the start by learning_rate x start_decay of the distance (decoupled, like AdamW's
     decay towards zero), at most all of it: a larger pull would overshoot the start."""
     objective.train()
+    pull = min(1.0, config.learning_rate * config.start_decay)
     order = rng.permutation(len(train_batch))
     running = 0.0
     for start in range(0, len(order), config.batch_size):
@@ -436,7 +437,6 @@ def _train_epoch(
         loss.backward()
         optimizer.step()
         if start_weights:
-            pull = min(1.0, config.learning_rate * config.start_decay)
             with torch.no_grad():
                 for param, initial in start_weights:
                     param.sub_(pull * (param - initial))

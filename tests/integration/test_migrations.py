@@ -71,23 +71,24 @@ VIDEO_STRATEGIES = ("video_full_clip", "video_centered_64", "video_trick_window"
 HEATERS_DB_TRIGGERS = {"clips_enqueue_embed_jobs_on_insert", "clips_enqueue_embed_jobs_on_update"}
 
 
-def cli(*args: str, url: str, home: Path) -> subprocess.CompletedProcess:
-    """`heaters-db ARGS` in a subprocess, pointed at `url` through HEATERS_DATABASE_URL."""
+def cli_invocation(args: tuple[str, ...], url: str, home: Path) -> tuple[list[str], dict]:
+    """The argv and environment of `heaters-db ARGS` pointed at `url` (HEATERS_DATABASE_URL)."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env |= {"HEATERS_DATABASE_URL": url, "HEATERS_HOME": str(home), "HEATERS_LOG_LEVEL": "WARNING"}
-    script = Path(sys.executable).with_name("heaters-db")
-    return subprocess.run(
-        [str(script), *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return [str(Path(sys.executable).with_name("heaters-db")), *args], env
+
+
+def cli(*args: str, url: str, home: Path) -> subprocess.CompletedProcess:
+    """`heaters-db ARGS` in a subprocess."""
+    argv, env = cli_invocation(args, url, home)
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
 
 
 def start_cli(*args: str, url: str, home: Path) -> subprocess.Popen:
     """`heaters-db ARGS` started in the background, as cli() runs it."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env |= {"HEATERS_DATABASE_URL": url, "HEATERS_HOME": str(home)}
-    script = Path(sys.executable).with_name("heaters-db")
+    argv, env = cli_invocation(args, url, home)
     return subprocess.Popen(
-        [str(script), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
