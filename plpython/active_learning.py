@@ -83,13 +83,17 @@ def _plan(plpy, SD, sql, types):
 
 
 def _vectors(plpy, SD, space, clip_ids):
-    """(clip ids, unit rows) of the given clips that have a vector in the space."""
+    """(clip ids, unit rows) of the given clips that have a vector in the space, leaving out
+    vectors that are all zeros: they have no cosine distance to anything, so sorting_candidates
+    refuses them as anchors, and an anchor nobody can answer stays least asked for good."""
     if not clip_ids:
         return [], np.zeros((0, space.dim), dtype=np.float32)
     sql = f"SELECT s.clip_id, vector_send(s.embedding) AS v FROM {space.source('s')} AND s.clip_id = ANY($1)"
     rows = plpy.execute(_plan(plpy, SD, sql, ["integer[]"]), [list(clip_ids)])
-    ids = [r["clip_id"] for r in rows]
-    return ids, normalize_rows(decode_vectors([r["v"] for r in rows], space.dim))
+    vectors = decode_vectors([r["v"] for r in rows], space.dim)
+    directed = np.flatnonzero(np.any(vectors != 0, axis=1))
+    ids = [rows[int(i)]["clip_id"] for i in directed]
+    return ids, normalize_rows(vectors[directed])
 
 
 def _sample(plpy, SD, space, size):
@@ -97,16 +101,16 @@ def _sample(plpy, SD, space, size):
     rows, projection, projected rows). Cached per session while the sampled ids stay the same:
     reading and projecting 2,000 wide vectors costs more than the rest of a call."""
     sql = f"SELECT s.clip_id FROM {space.source('s')} ORDER BY hashint4(s.clip_id), s.clip_id LIMIT $1"
-    ids = sorted(r["clip_id"] for r in plpy.execute(_plan(plpy, SD, sql, ["integer"]), [size]))
+    sampled = sorted(r["clip_id"] for r in plpy.execute(_plan(plpy, SD, sql, ["integer"]), [size]))
     key = "heaters_db:active_learning:sample"
     cached = SD.get(key)
-    if cached is not None and cached[0] == space.key() and cached[1] == ids:
+    if cached is not None and cached[0] == (space.key(), sampled):
         return cached[1:]
-    found, rows = _vectors(plpy, SD, space, ids)
+    found, rows = _vectors(plpy, SD, space, sampled)  # without all-zero vectors
     order = np.argsort(found, kind="stable")
     ids, rows = [found[i] for i in order], rows[order]
     projection = random_projection(space.dim)
-    SD[key] = (space.key(), ids, rows, projection, project_rows(rows, projection))
+    SD[key] = ((space.key(), sampled), ids, rows, projection, project_rows(rows, projection))
     return SD[key][1:]
 
 
@@ -343,9 +347,12 @@ def next_anchors_body(plpy, SD, mode, n):
     pool_ids = _random_clips(
         plpy, SD, space, recent | set(random_ids) | history.held_out, pool_size
     )
+    directed, random_vectors = _vectors(plpy, SD, space, random_ids)
+    directed = set(directed)
+    random_ids = [clip_id for clip_id in random_ids if clip_id in directed]
     taken = recent | set(random_ids)
     # Evaluation picks count as used: they cover their cluster and block near-duplicates.
-    avoid = np.concatenate([recent_vectors, _vectors(plpy, SD, space, random_ids)[1]])
+    avoid = np.concatenate([recent_vectors, random_vectors])
 
     picked = []
     if informative and cold:

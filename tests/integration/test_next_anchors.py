@@ -198,6 +198,33 @@ def test_no_two_anchors_are_near_duplicates(conn):
     assert len(pairs) == len(rows) == 30
 
 
+@pytest.mark.parametrize(
+    "share, cold_start_events",
+    [(1, 0), (0, 1000), (0, 0)],
+    ids=["evaluation", "cold_start_medoid", "least_asked"],
+)
+def test_a_clip_whose_vector_is_all_zeros_is_never_an_anchor(conn, share, cold_start_events):
+    # A zero vector has no cosine distance to anything: sorting_candidates and similar_clips
+    # refuse it as a query, so an anchor made of it would be a screen nobody can answer. And
+    # since nobody answers it, least_asked would offer it again and again.
+    vectors = np.random.default_rng(22).normal(size=(8, 16)).astype(np.float32)
+    vectors[3] = 0.0
+    _, clip_ids = planted_library(conn, vectors)
+    for name, value in (
+        ("anchor_random_share", share),
+        ("anchor_cold_start_events", cold_start_events),
+        ("anchor_pool_size", 1000),
+        ("near_duplicate_distance", 0),
+    ):
+        set_setting(conn, name, value)
+    picked = [r for s in (0.1, 0.2, 0.3, 0.4) for r in anchors(conn, n=8, seed=s)]
+    assert picked
+    assert clip_ids[3] not in {clip for clip, _, _ in picked}
+    assert len({clip for clip, _, _ in picked}) == 7  # every other clip is still offered
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="all zeros"):
+        conn.execute("SELECT * FROM sorting_candidates(%s, 'trick')", (clip_ids[3],)).fetchall()
+
+
 def ambiguous_library(dim=16, count=150, seed=9):
     """Random clips, plus three whose two nearest neighbours are exactly equally close (a top-1 /
     top-2 margin of zero): those are the most ambiguous anchors."""
