@@ -11,8 +11,9 @@ from typing import Any
 
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg.rows import Row
 
-from heaters_db.errors import DatabaseUnavailable
+from heaters_db.errors import DatabaseUnavailable, HeatersError
 from heaters_db.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,15 @@ def connect(
         if not autocommit:
             conn.rollback()
     return conn
+
+
+def one_row(cursor: psycopg.Cursor[Row], statement: str) -> Row:
+    """The row of a statement that always returns one (an aggregate, INSERT ... RETURNING, a
+    function call): a clear error naming ``statement``, not a TypeError on None, if it did not."""
+    row = cursor.fetchone()
+    if row is None:
+        raise HeatersError(f"{statement}: expected one row, the database returned none")
+    return row
 
 
 def redact(url: str) -> str:

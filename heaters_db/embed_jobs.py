@@ -24,11 +24,13 @@ import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import psycopg
 
 from heaters_db import moments  # HOOK issue 12: window variants (moments)
+from heaters_db.db import one_row
 from heaters_db.embed_targets import EmbedTarget
 from heaters_db.embedding.embedder import ClipVideo, Decoded, EmbedResult, decode_stage, model_stage
 from heaters_db.embedding.model import Encoder, load_encoder
@@ -263,18 +265,23 @@ class EmbedPipeline:
         try:
             if moments.is_window(target):  # HOOK issue 12: the moment index (plain build)
                 with conn.transaction():
-                    row = conn.execute(
-                        moments.ensure_index_query(target), {"variant_id": target.variant_id}
-                    ).fetchone()
-                    name = row[0]
+                    name = one_row(
+                        conn.execute(
+                            moments.ensure_index_query(target), {"variant_id": target.variant_id}
+                        ),
+                        "ensure_moment_index",
+                    )[0]
             elif conn.autocommit:  # the daemon: CONCURRENTLY, heaters' inserts never wait
                 name = build_concurrently(conn, "variant", target.variant_id)["index"]
             else:
                 with conn.transaction():
-                    row = conn.execute(
-                        query(QUERIES, "ensure_variant_index"), {"variant_id": target.variant_id}
-                    ).fetchone()
-                    name = row[0]
+                    name = one_row(
+                        conn.execute(
+                            query(QUERIES, "ensure_variant_index"),
+                            {"variant_id": target.variant_id},
+                        ),
+                        "ensure_variant_index",
+                    )[0]
         except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable) as error:
             log.debug("index created by another worker: %s", error)
         except psycopg.DatabaseError as error:
@@ -296,7 +303,7 @@ class EmbedPipeline:
         self._indexed.add(target.variant_id)
 
 
-def _clip_video(target: EmbedTarget, path: str) -> ClipVideo:
+def _clip_video(target: EmbedTarget, path: str | Path) -> ClipVideo:
     return ClipVideo(
         clip_id=target.clip_id,
         path=path,

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from heaters_db.db import one_row
 from heaters_db.embedding.embedder import ClipVideo, Decoded, EmbedResult
 from heaters_db.embedding.model import Encoder
 from heaters_db.embedding.sampling import NoTrickMetadata
@@ -236,7 +237,8 @@ def project_windows(conn: psycopg.Connection, head_id: int) -> dict[str, Any]:
     """The head's window projections (all of them, replaced) and their HNSW index."""
     started = time.perf_counter()
     with conn.transaction():
-        (rows,) = conn.execute(
-            query(QUERIES, "project_moment_embeddings"), {"head_id": head_id}
-        ).fetchone()
+        (rows,) = one_row(
+            conn.execute(query(QUERIES, "project_moment_embeddings"), {"head_id": head_id}),
+            "project_moment_embeddings",
+        )
     return {"moment_rows": rows, "seconds_moments": round(time.perf_counter() - started, 3)}

@@ -127,7 +127,7 @@ def compare(
         defined = ~np.isnan(a) & ~np.isnan(b)
         result: dict[str, Any] = {
             "events": int(defined.sum()),
-            "anchors": int(len(np.unique(new.anchors[defined]))),
+            "anchors": int(len(np.unique(np.asarray(new.anchors)[defined]))),
             "new": None,
             "baseline": None,
             "difference": None,
@@ -145,7 +145,7 @@ def compare(
                         n_boot,
                         alpha,
                         np.random.default_rng(seed + offset),
-                        new.anchors[defined],
+                        np.asarray(new.anchors)[defined],
                     )
                 ),
             )
@@ -306,7 +306,7 @@ def gate(
         ),
         "judged_on": judged_on,
         "judged_events": int(keep.sum()),
-        "evaluation_events": int(np.sum(new.evaluation)),
+        "evaluation_events": int(np.sum(np.asarray(new.evaluation))),
         "events": len(new_per_event.event_ids),
         "n_boot": n_boot,
         "alpha": alpha,

@@ -18,6 +18,7 @@ import numpy as np
 import psycopg
 from psycopg.rows import dict_row
 
+from heaters_db.db import one_row
 from heaters_db.errors import HeatersError
 from heaters_db.heads.train import TrainingData
 from heaters_db.queries import query
@@ -97,10 +98,11 @@ class LoadedEvents:
         }
 
 
-def _one(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+def _one(conn: psycopg.Connection, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The one row of query ``name`` (an aggregate or a function call)."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query(QUERIES, name), params)
-        return cur.fetchone()
+        return one_row(cur, name)
 
 
 def stored_mode(conn: psycopg.Connection, mode: str) -> str:

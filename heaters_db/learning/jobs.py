@@ -30,6 +30,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from heaters_db import devices
+from heaters_db.db import one_row
 from heaters_db.errors import HeatersError
 from heaters_db.heads.capacity import train_selected
 from heaters_db.heads.evaluation import (
@@ -83,7 +84,7 @@ def resolve_device(device: str | None) -> str:
 def _setting(conn: psycopg.Connection, name: str) -> str:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query(QUERIES, "setting"), {"name": name})
-        return cur.fetchone()["value"]
+        return one_row(cur, "setting")["value"]
 
 
 def train_config(

@@ -36,6 +36,7 @@ import torch
 from psycopg.rows import dict_row
 
 from heaters_db import moments
+from heaters_db.db import one_row
 from heaters_db.heads.module import ProjectionHead
 from heaters_db.index_build import build_concurrently
 from heaters_db.learning import store
@@ -150,7 +151,7 @@ def build_index(
                 query(QUERIES, "raise_maintenance_work_mem"), {"value": maintenance_work_mem}
             )
         cur.execute(query(QUERIES, "ensure_head_index"), {"head_id": head_id})
-        name = cur.fetchone()[0]
+        name = one_row(cur, "ensure_head_index")[0]
     return {"index": name, "seconds_index": round(time.perf_counter() - started, 3)}
 
 
@@ -210,7 +211,7 @@ def catch_up_head(
         if row is None or not row["active"]:
             return {"head_id": head_id, "caught_up": 0, "reason": "the head is not active"}
         cur.execute(query(QUERIES, "refresh_head_projections"), {"head_id": head_id})
-        rows = cur.fetchone()["rows"]
+        rows = one_row(cur, "refresh_head_projections")["rows"]
     log.info(
         "caught up projected rows",
         extra={"action": "reproject_catch_up", "head_id": head_id, "rows": rows},

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from heaters_db.db import one_row
 from heaters_db.errors import HeatersError
 from heaters_db.heads.module import ProjectionHead
 from heaters_db.heads.serialization import (
@@ -133,7 +134,7 @@ def insert_head(
                 "status": status,
             },
         )
-        head_id = cur.fetchone()["id"]
+        head_id = one_row(cur, "insert_head")["id"]
     record = get_head(conn, head_id, with_weights=True)
     log.info(
         "stored projection head",
@@ -181,7 +182,7 @@ def list_heads(conn: psycopg.Connection, mode: str | None = None) -> list[HeadRe
 def active_head(conn: psycopg.Connection, mode: str) -> HeadRecord | None:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query(QUERIES, "active_head"), {"mode": mode})
-        head_id = cur.fetchone()["head_id"]
+        head_id = one_row(cur, "active_head")["head_id"]
     return None if head_id is None else get_head(conn, head_id)
 
 
@@ -192,7 +193,7 @@ def _call(
         with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             hold(conn, fence)
             cur.execute(query(QUERIES, name), params)
-            return cur.fetchone()["result"]
+            return one_row(cur, name)["result"]
     except psycopg.errors.ObjectNotInPrerequisiteState as exc:
         raise HeadStateError(exc.diag.message_primary or str(exc)) from exc
     except psycopg.errors.NoDataFound as exc:
@@ -257,14 +258,14 @@ def prune_retired_heads(
     for head in heads:
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query("indexes.sql", "head_index_definition"), {"id": head["id"]})
-            index = cur.fetchone()["index_name"]
+            index = one_row(cur, "head_index_definition")["index_name"]
             cur.execute(
                 sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(index))
             )
             with conn.transaction():
                 cur.execute(query(QUERIES, "lock_head_mode"), {"head_id": head["id"]})
                 cur.execute(query(QUERIES, "prune_head_rows"), {"head_id": head["id"]})
-                outcome = cur.fetchone()
+                outcome = one_row(cur, "prune_head_rows")
         if outcome["retired"]:
             pruned.append({**head, "rows": outcome["rows"], "index": index})
             log.info(

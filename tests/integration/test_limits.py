@@ -1,11 +1,14 @@
 """Limits with clear messages: candidates per event, refusal messages that name a few ids and
-the count, zero/NaN query vectors, deleting clips that sorting events name."""
+the count, zero/NaN query vectors, deleting clips that sorting events name, a single-row read
+that came back empty."""
 
 from __future__ import annotations
 
 import psycopg
 import pytest
 
+from heaters_db.db import one_row
+from heaters_db.errors import HeatersError
 from tests.integration.test_security import library  # noqa: F401  (fixture)
 from tests.integration.test_sorting_events import insert_event
 
@@ -109,3 +112,11 @@ def test_deleting_clips_that_events_name_is_refused_unless_asked_for(
     # The setting was local to that transaction: the guard is back.
     with pytest.raises(psycopg.errors.ForeignKeyViolation, match=r"reference clips \{2\}"):
         conn.execute("DELETE FROM clips WHERE id = 2")
+
+
+def test_a_statement_that_must_return_a_row_and_did_not_is_named(conn: psycopg.Connection):
+    # one_row() guards the daemon's single-row reads (an aggregate, INSERT ... RETURNING): if
+    # one ever comes back empty, the operator reads which statement, not a TypeError on None.
+    assert one_row(conn.execute("SELECT 41 + 1"), "answer") == (42,)
+    with pytest.raises(HeatersError, match=r"^active_head: expected one row"):
+        one_row(conn.execute("SELECT 1 WHERE false"), "active_head")
