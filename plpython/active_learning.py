@@ -199,7 +199,8 @@ def _mode_spaces(plpy, SD, mode):
 class History:
     """What the mode's events say about anchors: how many events, the anchors of the latest
     (least recently used first), the anchors' fixed splits (sorting_anchor_splits) and how many
-    judged evaluation screens the gate has (held out, with a selection)."""
+    judged evaluation screens the gate has (held out, with a selection or a clip marked wrong:
+    what the gate counts)."""
 
     def __init__(self, plpy, SD, mode, reuse_after_events):
         self.events = _query(
@@ -237,8 +238,8 @@ class History:
             SD,
             "SELECT count(*) AS judged FROM clip_sorting_events e JOIN sorting_anchor_splits s "
             "ON s.sorting_mode = e.sorting_mode AND s.anchor_clip_id = e.anchor_clip_id "
-            "WHERE e.sorting_mode = $1 AND e.anchor_reason = 'evaluation' "
-            "AND e.selected_clip_id IS NOT NULL AND s.split = 'holdout'",
+            "WHERE e.sorting_mode = $1 AND e.anchor_reason = 'evaluation' AND s.split = 'holdout' "
+            "AND (e.selected_clip_id IS NOT NULL OR coalesce(cardinality(e.rejected_clip_ids), 0) > 0)",
             ["text"],
             [mode],
         )[0]["judged"]

@@ -78,10 +78,12 @@ def random_slots(n, share, rng, deficit=0):
 
 
 def evaluation_deficit(judged, minimum=GATE_MIN_EVENTS):
-    """How many more judged evaluation screens (holdout, with a selection) the gate needs before
-    it can let any head serve. next_anchors front-loads them: until a mode has `minimum`, every
-    pick is an evaluation pick. The draws stay uniform anchors with candidates no space chose, so
-    only their timing changes, not what they measure; the stopping rule counts screens with a
-    selection, which no space under test influences. Without it, 15 % of 50 screens leaves the
-    gate ~7 judged screens and the first round can never serve (benchmarks/README.md)."""
+    """How many more judged evaluation screens (holdout, with a selection or a clip marked wrong,
+    as the gate counts them) the gate needs before it can let any head serve. next_anchors
+    front-loads them: until a mode has `minimum`, every pick is an evaluation pick. The draws stay
+    uniform anchors with candidates no space chose, so only their timing changes, not what they
+    measure; the stopping rule counts answers, which no space under test influences. Without it,
+    15 % of 50 screens leaves the gate ~7 judged screens and the first round can never serve
+    (benchmarks/README.md). Counting only selections kept a sorter who answers "none similar"
+    and marks clips wrong on evaluation screens forever, though the gate could judge them."""
     return max(0, int(minimum) - int(judged))

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from heaters_db.errors import ConfigurationError
 from heaters_db.heads.metrics import (
+    SPLITS,
     Screen,
     Triplets,
     evaluate_events,
@@ -279,7 +280,12 @@ def train_head(
     train_batch = _pack_screens(train_screens, config)
     validation_batch = _pack_screens(validation_screens, config)
     if len(train_batch) == 0:
-        raise TrainingDataError("no usable training screens (each needs shown candidates)")
+        held = {split: sum(s.split == split for s in data.screens) for split in SPLITS}
+        raise TrainingDataError(
+            f"no usable training screens: {held['train']} in the train split (each needs shown "
+            f"candidates{'' if config.learn_none else ' and a selection'}), "
+            f"{held['validation']} validation and {held['holdout']} held out for the gate"
+        )
     triplets = data.triplets.select("train") if data.triplets is not None else None
     if not (config.triplet_weight > 0 and triplets is not None and len(triplets) > 0):
         triplets = None  # the screen loss alone

@@ -43,14 +43,17 @@ BEGIN
     END IF;
     anchor_vector := clip_base_embedding(anchor, variant.id);
     FOR candidate IN
-        -- Ids first, distances of the few drawn only (not of every row of the library).
+        -- Ids first, distances of the few drawn only (not of every row of the library), kept
+        -- in draw order: the join back to embeddings returns them in table order, and taking
+        -- the first n of that drew the oldest clips of the library nearly every time.
         SELECT e.clip_id, (e.embedding <=> anchor_vector)::double precision AS distance
-        FROM (SELECT d.clip_id FROM embeddings d
+        FROM (SELECT d.clip_id, random() AS draw FROM embeddings d
               WHERE d.model_name = variant.model_name
                 AND d.generation_strategy = variant.generation_strategy AND d.clip_id <> anchor
-              ORDER BY random() LIMIT 4 * n) drawn
+              ORDER BY draw LIMIT 4 * n) drawn
         JOIN embeddings e ON e.clip_id = drawn.clip_id AND e.model_name = variant.model_name
                          AND e.generation_strategy = variant.generation_strategy
+        ORDER BY drawn.draw
     LOOP
         EXIT WHEN cardinality(picked_ids) >= n;
         CONTINUE WHEN candidate.clip_id = ANY (picked_ids) OR candidate.distance < duplicate;

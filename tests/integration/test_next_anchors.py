@@ -73,14 +73,23 @@ def test_cold_start_moves_on_to_clusters_nobody_was_asked_about(conn):
     assert fifth not in first + then
 
 
-def ask_evaluation(conn, anchor: int, others: list[int], selected: bool = True) -> None:
-    """One evaluation screen about `anchor` (two uniform candidates; the first picked, or none)."""
+def ask_evaluation(
+    conn, anchor: int, others: list[int], selected: bool = True, rejected: bool = False
+) -> None:
+    """One evaluation screen about `anchor` (two uniform candidates; the first picked, or none;
+    the second marked clearly wrong if `rejected`)."""
     shown = [c for c in others if c != anchor][:2]
     conn.execute(
-        "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, candidate_clip_ids, "
-        "sorting_mode, anchor_reason, candidate_sources) VALUES (%s, %s, %s, 'trick_similarity', "
-        "'evaluation', %s)",
-        (anchor, shown[0] if selected else None, shown, ["evaluation_random"] * len(shown)),
+        "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, rejected_clip_ids, "
+        "candidate_clip_ids, sorting_mode, anchor_reason, candidate_sources) "
+        "VALUES (%s, %s, %s, %s, 'trick_similarity', 'evaluation', %s)",
+        (
+            anchor,
+            shown[0] if selected else None,
+            shown[1:] if rejected else [],
+            shown,
+            ["evaluation_random"] * len(shown),
+        ),
     )
 
 
@@ -96,8 +105,10 @@ def test_evaluation_screens_come_first_until_the_gate_can_judge(conn):
     # Nor do screens of other reasons.
     for anchor in clip_ids[20:30]:
         ask(conn, anchor, clip_ids[50:])
-    for anchor in clip_ids[30 : 30 + minimum - 1]:
+    # A "none similar" with a clip marked clearly wrong is judged, as the gate counts it.
+    for anchor in clip_ids[30 : 30 + minimum - 2]:
         ask_evaluation(conn, anchor, clip_ids[50:])
+    ask_evaluation(conn, clip_ids[30 + minimum - 2], clip_ids[50:], selected=False, rejected=True)
     # One judged screen short: only the first pick must be an evaluation pick.
     set_setting(conn, "anchor_random_share", 1e-9)
     assert [r[2] for r in anchors(conn, n=3)] == [

@@ -300,8 +300,18 @@ def test_unusable_data_is_refused_clearly():
         TrainingData(vectors, {}, [Screen(1, 0, (1, 5), 1)])
     with pytest.raises(TrainingDataError, match="split"):
         TrainingData(vectors, {}, [Screen(1, 0, (1,), 1, (), "test")])
-    with pytest.raises(TrainingDataError, match="no usable training screens"):
-        train_head(TrainingData(vectors, {}, [Screen(1, 0, (1,), 1, (), "holdout")]))
+    # Every event held out (a sorter who only ever got evaluation screens): the message says so.
+    with pytest.raises(
+        TrainingDataError,
+        match=r"no usable training screens: 0 in the train split .* 0 validation and 2 held out",
+    ):
+        train_head(
+            TrainingData(
+                vectors,
+                {},
+                [Screen(1, 0, (1,), 1, (), "holdout"), Screen(2, 1, (2,), None, (), "holdout")],
+            )
+        )
     with pytest.raises(TrainingDataError, match="non-empty"):
         TrainingData(np.zeros((0, 4)), {}, [])
     bad = Triplets(np.array([1]), np.array([0]), np.array([1]), np.array([7]), np.array([1.0]))
