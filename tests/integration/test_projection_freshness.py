@@ -9,7 +9,9 @@ import threading
 
 import numpy as np
 import psycopg
+import pytest
 
+from heaters_db import migrations
 from heaters_db.db import connect
 from heaters_db.learning.reproject import base_checksums
 from tests.integration.conftest import wait_until
@@ -124,6 +126,51 @@ def test_reembedding_during_activation_and_while_retired_leaves_no_stale_row(
     for clip_id, base in bases.items():
         assert_fresh(conn, head_id, clip_id, base)
     assert first in bases
+
+
+def test_a_deleted_or_moved_embedding_takes_its_projections_with_it(
+    conn: psycopg.Connection,
+) -> None:
+    # Projections are derived rows: once a clip has no base vector of a head's variant, serving
+    # its old projection would answer similar_clips from a vector that no longer exists.
+    bases = add_clips_with_embeddings(conn, 6)
+    gone, moved, kept, *_ = list(bases)
+    active = insert_head(conn, random_head(5), 1, "candidate")
+    conn.execute("SELECT activate_head(%s)", (active,))
+    retired = insert_head(conn, random_head(6), 2, "candidate")
+    conn.execute("SELECT refresh_head_projections(%s)", (retired,))
+
+    def heads_projecting(clip_id: int) -> set[int]:
+        rows = conn.execute(
+            "SELECT projection_head_id FROM projected_embeddings WHERE clip_id = %s", (clip_id,)
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    assert heads_projecting(gone) == heads_projecting(moved) == {active, retired}
+    conn.execute("DELETE FROM embeddings WHERE clip_id = %s", (gone,))
+    # Moved to another variant: no longer a base vector of these heads' variant either.
+    conn.execute("UPDATE embeddings SET model_name = 'another/model' WHERE clip_id = %s", (moved,))
+    assert heads_projecting(gone) == heads_projecting(moved) == set()
+    assert heads_projecting(kept) == {active, retired}
+    assert_fresh(conn, active, kept, bases[kept])
+    with pytest.raises(psycopg.errors.NoDataFound, match=f"clip {gone} has no"):
+        conn.execute("SELECT * FROM similar_clips(%s, 'spot')", (gone,))
+
+
+def test_the_upgrade_removes_projections_an_earlier_version_left_behind(db_url: str) -> None:
+    with connect(db_url, autocommit=True) as conn:
+        bases = add_clips_with_embeddings(conn, 3)
+        gone, kept, _ = list(bases)
+        head_id = insert_head(conn, random_head(7), 1, "candidate")
+        conn.execute("SELECT activate_head(%s)", (head_id,))
+    migrations.downgrade(db_url, "0021")  # no trigger: the projection outlives its embedding
+    with connect(db_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM embeddings WHERE clip_id = %s", (gone,))
+        left = "SELECT clip_id FROM projected_embeddings WHERE projection_head_id = %s"
+        assert gone in {row[0] for row in conn.execute(left, (head_id,)).fetchall()}
+        migrations.upgrade(db_url)
+        assert {row[0] for row in conn.execute(left, (head_id,)).fetchall()} == set(bases) - {gone}
+        assert kept in bases
 
 
 def test_a_broken_active_head_never_fails_an_embedding_insert(conn: psycopg.Connection) -> None:
