@@ -9,7 +9,8 @@
 -- in a library of many tricks more of these screens end as "none similar". Never the anchor,
 -- never a near-duplicate of it (near_duplicate_distance), positions 1..n in draw order (random).
 -- distance = cosine distance to the anchor in the base space. Fewer than n rows only when the
--- library is that small. ('evaluation_base' stays a valid event source for clients that mix in
+-- library is that small. Never two near-duplicates of each other on one screen either, nor a clip
+-- whose vector is all zeros. ('evaluation_base' stays a valid event source for clients that mix in
 -- base-space neighbours themselves.)
 CREATE OR REPLACE FUNCTION evaluation_candidates(anchor integer, mode text DEFAULT 'trick', n integer DEFAULT 8)
 RETURNS TABLE (clip_id integer, "position" integer, source text, distance double precision)
@@ -24,6 +25,7 @@ DECLARE
     anchor_vector vector;
     duplicate double precision := heaters_setting('near_duplicate_distance')::double precision;
     picked_ids integer[] := '{}';
+    picked_vectors vector[] := '{}';
     picked_sources text[] := '{}';
     picked_distances double precision[] := '{}';
     candidate record;
@@ -42,11 +44,15 @@ BEGIN
         variant := default_variant();
     END IF;
     anchor_vector := clip_base_embedding(anchor, variant.id);
+    IF vector_norm(anchor_vector) = 0 THEN  -- as sorting_candidates and similar_clips refuse it
+        RAISE EXCEPTION 'clip %''s embedding is all zeros: it has no cosine distance to anything', anchor
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     FOR candidate IN
         -- Ids first, distances of the few drawn only (not of every row of the library), kept
         -- in draw order: the join back to embeddings returns them in table order, and taking
         -- the first n of that drew the oldest clips of the library nearly every time.
-        SELECT e.clip_id, (e.embedding <=> anchor_vector)::double precision AS distance
+        SELECT e.clip_id, e.embedding, (e.embedding <=> anchor_vector)::double precision AS distance
         FROM (SELECT d.clip_id, random() AS draw FROM embeddings d
               WHERE d.model_name = variant.model_name
                 AND d.generation_strategy = variant.generation_strategy AND d.clip_id <> anchor
@@ -56,8 +62,12 @@ BEGIN
         ORDER BY drawn.draw
     LOOP
         EXIT WHEN cardinality(picked_ids) >= n;
-        CONTINUE WHEN candidate.clip_id = ANY (picked_ids) OR candidate.distance < duplicate;
+        -- NaN: an all-zero vector, at no distance from anything.
+        CONTINUE WHEN candidate.clip_id = ANY (picked_ids) OR candidate.distance < duplicate
+            OR candidate.distance = 'NaN'
+            OR EXISTS (SELECT 1 FROM unnest(picked_vectors) v WHERE (v <=> candidate.embedding) < duplicate);
         picked_ids := picked_ids || candidate.clip_id;
+        picked_vectors := picked_vectors || candidate.embedding;
         picked_sources := picked_sources || 'evaluation_random'::text;
         picked_distances := picked_distances || candidate.distance;
     END LOOP;

@@ -195,3 +195,32 @@ def test_evaluation_candidates_are_uniform_draws_that_no_head_chose(conn, librar
     assert all(0.25 < share < 0.42 for share in thirds / len(drawn)), thirds
     with pytest.raises(psycopg.errors.NoDataFound, match="unknown clip 999999"):
         conn.execute("SELECT * FROM evaluation_candidates(999999)")
+
+
+def test_a_crowd_of_copies_around_the_anchor_does_not_empty_the_screen(conn):
+    # 60 exact copies of the anchor's vector: the nearest 30 clips are all near-duplicates of the
+    # anchor (never shown), so the screen must come from beyond them, not end up empty.
+    rng = np.random.default_rng(4)
+    vectors = rng.normal(size=(200, 16)).astype(np.float32)
+    vectors[:60] = vectors[0]
+    _, clip_ids = planted_library(conn, vectors)
+    for n in (1, 4, 8):
+        rows = candidates(conn, clip_ids[5], n=n)
+        assert len(rows) == n, (n, rows)
+        assert not {r[0] for r in rows} & set(clip_ids[:60])
+    # Evaluation screens draw uniformly, but never two copies of one clip on a screen either.
+    shown = [r[0] for s in range(10) for r in evaluation(conn, clip_ids[100], seed=s / 20)]
+    per_screen = [shown[i : i + 8] for i in range(0, len(shown), 8)]
+    assert all(len(set(screen) & set(clip_ids[:60])) <= 1 for screen in per_screen)
+
+
+def test_an_all_zero_vector_is_refused_as_anchor_and_never_drawn(conn):
+    vectors = np.random.default_rng(5).normal(size=(12, 16)).astype(np.float32)
+    vectors[3] = 0.0
+    _, clip_ids = planted_library(conn, vectors)
+    for function in ("sorting_candidates", "evaluation_candidates"):
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="all zeros"):
+            conn.execute(f"SELECT * FROM {function}(%s)", (clip_ids[3],)).fetchall()
+    drawn = [row for s in range(10) for row in evaluation(conn, clip_ids[0], n=11, seed=s / 20)]
+    assert {row[0] for row in drawn} == set(clip_ids) - {clip_ids[0], clip_ids[3]}
+    assert all(np.isfinite(row[3]) for row in drawn)
