@@ -75,7 +75,8 @@ def daemon(
     Failures are retried with exponential backoff and dead-lettered after job_max_attempts
     (SQL setting, default 5); `heaters-db jobs` shows errors with tracebacks. A clip without
     trick metadata under video_trick_window ends as skipped, not failed. The daemon
-    reconnects by itself when PostgreSQL restarts.
+    reconnects by itself when PostgreSQL restarts. A --device the host does not have fails at
+    start (exit 1), before any job is claimed.
 
     \b
     Stop it with SIGTERM (docker stop) or Ctrl-C: it writes the batch whose vectors are
@@ -90,10 +91,14 @@ def daemon(
     """
     from heaters_db.daemon import Daemon  # torch: imported only when the daemon runs
     from heaters_db.embed_jobs import hide_model_loading_bars
+    from heaters_db.embedding.model import resolve_device
 
     hide_model_loading_bars()
 
     settings = get_settings()
+    # A device this host does not have fails here, before any job is claimed (ModelLoadError:
+    # one line, exit 1), not as an attempt of every job it would take.
+    resolve_device(device or settings.device)
     url = database_url(settings)
     worker = Daemon(
         settings,

@@ -55,7 +55,12 @@ def resolve_model_path(name_or_path: str, model_dir: str | Path | None = None) -
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """heaters_db.devices.resolve_device, refusing a CUDA device torch cannot see."""
-    resolved = devices.resolve_device(device)
+    try:
+        resolved = devices.resolve_device(device)
+    except RuntimeError as error:  # torch's own "Expected one of cpu, cuda, ... device type"
+        raise ModelLoadError(
+            f"unknown device {str(device)!r}: {str(error).splitlines()[0]}"
+        ) from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError(f"device {device!r} requested but CUDA is not available")
     return resolved

@@ -451,3 +451,12 @@ def test_a_training_job_does_not_hold_prefetched_embed_leases(
     assert running == 0 and queued > 0, seen  # the prefetched batch went back to the queue
     assert any("prefetched embed job" in r.getMessage() for r in caplog.records)
     assert all(r["attempts"] == 1 for r in job_rows(conn) if r["kind"] == "embed")
+
+
+def test_a_device_the_host_does_not_have_fails_before_any_job_is_claimed(env: DaemonDb) -> None:
+    (clip,) = insert_clips(env.conn, [env.media.good("untouched.mp4")])
+    before = [r for r in jobs_by_id(env.conn).values() if r["clip_id"] == clip]
+    daemon = env.start(env.url, "--once", "--device", "cuda:7")
+    assert daemon.process.wait(DAEMON_START_TIMEOUT) == 1
+    assert "error: device 'cuda:7' requested but CUDA is not available" in daemon.log()
+    assert [r for r in jobs_by_id(env.conn).values() if r["clip_id"] == clip] == before
