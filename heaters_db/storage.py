@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -42,6 +43,27 @@ class ClipFileMissing(PermanentJobError):
 
 class ClipPathRefused(ClipFileMissing):
     """The clip's key would leave its directory: `..` parts, or a symlink out of the media root."""
+
+
+class ClipNotAFile(PermanentJobError):
+    """Something is at the clip's path, but not a video file: a directory, a FIFO or device, a
+    symlink loop, a path that cannot be opened (permanent, like a missing file)."""
+
+
+def _is_local_file(path: Path, shown: str) -> bool:
+    """True for a regular file at `path` (symlinks followed), False when nothing is there;
+    ClipNotAFile when something else is (named by `shown`, the clip_filepath as stored)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:  # also a dangling symlink
+        return False
+    except OSError as error:  # a symlink loop (ELOOP), a name too long, a parent not readable
+        raise ClipNotAFile(f"{shown}: cannot be opened ({error.strerror or error})") from None
+    if stat.S_ISREG(mode):
+        return True
+    if stat.S_ISDIR(mode):
+        raise ClipNotAFile(f"{shown}: is a directory, not a video file")
+    raise ClipNotAFile(f"{shown}: is not a regular file (a FIFO, socket or device)")
 
 
 @dataclass(frozen=True)
@@ -138,7 +160,8 @@ def locate_clip(clip_filepath: str | None, settings: Settings) -> Path | StoredO
     """Where a clip's video is, by the rules in the module docstring, fetching nothing.
 
     Raises ClipPathRefused for a key that leaves the media root, ClipFileMissing when nothing
-    matches (naming the path and the settings to set).
+    matches (naming the path and the settings to set), ClipNotAFile when what is there is not a
+    file (a directory, a FIFO, a symlink loop).
     """
     if not clip_filepath:
         raise ClipFileMissing("clip has no clip_filepath")
@@ -147,7 +170,7 @@ def locate_clip(clip_filepath: str | None, settings: Settings) -> Path | StoredO
 
     path = Path(clip_filepath)
     if path.is_absolute():
-        if not path.is_file():
+        if not _is_local_file(path, clip_filepath):
             raise ClipFileMissing(f"{path}: video file does not exist")
         return path
 
@@ -157,12 +180,16 @@ def locate_clip(clip_filepath: str | None, settings: Settings) -> Path | StoredO
     if settings.media_root is not None:
         root = Path(settings.media_root)
         local = root / key
+        try:
+            resolved = local.resolve()
+        except (RuntimeError, OSError) as error:  # Python 3.11 raises RuntimeError on a loop
+            raise ClipNotAFile(f"{clip_filepath}: cannot be opened ({error})") from None
         # The safe rule: a symlink under the media root may not lead out of it.
-        if not local.resolve().is_relative_to(root.resolve()):
+        if not resolved.is_relative_to(root.resolve()):
             raise ClipPathRefused(
                 f"{clip_filepath}: resolves outside HEATERS_MEDIA_ROOT ({root.resolve()})"
             )
-        if local.is_file():
+        if _is_local_file(local, clip_filepath):
             return local
     if settings.s3_bucket:
         return StoredObject(settings.s3_bucket, key)

@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
+import os
+
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from heaters_db.errors import HeatersError
+from heaters_db.errors import HeatersError, PermanentJobError
 from heaters_db.settings import Settings
-from heaters_db.storage import ClipFileMissing, ObjectStoreError, resolve_clip_path
+from heaters_db.storage import (
+    ClipFileMissing,
+    ClipNotAFile,
+    ObjectStoreError,
+    resolve_clip_path,
+)
 
 BUCKET = "heaters-media"
 
@@ -126,3 +133,31 @@ def test_unreachable_object_store_is_an_object_store_error(tmp_path, aws_env):
     settings = settings_for(tmp_path, s3_endpoint_url="http://127.0.0.1:9")
     with pytest.raises(ObjectStoreError, match="unreachable"):
         resolve_clip_path(f"s3://{BUCKET}/clips/a.mp4", settings)
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "symlink loop"])
+def test_a_path_that_exists_but_is_no_file_says_what_it_is(tmp_path, kind):
+    # Not "not found, set HEATERS_MEDIA_ROOT" (the wrong setting to send an operator to) and not
+    # a RuntimeError traceback retried five times: a permanent error naming what is there.
+    root = tmp_path / "media"
+    (root / "clips").mkdir(parents=True)
+    target = root / "clips" / "x.mp4"
+    if kind == "directory":
+        target.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.symlink_to("x.mp4")
+    expected = {
+        "directory": "is a directory, not a video file",
+        "fifo": "is not a regular file",
+        "symlink loop": "cannot be opened",
+    }[kind]
+    settings = settings_for(tmp_path, media_root=root)
+    for shown in ("clips/x.mp4", str(target)):
+        with pytest.raises(ClipNotAFile, match=expected) as caught:
+            resolve_clip_path(shown, settings)
+        assert isinstance(caught.value, PermanentJobError)
+        assert str(caught.value).startswith(shown)
+    with pytest.raises(ClipNotAFile, match="is a directory"):
+        resolve_clip_path(str(root / "clips") + "/", settings)  # a trailing slash
