@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,25 @@ class VideoDecodeError(HeatersError):
 class UnusableVideo(VideoDecodeError, PermanentJobError):
     """The file can never be decoded as it stands (empty, not a media container, no video
     stream): its embed job is dead at once instead of retried."""
+
+
+SETTLING_SECONDS = 300.0
+"""A file modified this recently may still be being written (an upload, a copy, an MP4 muxer
+that writes its index last): empty or not yet a readable container, it is retried with backoff
+rather than dead at once, since the job would not be queued again when the file completes."""
+
+
+def _unusable(path: Path, message: str) -> VideoDecodeError:
+    """UnusableVideo (permanent), or a retryable VideoDecodeError while the file is settling."""
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return UnusableVideo(message)
+    if age < SETTLING_SECONDS:
+        return VideoDecodeError(
+            f"{message}; modified {max(age, 0):.0f} s ago, maybe still being written: retried"
+        )
+    return UnusableVideo(message)
 
 
 @dataclass(frozen=True)
@@ -80,7 +100,7 @@ def _check_file(path: Path) -> None:
     if not path.is_file():
         raise UnusableVideo(f"{path}: not a regular file")
     if path.stat().st_size == 0:
-        raise UnusableVideo(f"{path}: file is empty (0 bytes)")
+        raise _unusable(path, f"{path}: file is empty (0 bytes)")
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -96,7 +116,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     try:
         container = av.open(str(path))
     except av.FFmpegError as error:
-        raise UnusableVideo(f"{path}: not a readable video container ({error})") from error
+        raise _unusable(path, f"{path}: not a readable video container ({error})") from error
     with container:
         if not container.streams.video:
             kinds = sorted({stream.type for stream in container.streams}) or ["none"]

@@ -13,6 +13,8 @@ Sizes are (width, height), like ffmpeg. Keep videos tiny: tests decode them for 
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -140,23 +142,36 @@ def write_video(
     return path
 
 
-def write_zero_byte(path: str | Path) -> Path:
+SETTLED = 3600.0
+"""How long ago the bad files below were last written, by default: long past the decoder's
+SETTLING_SECONDS, so they are what they will stay (written_ago=0 is an upload in progress)."""
+
+
+def _written_ago(path: Path, seconds: float) -> Path:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def write_zero_byte(path: str | Path, written_ago: float = SETTLED) -> Path:
     """An empty file with a video name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"")
-    return path
+    return _written_ago(path, written_ago)
 
 
-def write_text_file(path: str | Path) -> Path:
+def write_text_file(path: str | Path, written_ago: float = SETTLED) -> Path:
     """A text file named like a video."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("this is not a video\n" * 64)
-    return path
+    return _written_ago(path, written_ago)
 
 
-def write_truncated(path: str | Path, fraction: float = 0.5, faststart: bool = True) -> Path:
+def write_truncated(
+    path: str | Path, fraction: float = 0.5, faststart: bool = True, written_ago: float = SETTLED
+) -> Path:
     """A real MP4 cut at `fraction` of its bytes.
 
     With faststart the index (moov) survives and the cut loses frame data: the harder case,
@@ -168,7 +183,7 @@ def write_truncated(path: str | Path, fraction: float = 0.5, faststart: bool = T
     data = whole.read_bytes()
     whole.unlink()
     path.write_bytes(data[: int(len(data) * fraction)])
-    return path
+    return _written_ago(path, written_ago)
 
 
 def write_audio_only(path: str | Path, seconds: float = 1.0, sample_rate: int = 16000) -> Path:

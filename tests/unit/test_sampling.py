@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from heaters_db.embedding import CENTERED, FULL_CLIP, STRATEGIES, TRICK_WINDOW
-from heaters_db.embedding.decode import VideoDecodeError, _rgb, _timeline, decode_size, probe_video
+from heaters_db.embedding.decode import (
+    SETTLING_SECONDS,
+    UnusableVideo,
+    VideoDecodeError,
+    _rgb,
+    _timeline,
+    decode_size,
+    probe_video,
+)
 from heaters_db.embedding.sampling import (
     NoTrickMetadata,
     UnknownStrategy,
@@ -264,6 +272,30 @@ def test_bad_inputs_raise_a_heaters_error_naming_file_and_cause(tmp_path, kind):
     message = str(caught.value)
     assert str(path) in message
     assert cause in message
+
+
+@pytest.mark.parametrize(
+    "writer",
+    [
+        videos.write_zero_byte,
+        lambda p, written_ago: videos.write_truncated(p, 0.6, False, written_ago),
+    ],
+    ids=["zero_byte", "index_not_written_yet"],
+)
+def test_a_file_still_being_written_is_retried_and_a_settled_one_is_dead(tmp_path, writer):
+    # An upload in progress (ffmpeg's MP4 writes its index last) looks like a broken file. A job
+    # dead at once is never queued again when the upload completes, so a file modified within
+    # SETTLING_SECONDS gets a retryable error; the same bytes settled for an hour are permanent.
+    fresh = writer(tmp_path / "uploading.mp4", written_ago=0)
+    with pytest.raises(VideoDecodeError, match="maybe still being written: retried") as caught:
+        decode_frames(fresh, FULL_CLIP, FRAMES, EDGE)
+    assert not isinstance(caught.value, UnusableVideo)
+    settled = writer(tmp_path / "settled.mp4", written_ago=SETTLING_SECONDS + 60)
+    with pytest.raises(UnusableVideo):
+        decode_frames(settled, FULL_CLIP, FRAMES, EDGE)
+    # The upload completes: the retried job decodes it.
+    videos.write_video(fresh, num_frames=12, size=(64, 48))
+    assert decode_frames(fresh, FULL_CLIP, FRAMES, EDGE).shape[0] == FRAMES
 
 
 def test_missing_file_raises_clip_file_missing(tmp_path):
