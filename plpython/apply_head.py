@@ -33,6 +33,12 @@ TENSOR_NAMES = ("in.weight", "in.bias", "hidden.weight", "hidden.bias", "out.wei
 BATCH_ROWS = 4096
 # How many (head_id, checksum) entries one session keeps parsed in SD.
 CACHED_HEADS = 8
+# SQLSTATEs of apply_head's errors, so clients and the daemon (heaters_db/failures.py) can tell
+# them apart; a bare plpy.error would be XX000, "internal error", for all of them.
+NO_DATA_FOUND = "P0002"  # an unknown head, as for unknown clips
+NOT_READY = "55000"  # object_not_in_prerequisite_state: a head without weights yet
+DATA_CORRUPTED = "XX001"  # weights that fail their checksum or do not parse
+DATA_EXCEPTION = "22000"  # a bad or wrongly sized embedding
 _GELU_SCALE = math.sqrt(2.0 / math.pi)
 _SAFETENSORS_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "BF16": "<u2"}
 
@@ -200,28 +206,36 @@ def cached_head(plpy, SD, head_id):
 
     rows = plpy.execute(plans["checksum"], [head_id], 1)
     if len(rows) == 0:
-        plpy.error(f"apply_head: unknown projection head {head_id}")
+        plpy.error(f"apply_head: unknown projection head {head_id}", sqlstate=NO_DATA_FOUND)
     checksum = rows[0]["weights_checksum"]
     key = (head_id, checksum)
     entry = cache.get(key)
     if entry is None:
         rows = plpy.execute(plans["head"], [head_id], 1)
         if len(rows) == 0:
-            plpy.error(f"apply_head: unknown projection head {head_id}")
+            plpy.error(f"apply_head: unknown projection head {head_id}", sqlstate=NO_DATA_FOUND)
         row = rows[0]
         if row["weights"] is None:
-            plpy.error(f"apply_head: projection head {head_id} has no weights yet")
+            plpy.error(
+                f"apply_head: projection head {head_id} has no weights yet", sqlstate=NOT_READY
+            )
         weights = bytes(row["weights"])
         if row["weights_checksum"] is not None and (
             hashlib.sha256(weights).hexdigest() != row["weights_checksum"]
         ):
-            plpy.error(f"apply_head: projection head {head_id} weights do not match their checksum")
+            plpy.error(
+                f"apply_head: projection head {head_id} weights do not match their checksum",
+                sqlstate=DATA_CORRUPTED,
+            )
         try:
             architecture = load_architecture(row["architecture"])
             tensors = prepare_tensors(parse_safetensors(weights))
             check_head(tensors, architecture)
         except (ValueError, KeyError, TypeError) as exc:
-            plpy.error(f"apply_head: projection head {head_id} is unreadable: {exc}")
+            plpy.error(
+                f"apply_head: projection head {head_id} is unreadable: {exc}",
+                sqlstate=DATA_CORRUPTED,
+            )
         # Forget older versions of this head and, past the bound, the oldest other heads.
         for old in [k for k in cache if k[0] == head_id]:
             del cache[old]
@@ -240,12 +254,13 @@ def plpython_body(plpy, SD, head_id, embedding):
     try:
         vector = parse_vector_text(embedding)
     except ValueError as exc:
-        plpy.error(f"apply_head: bad embedding: {exc}")
+        plpy.error(f"apply_head: bad embedding: {exc}", sqlstate=DATA_EXCEPTION)
     expected = int(architecture["input_dim"])
     if vector.shape[0] != expected:
         plpy.error(
             f"apply_head: projection head {head_id} expects a {expected}-dimensional embedding, "
-            f"got {vector.shape[0]} dimensions"
+            f"got {vector.shape[0]} dimensions",
+            sqlstate=DATA_EXCEPTION,
         )
     return format_vector_text(apply_head(tensors, architecture, vector))
 
@@ -275,5 +290,8 @@ def plpython_batch_body(plpy, SD, head_id, embeddings):
     try:
         matrix = parse_vector_rows(embeddings, expected)
     except ValueError as exc:
-        plpy.error(f"apply_head_batch: projection head {head_id}: bad embeddings: {exc}")
+        plpy.error(
+            f"apply_head_batch: projection head {head_id}: bad embeddings: {exc}",
+            sqlstate=DATA_EXCEPTION,
+        )
     return [format_vector_text(row) for row in apply_head_batch(tensors, architecture, matrix)]

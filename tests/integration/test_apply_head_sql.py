@@ -110,7 +110,9 @@ def test_weights_are_cached_per_session_by_head_and_checksum(
         # ... while a new session, with nothing cached, checks the bytes and refuses them.
         with (
             connect(db_url, autocommit=True) as fresh,
-            pytest.raises(psycopg.Error, match="weights do not match their checksum"),
+            pytest.raises(
+                psycopg.errors.DataCorrupted, match="weights do not match their checksum"
+            ),
         ):
             apply_in_sql(fresh, head_id, x)
         # The checksum changes with the weights: the same session picks the new weights up.
@@ -129,19 +131,32 @@ def test_apply_head_errors(conn: psycopg.Connection) -> None:
         "output_dim) VALUES ('spot_similarity', 2, 1, %s::jsonb, %s, %s)",
         (json.dumps(random_head(6).architecture), INPUT_DIM, OUTPUT_DIM),
     )
+    # Each with its own SQLSTATE (not XX000 "internal error"): clients and the daemon's failure
+    # classes (heaters_db/failures.py: class 22 is permanent) tell them apart.
     cases = [
-        ("SELECT apply_head(9999, '[1,2,3]')", "unknown projection head 9999"),
+        (
+            "SELECT apply_head(9999, '[1,2,3]')",
+            "unknown projection head 9999",
+            psycopg.errors.NoDataFound,
+        ),
         (
             f"SELECT apply_head({head_id}, '[1,2,3]')",
             f"expects a {INPUT_DIM}-dimensional embedding",
+            psycopg.errors.DataException,
         ),
         (
             f"SELECT apply_head({head_id + 1}, '{vector_text(np.ones(INPUT_DIM))}')",
             "has no weights yet",
+            psycopg.errors.ObjectNotInPrerequisiteState,
+        ),
+        (
+            f"SELECT apply_head_batch({head_id}, ARRAY['[1,2,3]'::vector])",
+            "bad embeddings",
+            psycopg.errors.DataException,
         ),
     ]
-    for sql, message in cases:
-        with pytest.raises(psycopg.Error) as error:
+    for sql, message, error_class in cases:
+        with pytest.raises(error_class) as error:
             conn.execute(sql)
         assert message in error.value.diag.message_primary
     assert conn.execute("SELECT apply_head(NULL, '[1,2]')").fetchone() == (None,)
