@@ -141,11 +141,16 @@ def variant_add(
             raise click.BadParameter(
                 "a window variant serves similar_moments, not similar_clips", param_hint="--default"
             )
-        is_new = not _rows_exist(model, strategy)
-        if is_new:
-            frames = frames or DEFAULT_WINDOW_FRAMES
-            window_seconds = window_seconds or DEFAULT_WINDOW_SECONDS
-            stride_seconds = stride_seconds or DEFAULT_STRIDE_SECONDS
+        # The row as it is (re-enabling keeps its shape), else the defaults: the insert half of
+        # the upsert is checked against the window constraint even when the row exists.
+        existing = _existing_variant(model, strategy) or {
+            "num_frames": DEFAULT_WINDOW_FRAMES,
+            "window_seconds": DEFAULT_WINDOW_SECONDS,
+            "window_stride_seconds": DEFAULT_STRIDE_SECONDS,
+        }
+        frames = frames or existing["num_frames"]
+        window_seconds = window_seconds or existing["window_seconds"]
+        stride_seconds = stride_seconds or existing["window_stride_seconds"]
     elif window_seconds is not None or stride_seconds is not None:
         raise click.BadParameter(
             f"only for {WINDOWS}", param_hint="--window-seconds/--stride-seconds"
@@ -218,12 +223,12 @@ def variant_disable(model: str, strategy: str) -> None:
     )
 
 
-def _rows_exist(model_name: str, strategy: str) -> bool:
+def _existing_variant(model_name: str, strategy: str) -> dict | None:
     with connection() as conn:
-        return bool(
-            query_rows(conn, EMBEDDINGS, "variant_by_name", model_name=model_name,
-                  generation_strategy=strategy)
-        )  # fmt: skip
+        rows = query_rows(
+            conn, EMBEDDINGS, "variant_by_name", model_name=model_name, generation_strategy=strategy
+        )
+    return rows[0] if rows else None
 
 
 COMMANDS = (variant,)

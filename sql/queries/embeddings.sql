@@ -94,7 +94,8 @@ FROM embedding_variants v
 ORDER BY v.id;
 
 -- name: variant_by_name
-SELECT id, model_name, generation_strategy, num_frames, dim, is_default, enabled
+SELECT id, model_name, generation_strategy, num_frames, dim, is_default, enabled, window_seconds,
+       window_stride_seconds
 FROM embedding_variants
 WHERE model_name = %(model_name)s AND generation_strategy = %(generation_strategy)s;
 

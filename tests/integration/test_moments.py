@@ -115,6 +115,24 @@ def library(
     return ids
 
 
+def test_a_disabled_window_variant_is_enabled_again_with_its_shape(
+    invoke: Invoke,  # noqa: F811
+    conn: psycopg.Connection,
+    variants: dict[str, int],
+) -> None:
+    # Re-adding without the window options kept failing with a CheckViolation traceback.
+    invoke("variant", "disable", TINY_MODEL_NAME, "video_moment_windows")
+    again = invoke("variant", "add", TINY_MODEL_NAME, "video_moment_windows", "--no-backfill")
+    assert f"variant {variants['windows']} " in again.output and "enabled" in again.output
+    assert "1.5 s windows every 0.5 s" in again.output
+    shape = conn.execute(
+        "SELECT enabled, num_frames, window_seconds, window_stride_seconds "
+        "FROM embedding_variants WHERE id = %s",
+        (variants["windows"],),
+    ).fetchone()
+    assert shape == (True, TINY_FRAMES, WINDOW, STRIDE)
+
+
 def moments(conn: psycopg.Connection, sql: str, params: tuple) -> list[tuple]:
     return conn.execute(sql, params).fetchall()
 
