@@ -48,7 +48,8 @@ def _describe(target: EmbedTarget, result: EmbedResult, embedding_id: int | None
 @click.option(
     "--missing",
     is_flag=True,
-    help="Enqueue an embed job for every clip (with a video) lacking an enabled variant.",
+    help="Enqueue an embed job for every clip (with a video) lacking an enabled variant, "
+    "dead jobs included (a clip that already has the variant's embedding is not redone).",
 )
 @click.option(
     "--clip",
@@ -111,7 +112,8 @@ def _targets(
         raise UnknownClip(f"no clip with id {clip_id}")
     targets = load_targets_for_clip(conn, clip_id, variant_ids)
     if not targets:
-        raise UnknownVariant("no variant to compute: none is enabled (heaters-db variant add ...)")
+        which = "none of those given is enabled" if variant_ids else "none is enabled"
+        raise UnknownVariant(f"no variant to compute: {which} (heaters-db variant add ...)")
     return targets
 
 

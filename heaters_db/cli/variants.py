@@ -39,6 +39,11 @@ def parse_variant_specs(conn: psycopg.Connection, specs: Sequence[str]) -> list[
     ids = []
     for spec in specs:
         if spec.isdigit():
+            if not query_rows(conn, EMBEDDINGS, "variant_by_id", variant_id=int(spec)):
+                raise click.BadParameter(
+                    f"no variant {spec} (heaters-db variant list shows them)",
+                    param_hint="--variant",
+                )
             ids.append(int(spec))
             continue
         model_name, _, strategy = spec.rpartition(":")

@@ -93,6 +93,9 @@ SELECT v.id, v.model_name, v.generation_strategy, v.num_frames, v.dim, v.is_defa
 FROM embedding_variants v
 ORDER BY v.id;
 
+-- name: variant_by_id
+SELECT id FROM embedding_variants WHERE id = %(variant_id)s;
+
 -- name: variant_by_name
 SELECT id, model_name, generation_strategy, num_frames, dim, is_default, enabled, window_seconds,
        window_stride_seconds

@@ -191,6 +191,8 @@ def test_usage_errors_are_clear(invoke: Invoke) -> None:
     )
     odd = invoke("variant", "add", TINY_MODEL_NAME, "video_full_clip", "--frames", "7", expect=2)
     assert "must be even" in odd.output
+    unknown = invoke("embed", "--clip", "1", "--variant", "99999", expect=2)
+    assert "no variant 99999" in unknown.output
 
 
 @pytest.mark.parametrize(
