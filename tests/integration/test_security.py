@@ -106,7 +106,10 @@ def test_sorter_may_sort_and_search_and_nothing_else(sorter_url: str, library: i
         evaluation = sorter.execute(
             "SELECT clip_id, source FROM evaluation_candidates(1, 'trick', 3)"
         ).fetchall()
-        assert sorted(c for c, _ in evaluation) == [2, 3, 4]
+        # Clips 3 and 4 ([1,3,9], [1,4,16]) are near-duplicates (cosine distance 0.004 < 0.01):
+        # one screen shows only one of them.
+        shown = sorted(c for c, _ in evaluation)
+        assert len(shown) == 2 and shown[0] == 2 and shown[1] in (3, 4), shown
         assert {s for _, s in evaluation} <= {"evaluation_base", "evaluation_random"}
         sorter.execute(
             "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, candidate_clip_ids, "
