@@ -145,6 +145,9 @@ def download_s3(url: str, settings: Settings, client: Any | None = None) -> Path
     os.close(handle)
     try:
         client.download_file(bucket, key, partial)
+        modified = head.get("LastModified")
+        if modified is not None:  # the object's age, not the download's: an object is whole
+            os.utime(partial, (modified.timestamp(), modified.timestamp()))  # once it is listed
         os.replace(partial, target)
     except (ClientError, BotoCoreError) as error:
         raise ObjectStoreError(f"{url}: download failed ({error})") from error

@@ -94,6 +94,10 @@ def test_s3_url_downloads_once_and_refreshes_on_change(tmp_path, bucket, s3_endp
     assert local == tmp_path / "cache" / "s3" / BUCKET / "clips" / "a.mp4"
     assert local.read_bytes() == b"first version"
     first_stat = local.stat()
+    # The cached copy carries the object's age (decode.SETTLING_SECONDS reads it), not the
+    # download's: a stored object is complete, unlike a local file still being written.
+    modified = bucket.head_object(Bucket=BUCKET, Key="clips/a.mp4")["LastModified"]
+    assert first_stat.st_mtime == modified.timestamp()  # whole seconds, as S3 reports it
 
     again = resolve_clip_path(f"s3://{BUCKET}/clips/a.mp4", settings)
     assert again == local
