@@ -12,7 +12,7 @@
 -- About anchor_random_share of the picks are evaluation anchors
 -- (reason evaluation): uniform draws among clips nobody trained on, to be shown with
 -- evaluation_candidates; the gate judges on those screens. Until the mode has the gate's minimum of
--- judged evaluation screens (8 held-out ones with a selection), the picks missing are all
+-- judged evaluation screens (8 held-out ones with a selection or a clip marked wrong), the picks missing are all
 -- evaluation picks: below it no head can go live. A share of 0 turns evaluation picks off, this
 -- front-loading included. Informative picks skip anchors held out
 -- for the gate (sorting_anchor_splits). Never two near-duplicates (near_duplicate_distance),
