@@ -198,9 +198,9 @@ def _mode_spaces(plpy, SD, mode):
 
 class History:
     """What the mode's events say about anchors: how many events, the anchors of the latest
-    (least recently used first), the anchors' fixed splits (sorting_anchor_splits) and how many
-    judged evaluation screens the gate has (held out, with a selection or a clip marked wrong:
-    what the gate counts)."""
+    (least recently used first), the anchors' fixed splits (sorting_anchor_splits), and how many
+    held-out evaluation screens the mode has, asked and answered with a selection
+    (evaluation_deficit)."""
 
     def __init__(self, plpy, SD, mode, reuse_after_events):
         self.events = _query(
@@ -233,16 +233,18 @@ class History:
             [mode],
         ):
             (self.held_out if r["split"] == "holdout" else self.trained_on).add(r["anchor_clip_id"])
-        self.judged = _query(
+        evaluation = _query(
             plpy,
             SD,
-            "SELECT count(*) AS judged FROM clip_sorting_events e JOIN sorting_anchor_splits s "
+            "SELECT count(*) AS asked, count(e.selected_clip_id) AS selected "
+            "FROM clip_sorting_events e JOIN sorting_anchor_splits s "
             "ON s.sorting_mode = e.sorting_mode AND s.anchor_clip_id = e.anchor_clip_id "
-            "WHERE e.sorting_mode = $1 AND e.anchor_reason = 'evaluation' AND s.split = 'holdout' "
-            "AND (e.selected_clip_id IS NOT NULL OR coalesce(cardinality(e.rejected_clip_ids), 0) > 0)",
+            "WHERE e.sorting_mode = $1 AND e.anchor_reason = 'evaluation' AND s.split = 'holdout'",
             ["text"],
             [mode],
-        )[0]["judged"]
+        )[0]
+        self.evaluation_asked = evaluation["asked"]
+        self.evaluation_selected = evaluation["selected"]
 
 
 def _cold_start(plpy, SD, space, count, taken, avoid, settings):
@@ -339,7 +341,10 @@ def next_anchors_body(plpy, SD, mode, n):
     cold = history.events < settings["anchor_cold_start_events"]
 
     slots = random_slots(
-        n, settings["anchor_random_share"], rng, evaluation_deficit(history.judged)
+        n,
+        settings["anchor_random_share"],
+        rng,
+        evaluation_deficit(history.evaluation_selected, history.evaluation_asked),
     )
     informative = int(n - slots.sum())
     pool_size = int(settings["anchor_pool_size"]) if not cold and informative else 0

@@ -11,9 +11,11 @@
 -- (head_base_disagreement); measured worse (benchmarks/README.md, "Learning curves").
 -- About anchor_random_share of the picks are evaluation anchors
 -- (reason evaluation): uniform draws among clips nobody trained on, to be shown with
--- evaluation_candidates; the gate judges on those screens. Until the mode has the gate's minimum of
--- judged evaluation screens (8 held-out ones with a selection or a clip marked wrong), the picks missing are all
--- evaluation picks: below it no head can go live. A share of 0 turns evaluation picks off, this
+-- evaluation_candidates; the gate judges on those screens. Until the mode's held-out evaluation
+-- screens have the gate's minimum of 8 answers with a selection, the picks missing are all
+-- evaluation picks (below it no head can go live, and selections are what the gate's power comes
+-- from), but no more once 32 evaluation screens were asked (a library where uniform candidates
+-- seldom hold a match must still train). A share of 0 turns evaluation picks off, this
 -- front-loading included. Informative picks skip anchors held out
 -- for the gate (sorting_anchor_splits). Never two near-duplicates (near_duplicate_distance),
 -- never a clip used as an anchor in the last anchor_reuse_after_events events of the mode, unless

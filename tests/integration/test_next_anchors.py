@@ -3,6 +3,8 @@ skipping used anchors."""
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,16 @@ from tests.support.planted_space import (
     planted_clusters,
     planted_library,
 )
+
+
+def front_load_limit() -> int:
+    """anchor_scores.FRONT_LOAD_LIMIT, read from the module the server runs."""
+    plpython = str(Path(__file__).resolve().parents[2] / "plpython")
+    sys.path.insert(0, plpython)
+    try:
+        return importlib.import_module("anchor_scores").FRONT_LOAD_LIMIT
+    finally:
+        sys.path.remove(plpython)
 
 
 def set_setting(conn: psycopg.Connection, name: str, value) -> None:
@@ -74,7 +86,12 @@ def test_cold_start_moves_on_to_clusters_nobody_was_asked_about(conn):
 
 
 def ask_evaluation(
-    conn, anchor: int, others: list[int], selected: bool = True, rejected: bool = False
+    conn,
+    anchor: int,
+    others: list[int],
+    selected: bool = True,
+    rejected: bool = False,
+    mode: str = "trick_similarity",
 ) -> None:
     """One evaluation screen about `anchor` (two uniform candidates; the first picked, or none;
     the second marked clearly wrong if `rejected`)."""
@@ -82,34 +99,36 @@ def ask_evaluation(
     conn.execute(
         "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, rejected_clip_ids, "
         "candidate_clip_ids, sorting_mode, anchor_reason, candidate_sources) "
-        "VALUES (%s, %s, %s, %s, 'trick_similarity', 'evaluation', %s)",
+        "VALUES (%s, %s, %s, %s, %s, 'evaluation', %s)",
         (
             anchor,
             shown[0] if selected else None,
             shown[1:] if rejected else [],
             shown,
+            mode,
             ["evaluation_random"] * len(shown),
         ),
     )
 
 
-def test_evaluation_screens_come_first_until_the_gate_can_judge(conn):
+def test_evaluation_screens_come_first_until_the_gate_has_selections(conn):
     vectors, _ = planted_clusters(clusters=5, per_cluster=20, dim=16, spread=0.05, seed=5)
     _, clip_ids = planted_library(conn, vectors)
     minimum = MIN_EVENTS
-    # A fresh mode: the gate has no judged evaluation screen, so every pick is one.
+    # A fresh mode: the gate has no evaluation screen, so every pick is one.
     assert {r[2] for r in anchors(conn, n=minimum)} == {"evaluation"}
-    # "None similar" answers give the gate nothing to judge: they do not count.
+    # "None similar" answers do not count, not even with a clip marked clearly wrong: the
+    # gate's power comes from the chosen clips.
     for anchor in clip_ids[:minimum]:
         ask_evaluation(conn, anchor, clip_ids[50:], selected=False)
+        ask_evaluation(conn, anchor, clip_ids[50:], selected=False, rejected=True)
+    assert {r[2] for r in anchors(conn, n=3)} == {"evaluation"}
     # Nor do screens of other reasons.
     for anchor in clip_ids[20:30]:
         ask(conn, anchor, clip_ids[50:])
-    # A "none similar" with a clip marked clearly wrong is judged, as the gate counts it.
-    for anchor in clip_ids[30 : 30 + minimum - 2]:
-        ask_evaluation(conn, anchor, clip_ids[50:])
-    ask_evaluation(conn, clip_ids[30 + minimum - 2], clip_ids[50:], selected=False, rejected=True)
-    # One judged screen short: only the first pick must be an evaluation pick.
+    for anchor in clip_ids[30 : 30 + minimum - 1]:
+        ask_evaluation(conn, anchor, clip_ids[50:], rejected=True)
+    # One selection short: only the first pick must be an evaluation pick.
     set_setting(conn, "anchor_random_share", 1e-9)
     assert [r[2] for r in anchors(conn, n=3)] == [
         "evaluation",
@@ -120,9 +139,31 @@ def test_evaluation_screens_come_first_until_the_gate_can_judge(conn):
     ask_evaluation(conn, clip_ids[30 + minimum - 1], clip_ids[50:])
     assert {r[2] for r in anchors(conn, n=3)} == {"cold_start_medoid"}
     # An operator who turned evaluation screens off (share 0) is never overridden, not even in
-    # a mode without a single judged screen.
+    # a mode without a single evaluation screen.
     set_setting(conn, "anchor_random_share", 0)
     assert {r[2] for r in anchors(conn, mode="spot", n=3)} == {"cold_start_medoid"}
+
+
+def test_front_loading_stops_after_its_limit_of_evaluation_screens(conn):
+    """A sorter who never picks on evaluation screens (or a library whose uniform candidates
+    never hold a match) is not asked evaluation screens for ever: after FRONT_LOAD_LIMIT x the
+    gate's minimum screens asked, the share alone decides."""
+    vectors, _ = planted_clusters(clusters=5, per_cluster=20, dim=16, spread=0.05, seed=5)
+    _, clip_ids = planted_library(conn, vectors)
+    set_setting(conn, "anchor_random_share", 1e-9)
+    limit = front_load_limit() * MIN_EVENTS
+    for anchor in clip_ids[: limit - 1]:
+        ask_evaluation(conn, anchor, clip_ids[60:], selected=False, rejected=True)
+    # One screen left before the limit, though no selection yet: one evaluation pick.
+    assert [r[2] for r in anchors(conn, n=3)] == [
+        "evaluation",
+        "cold_start_medoid",
+        "cold_start_medoid",
+    ]
+    ask_evaluation(conn, clip_ids[limit - 1], clip_ids[60:], selected=False)
+    assert {r[2] for r in anchors(conn, n=3)} == {"cold_start_medoid"}
+    # The other mode has its own count.
+    assert {r[2] for r in anchors(conn, mode="spot", n=3)} == {"evaluation"}
 
 
 def test_about_fifteen_percent_of_anchors_are_evaluation_draws(conn):

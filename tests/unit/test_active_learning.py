@@ -178,18 +178,32 @@ def test_random_slots_share():
     assert 0.14 < slots.mean() < 0.16
 
 
-def test_evaluation_deficit_is_front_loaded_until_the_gate_can_judge():
-    # Below the gate's minimum every pick of the deficit is an evaluation pick ...
-    assert al.evaluation_deficit(3) == al.GATE_MIN_EVENTS - 3
-    slots = al.random_slots(10, 0.15, np.random.default_rng(2), deficit=al.evaluation_deficit(3))
-    assert slots[: al.GATE_MIN_EVENTS - 3].all()
-    assert slots[al.GATE_MIN_EVENTS - 3 :].sum() < 10 - (al.GATE_MIN_EVENTS - 3)
-    # ... at or above it the share alone decides (a surplus is no negative deficit) ...
-    assert al.evaluation_deficit(al.GATE_MIN_EVENTS) == al.evaluation_deficit(99) == 0
+def test_evaluation_deficit_is_front_loaded_until_the_gate_has_selections():
+    minimum = al.GATE_MIN_EVENTS
+    # Below the gate's minimum of selections every pick of the deficit is an evaluation pick ...
+    assert al.evaluation_deficit(3, 3) == minimum - 3
+    slots = al.random_slots(10, 0.15, np.random.default_rng(2), deficit=al.evaluation_deficit(3, 3))
+    assert slots[: minimum - 3].all()
+    assert slots[minimum - 3 :].sum() < 10 - (minimum - 3)
+    # ... screens asked without a selection do not reduce it ...
+    assert al.evaluation_deficit(0, 20) == minimum
+    # ... at or above the minimum the share alone decides (a surplus is no negative deficit) ...
+    assert al.evaluation_deficit(minimum, minimum) == al.evaluation_deficit(99, 120) == 0
     rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
     assert (al.random_slots(50, 0.15, rng_a, 0) == al.random_slots(50, 0.15, rng_b)).all()
     # ... and a share of 0 (evaluation screens turned off) is never overridden.
     assert not al.random_slots(10, 0.0, np.random.default_rng(4), deficit=8).any()
+
+
+def test_evaluation_deficit_stops_at_its_limit_of_screens_asked():
+    minimum, limit = al.GATE_MIN_EVENTS, al.FRONT_LOAD_LIMIT * al.GATE_MIN_EVENTS
+    # Near the limit only the room left is asked for, though selections are still missing ...
+    assert al.evaluation_deficit(0, limit - 3) == 3
+    assert al.evaluation_deficit(1, limit - 1) == 1
+    # ... and at or past it nothing, whatever the selections.
+    assert al.evaluation_deficit(0, limit) == al.evaluation_deficit(2, limit + 10) == 0
+    # A limit of 1 x the minimum: front-loading never asks more screens than the gate needs.
+    assert al.evaluation_deficit(0, minimum - 2, limit=1) == 2
 
 
 def test_front_loading_follows_the_gates_minimum():
