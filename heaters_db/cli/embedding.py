@@ -49,7 +49,8 @@ def _describe(target: EmbedTarget, result: EmbedResult, embedding_id: int | None
     "--missing",
     is_flag=True,
     help="Enqueue an embed job for every clip (with a video) lacking an enabled variant, "
-    "dead jobs included (a clip that already has the variant's embedding is not redone).",
+    "dead jobs included, and for every clip whose re-embed after a new video died (its old "
+    "vector still serves); a clip with a current embedding is not redone.",
 )
 @click.option(
     "--clip",
@@ -92,7 +93,8 @@ def embed(
             ids = [r["id"] for r in query_rows(conn, EMBEDDINGS, "clips_missing_embeddings")]
             added = _enqueue(conn, ids, only_missing=True)
             click.echo(
-                f"{len(ids)} clips lack an embedding of an enabled variant; enqueued {added} "
+                f"{len(ids)} clips lack an embedding of an enabled variant (or their re-embed "
+                f"after a new video died); enqueued {added} "
                 "new embed jobs (pending ones are not duplicated); a running "
                 "`heaters-db daemon` computes them"
             )

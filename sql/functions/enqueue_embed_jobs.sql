@@ -1,7 +1,7 @@
 -- Enqueue one embed job per (clip, enabled variant) for clips that have a video, skipping work
 -- already pending; NOTIFY once if anything was added. Returns the number of new jobs.
--- clip_ids NULL: every clip. only_missing: skip (clip, variant) pairs that already have an
--- embedding, or for a window variant window rows (the backfill). variant_ids: only these variants (NULL: every enabled one).
+-- clip_ids NULL: every clip. only_missing: only the pairs embeddings_needed() returns (no vector
+-- yet, or one whose re-embed died since: the backfill). variant_ids: only these variants (NULL: every enabled one).
 -- The ids are numeric[] so that integer[], bigint[] (numpy, JDBC) and numeric[] arrays and
 -- untyped literals ('{1,2}', NULL) all fit one function; overloads per array type would make
 -- the untyped ones ambiguous. They are checked and turned into integer[] first.
@@ -24,13 +24,9 @@ BEGIN
       AND c.clip_filepath IS NOT NULL
       AND v.enabled
       AND (wanted_variants IS NULL OR v.id = ANY (wanted_variants))
-      AND NOT (only_missing AND (EXISTS (
-          SELECT 1 FROM embeddings e
-          WHERE e.clip_id = c.id
-            AND e.model_name = v.model_name
-            AND e.generation_strategy = v.generation_strategy)
-          -- a window variant's vectors are in moment_embeddings (issue 12)
-          OR EXISTS (SELECT 1 FROM moment_embeddings m WHERE m.clip_id = c.id AND m.variant_id = v.id)))
+      -- Not correlated: evaluated once and hashed.
+      AND (NOT only_missing
+           OR (c.id, v.id) IN (SELECT n.clip_id, n.variant_id FROM embeddings_needed() n))
     ORDER BY c.id, v.id
     ON CONFLICT (clip_id, variant_id) WHERE kind = 'embed' AND status IN ('queued', 'running')
     DO NOTHING;

@@ -56,22 +56,9 @@ RETURNING dim;
 SELECT ensure_variant_index(%(variant_id)s) AS index_name;
 
 -- name: clips_missing_embeddings
--- Clips with a video that lack an embedding of some enabled variant (the backfill).
-SELECT c.id
-FROM clips c
-WHERE c.clip_filepath IS NOT NULL
-  AND EXISTS (
-      SELECT 1 FROM embedding_variants v
-      WHERE v.enabled
-        AND NOT EXISTS (
-            SELECT 1 FROM embeddings e
-            WHERE e.clip_id = c.id
-              AND e.model_name = v.model_name
-              AND e.generation_strategy = v.generation_strategy)
-        -- a window variant's vectors are in moment_embeddings
-        AND NOT EXISTS (
-            SELECT 1 FROM moment_embeddings m WHERE m.clip_id = c.id AND m.variant_id = v.id))
-ORDER BY c.id;
+-- Clips with a video that some enabled variant still needs (functions/embeddings_needed.sql:
+-- no vector yet, or one whose re-embed after a new video died): the backfill.
+SELECT DISTINCT clip_id AS id FROM embeddings_needed() ORDER BY id;
 
 -- name: enqueue_embed_jobs
 SELECT enqueue_embed_jobs(%(clip_ids)s::integer[], only_missing => %(only_missing)s) AS added;

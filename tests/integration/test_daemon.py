@@ -224,6 +224,42 @@ def test_once_drains_and_exits(env: DaemonDb) -> None:
     assert "action=drained" in daemon.log()
 
 
+def test_a_failed_re_embed_keeps_the_old_vector_and_the_backfill_tries_again(env: DaemonDb) -> None:
+    """A clip whose new video cannot decode keeps serving its old vector (nothing is lost), and
+    `embed --missing` (embeddings_needed) asks for it again instead of counting it done."""
+    db_url, conn, media_root, start_daemon = env.url, env.conn, env.media, env.start
+    moved, kept = insert_clips(conn, [media_root.good("moved.mp4"), media_root.good("kept.mp4")])
+    assert start_daemon(db_url, "--once").wait(DAEMON_START_TIMEOUT) == 0
+    assert embedding_count(conn, [moved, kept]) == 2
+    vector = "SELECT embedding::text FROM embeddings WHERE clip_id = %s"
+    (before,) = conn.execute(vector, (moved,)).fetchone()
+    # Embedded a minute ago (the timestamps are heaters' whole seconds).
+    conn.execute("UPDATE embeddings SET updated_at = updated_at - interval '1 minute'")
+    assert conn.execute("SELECT * FROM embeddings_needed()").fetchall() == []
+
+    conn.execute(
+        "UPDATE clips SET clip_filepath = %s WHERE id = %s", (media_root.bad("text.mp4"), moved)
+    )
+    daemon = start_daemon(db_url, "--once")
+    assert daemon.wait(DAEMON_START_TIMEOUT) == 0, daemon.log()
+    latest = job_rows(conn)[-1]
+    assert (latest["clip_id"], latest["status"]) == (moved, "dead")
+    assert conn.execute(vector, (moved,)).fetchone() == (before,)
+    assert conn.execute("SELECT clip_id FROM embeddings_needed()").fetchall() == [(moved,)]
+    added = conn.execute("SELECT enqueue_embed_jobs(NULL, only_missing => true)").fetchone()[0]
+    assert added == 1 and job_rows(conn)[-1]["clip_id"] == moved
+
+    # A vector written after the death (`heaters-db embed --clip` on a repaired file) is
+    # current: the backfill leaves it alone.
+    conn.execute("DELETE FROM pipeline_jobs WHERE status = 'queued'")
+    conn.execute(
+        "UPDATE embeddings SET updated_at = (now() AT TIME ZONE 'utc') + interval '1 minute' "
+        "WHERE clip_id = %s",
+        (moved,),
+    )
+    assert conn.execute("SELECT * FROM embeddings_needed()").fetchall() == []
+
+
 def test_once_as_a_login_that_is_only_a_worker(
     worker_url: str,
     conn: psycopg.Connection,
