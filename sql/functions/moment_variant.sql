@@ -20,6 +20,15 @@ BEGIN
     WHERE w.generation_strategy = 'video_moment_windows' AND w.model_name = base.model_name AND w.enabled
     ORDER BY w.id LIMIT 1;
     IF NOT FOUND THEN
+        -- A disabled one is not "no variant": its windows may still be there, and `variant add`
+        -- enables it again with its shape.
+        IF EXISTS (SELECT 1 FROM embedding_variants w
+                   WHERE w.generation_strategy = 'video_moment_windows'
+                     AND w.model_name = base.model_name) THEN
+            RAISE EXCEPTION 'the window variant of model % is disabled: heaters-db variant add % video_moment_windows enables it again',
+                base.model_name, base.model_name
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
         RAISE EXCEPTION 'no window variant of model %: heaters-db variant add % video_moment_windows',
             base.model_name, base.model_name
             USING ERRCODE = 'object_not_in_prerequisite_state';

@@ -205,6 +205,19 @@ def test_similar_moments_errors_name_the_problem(
     late = conn.execute("SELECT id FROM clips WHERE clip_identifier = 'late'").fetchone()[0]
     message = error(late, 0.0, 1.0, "trick", 5)
     assert f"clip {late} has no window embeddings" in message and "embed job: queued" in message
+    # A disabled window variant says so, and how to enable it again; without one, how to add it.
+    conn.execute(
+        "UPDATE embedding_variants SET enabled = false WHERE generation_strategy = %s",
+        ("video_moment_windows",),
+    )
+    message = error(a, 0.0, 1.0, "trick", 5)
+    assert f"the window variant of model {TINY_MODEL_NAME} is disabled" in message, message
+    assert "enables it again" in message
+    conn.execute(
+        "DELETE FROM embedding_variants WHERE generation_strategy = %s", ("video_moment_windows",)
+    )
+    message = error(a, 0.0, 1.0, "trick", 5)
+    assert f"no window variant of model {TINY_MODEL_NAME}" in message, message
 
 
 def test_embed_missing_counts_windows_as_done(
