@@ -26,7 +26,13 @@ def _parse_kinds(
 
 
 @click.command()
-@click.option("--once", is_flag=True, help="Drain the jobs runnable now, then exit (cron, batch).")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Drain the jobs runnable now, then exit (cron, batch). Exit 0 once drained even when "
+    "jobs failed or died (their inputs' fault, kept with the error: `heaters-db jobs`); 1 when "
+    "the daemon itself cannot run (database, device).",
+)
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
