@@ -94,7 +94,20 @@ def resolve_trick_time(
         return value
     start, end = clip_times if clip_times is not None else (None, None)
     if start is not None and end is not None and start <= value <= end:
-        return min(max(value - start, 0.0), clip_duration)
+        shifted = value - start
+        if shifted > clip_duration:
+            # The file is shorter than its source range says (a trimmed export, say): the
+            # window goes to the file's end, and the operator should know the metadata is off.
+            log.warning(
+                "%s=%g s is %.3f s into the clip, past the file's end (%.3f s): the trick "
+                "window is centred on the end",
+                key,
+                value,
+                shifted,
+                clip_duration,
+                extra={"action": "trick_time_past_end"},
+            )
+        return min(max(shifted, 0.0), clip_duration)
     source = (
         f" or source range [{start:g}, {end:g}] s" if start is not None and end is not None else ""
     )

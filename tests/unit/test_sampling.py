@@ -210,6 +210,18 @@ def test_resolve_trick_time_rules():
         resolve_trick_time({"trick_apex_time": 30.0}, 4.0, (20.0, 24.0))
 
 
+def test_a_trick_time_past_the_files_end_is_clamped_and_logged(caplog):
+    # The source range says 6 s, the file lasts 4 s: the window goes to the end, loudly.
+    with caplog.at_level("WARNING", logger="heaters_db.embedding.sampling"):
+        assert resolve_trick_time({"trick_apex_time": 25.0}, 4.0, (20.0, 26.0)) == 4.0
+    (record,) = caplog.records
+    assert record.action == "trick_time_past_end" and "past the file's end" in record.getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="heaters_db.embedding.sampling"):
+        assert resolve_trick_time({"trick_apex_time": 23.0}, 4.0, (20.0, 26.0)) == 3.0
+    assert caplog.records == []
+
+
 def test_unknown_strategy_is_refused(clip_files):
     with pytest.raises(UnknownStrategy, match="keyframe_multi"):
         decode_frames(clip_files["normal"], "keyframe_multi", FRAMES, EDGE)
