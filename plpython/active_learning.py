@@ -126,6 +126,13 @@ def _random_clips(plpy, SD, space, excluded, count):
     return [r["clip_id"] for r in rows if r["clip_id"] not in excluded][:count]
 
 
+def _screen_possible(plpy, SD, space):
+    """Whether the space holds two clips: a screen shows an anchor with at least one other clip,
+    so in a library of one every anchor would come back with no candidates."""
+    sql = f"SELECT count(*) AS clips FROM (SELECT 1 FROM {space.source('s')} LIMIT 2) two"
+    return plpy.execute(_plan(plpy, SD, sql, []))[0]["clips"] >= 2
+
+
 def _neighbours(plpy, SD, space, clip_ids, k):
     """Each clip's k nearest clips in `space` (itself left out), as (ids, distances) lists:
     one HNSW index scan per clip, through a LATERAL join."""
@@ -333,6 +340,8 @@ def next_anchors_body(plpy, SD, mode, n):
     if spaces is None:
         return []  # nothing embedded yet
     space, base = spaces
+    if not _screen_possible(plpy, SD, space):
+        return []
     history = History(plpy, SD, mode, settings["anchor_reuse_after_events"])
     recent_ids, recent_vectors = _vectors(plpy, SD, space, history.recent)
     # Cold start by event count only: while no head passes the gate, anchors chosen for being

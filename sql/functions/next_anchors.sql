@@ -1,6 +1,7 @@
 -- Public API: which clips to ask a person about next, as anchors of sorting screens.
 --   SELECT * FROM next_anchors('trick');        -- one anchor
 --   SELECT * FROM next_anchors('spot', 5);
+-- No rows while the mode's space holds fewer than two clips: no screen could show a candidate.
 -- Cold start (fewer than anchor_cold_start_events events of the mode): typical, diverse clips,
 -- the medoids of k-means clusters of a sample of the current space, clusters nobody was asked
 -- about first (reason cold_start_medoid). Later: from a random pool of anchor_pool_size clips,

@@ -16,6 +16,7 @@ from heaters_db.heads.gate import MIN_EVENTS
 from tests.support.planted_space import (
     insert_active_head,
     insert_clips,
+    insert_embeddings,
     insert_event,
     planted_clusters,
     planted_library,
@@ -142,6 +143,17 @@ def test_evaluation_screens_come_first_until_the_gate_has_selections(conn):
     # a mode without a single evaluation screen.
     set_setting(conn, "anchor_random_share", 0)
     assert {r[2] for r in anchors(conn, mode="spot", n=3)} == {"cold_start_medoid"}
+
+
+def test_a_library_of_one_clip_gets_no_anchor(conn):
+    """No screen can be shown with one clip (no candidate exists): no anchor, not an
+    unanswerable one; a second clip makes screens possible."""
+    vectors, _ = planted_clusters(clusters=1, per_cluster=2, dim=16, spread=0.05, seed=5)
+    variant_id, (only,) = planted_library(conn, vectors[:1])
+    assert anchors(conn, n=3) == []
+    assert conn.execute("SELECT * FROM evaluation_candidates(%s)", (only,)).fetchall() == []
+    insert_embeddings(conn, insert_clips(conn, 1, "second"), vectors[1:], variant_id)
+    assert len(anchors(conn, n=1)) == 1
 
 
 def test_front_loading_stops_after_its_limit_of_evaluation_screens(conn):
