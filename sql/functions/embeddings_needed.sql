@@ -15,15 +15,17 @@ LANGUAGE sql STABLE
 SET search_path = public, pg_temp
 AS $$
     WITH written AS (
-        SELECT e.clip_id, v.id AS variant_id, max(e.updated_at AT TIME ZONE 'utc') AS at
-        FROM embeddings e
-        JOIN embedding_variants v
-          ON v.model_name = e.model_name AND v.generation_strategy = e.generation_strategy
-        GROUP BY e.clip_id, v.id
-        UNION ALL
-        SELECT m.clip_id, m.variant_id, max(m.updated_at)
-        FROM moment_embeddings m
-        GROUP BY m.clip_id, m.variant_id
+        -- When each pair's vector was last written (a window variant: its latest window).
+        SELECT r.clip_id, r.variant_id, max(r.at) AS at
+        FROM (
+            SELECT e.clip_id, v.id, e.updated_at AT TIME ZONE 'utc'
+            FROM embeddings e
+            JOIN embedding_variants v
+              ON v.model_name = e.model_name AND v.generation_strategy = e.generation_strategy
+            UNION ALL
+            SELECT m.clip_id, m.variant_id, m.updated_at FROM moment_embeddings m
+        ) r (clip_id, variant_id, at)
+        GROUP BY r.clip_id, r.variant_id
     ),
     latest_job AS (
         SELECT DISTINCT ON (j.clip_id, j.variant_id)
@@ -35,8 +37,7 @@ AS $$
     SELECT c.id, v.id
     FROM clips c
     CROSS JOIN embedding_variants v
-    LEFT JOIN (SELECT w.clip_id, w.variant_id, max(w.at) AS at FROM written w GROUP BY 1, 2) w
-      ON w.clip_id = c.id AND w.variant_id = v.id
+    LEFT JOIN written w ON w.clip_id = c.id AND w.variant_id = v.id
     LEFT JOIN latest_job l ON l.clip_id = c.id AND l.variant_id = v.id
     WHERE c.clip_filepath IS NOT NULL
       AND v.enabled

@@ -3,8 +3,6 @@ skipping used anchors."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +19,7 @@ from tests.support.planted_space import (
     planted_clusters,
     planted_library,
 )
-
-
-def front_load_limit() -> int:
-    """anchor_scores.FRONT_LOAD_LIMIT, read from the module the server runs."""
-    plpython = str(Path(__file__).resolve().parents[2] / "plpython")
-    sys.path.insert(0, plpython)
-    try:
-        return importlib.import_module("anchor_scores").FRONT_LOAD_LIMIT
-    finally:
-        sys.path.remove(plpython)
+from tests.support.plpython_modules import load_plpython_modules
 
 
 def set_setting(conn: psycopg.Connection, name: str, value) -> None:
@@ -163,7 +152,8 @@ def test_front_loading_stops_after_its_limit_of_evaluation_screens(conn):
     vectors, _ = planted_clusters(clusters=5, per_cluster=20, dim=16, spread=0.05, seed=5)
     _, clip_ids = planted_library(conn, vectors)
     set_setting(conn, "anchor_random_share", 1e-9)
-    limit = front_load_limit() * MIN_EVENTS
+    (anchor_scores,) = load_plpython_modules("anchor_scores")
+    limit = anchor_scores.FRONT_LOAD_LIMIT * MIN_EVENTS
     for anchor in clip_ids[: limit - 1]:
         ask_evaluation(conn, anchor, clip_ids[60:], selected=False, rejected=True)
     # One screen left before the limit, though no selection yet: one evaluation pick.

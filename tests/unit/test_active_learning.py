@@ -1,9 +1,7 @@
 """plpython/active_learning.py: the numpy pieces of next_anchors(), also under /usr/bin/python3."""
 
-import importlib
 import shutil
 import subprocess
-import sys
 import textwrap
 import types
 from pathlib import Path
@@ -11,23 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.plpython_modules import load_plpython_modules
+
 PLPYTHON = Path(__file__).resolve().parents[2] / "plpython"
 # The modules next_anchors_pick's body is made of (heaters_db.rerunnable.plpython_modules).
 MODULES = ("anchor_clustering", "anchor_scores", "active_learning")
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def load_modules():
-    """The three modules as the server runs them: siblings importable by their file names."""
-    sys.path.insert(0, str(PLPYTHON))
-    try:
-        return [importlib.import_module(name) for name in MODULES]
-    finally:
-        sys.path.remove(str(PLPYTHON))
-
-
 # One namespace for the tests: every function of the three modules (their names are distinct).
-al = types.SimpleNamespace(**{k: v for m in load_modules() for k, v in vars(m).items()})
+al = types.SimpleNamespace(
+    **{k: v for m in load_plpython_modules(*MODULES) for k, v in vars(m).items()}
+)
 
 
 def planted(clusters=5, per_cluster=40, dim=32, spread=0.05, seed=0, sizes=None):
