@@ -66,6 +66,8 @@ class JobSession:
     stopping: Callable[[], bool]
     running_job: Job | None = None  # see `running`
     processed: int = 0  # jobs done in this session
+    retrying: int = 0  # failed attempts queued to run again, in this session
+    dead: int = 0  # jobs that failed for good (dead), in this session
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -164,6 +166,10 @@ class JobSession:
         else:
             status = self.queue.fail(job.id, error, detail)
         self.lease.remove([job.id])
+        if status == "dead":
+            self.dead += 1
+        elif status is not None:
+            self.retrying += 1
         return status
 
     def release(self, job_ids: Iterable[int]) -> int:

@@ -30,8 +30,9 @@ def _parse_kinds(
     "--once",
     is_flag=True,
     help="Drain the jobs runnable now, then exit (cron, batch). Exit 0 once drained even when "
-    "jobs failed or died (their inputs' fault, kept with the error: `heaters-db jobs`); 1 when "
-    "the daemon itself cannot run (database, device).",
+    "jobs failed or died (their inputs' fault, kept with the error: `heaters-db jobs`; the "
+    "last log line, action=drained, counts the jobs done, failed and queued to retry, and "
+    "dead); 1 when the daemon itself cannot run (database, device).",
 )
 @click.option(
     "--batch-size",

@@ -89,7 +89,9 @@ class Worker:
         ] = {}  # batch kinds with a step generator open
         self._lost_while_running: set[int] = set()  # jobs running at an outage-class loss
         self._charge_on_reconnect: tuple[Job, BaseException] | None = None
-        self.processed = 0
+        # Jobs this daemon settled, over every connection it had (the log lines of --once and
+        # of the stop say them, so a cron user sees failures without querying the jobs).
+        self.processed = self.retrying = self.dead = 0
 
     def connect(self) -> psycopg.Connection:
         """What plain handlers get: a new transactional connection with pgvector adapters."""
@@ -139,6 +141,8 @@ class Worker:
     def _close(self) -> None:
         if self._session is not None:
             self.processed += self._session.processed
+            self.retrying += self._session.retrying
+            self.dead += self._session.dead
         self._session = None
         self._db.close()
 
@@ -223,9 +227,31 @@ class Worker:
             if self._step_batch_kinds(session) or worked:
                 continue
             if self.once:
-                log.info("queue drained", extra={"action": "drained", "worker": self.worker})
+                done, retrying, dead = self._settled(session)
+                log.info(
+                    "queue drained: %d jobs done, %d failed and queued to retry, %d dead%s",
+                    done,
+                    retrying,
+                    dead,
+                    " (their errors: heaters-db jobs)" if retrying or dead else "",
+                    extra={
+                        "action": "drained",
+                        "worker": self.worker,
+                        "done": done,
+                        "retrying": retrying,
+                        "dead": dead,
+                    },
+                )
                 break
             self._db.wait_for_work(self.kinds, self._stop)
+
+    def _settled(self, session: JobSession) -> tuple[int, int, int]:
+        """Jobs done, failed-and-retrying and dead so far: earlier connections' and this one's."""
+        return (
+            self.processed + session.processed,
+            self.retrying + session.retrying,
+            self.dead + session.dead,
+        )
 
     def _step_batch_kinds(self, session: JobSession) -> bool:
         """One step of the first batch kind that has work; False when none had any."""
@@ -338,5 +364,11 @@ class Worker:
                 handler.close()
         log.info(
             "daemon stopped",
-            extra={"action": "stop", "worker": self.worker, "processed": self.processed},
+            extra={
+                "action": "stop",
+                "worker": self.worker,
+                "processed": self.processed,
+                "retrying": self.retrying,
+                "dead": self.dead,
+            },
         )

@@ -216,12 +216,27 @@ def test_once_drains_and_exits(env: DaemonDb) -> None:
         (later,),
     )
 
+    # A video that is not one (dead at once) and a truncated one (retried later): still exit 0,
+    # and the drained line counts them.
+    dead, retried = insert_clips(
+        conn, [media_root.bad("text.mp4"), media_root.bad("truncated.mp4")]
+    )
+
     daemon = start_daemon(db_url, "--once")
     assert daemon.wait(DAEMON_START_TIMEOUT) == 0, daemon.log()
     assert embedding_count(conn, clip_ids) == 5
     outcome = {row["clip_id"]: row["status"] for row in job_rows(conn)}
-    assert outcome == {**dict.fromkeys(clip_ids, "done"), later: "queued"}
-    assert "action=drained" in daemon.log()
+    assert outcome == {
+        **dict.fromkeys(clip_ids, "done"),
+        later: "queued",
+        dead: "dead",
+        retried: "queued",
+    }
+    (drained,) = [line for line in daemon.log().splitlines() if "action=drained" in line]
+    assert (
+        "queue drained: 5 jobs done, 1 failed and queued to retry, 1 dead "
+        "(their errors: heaters-db jobs)" in drained
+    ), drained
 
 
 def test_a_failed_re_embed_keeps_the_old_vector_and_the_backfill_tries_again(env: DaemonDb) -> None:
