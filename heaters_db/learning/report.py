@@ -102,12 +102,21 @@ def gate_numbers(metrics: dict[str, Any]) -> str:
         return ""
     metric = gate.get("deciding_metric")
     parts = [f"{'passed' if gate.get('passed') else 'refused'}: {gate.get('reason', '')}"]
-    for side in ("vs_base", "vs_live"):
-        result = (gate.get(side) or {}).get(metric) if metric else None
+    # Each superiority test against the base at its own (Bonferroni) level; decisions stored
+    # before those tests existed have the deciding metric's interval only.
+    tests = gate.get("vs_base_tests") or {}
+    compared = [("vs_base", name, test) for name, test in tests.items()]
+    if not compared and metric:
+        compared.append(("vs_base", metric, (gate.get("vs_base") or {}).get(metric)))
+    if metric:
+        compared.append(("vs_live", metric, (gate.get("vs_live") or {}).get(metric)))
+    for side, name, result in compared:
         if result and result.get("interval"):
             low, high = result["interval"]
+            level = result.get("one_sided_level")
+            at = f" (one-sided {100 * level:g}%)" if level else ""
             parts.append(
-                f"{side} {metric} {result['difference']:+.3f} [{low:+.3f}, {high:+.3f}] "
+                f"{side} {name} {result['difference']:+.3f} [{low:+.3f}, {high:+.3f}]{at} "
                 f"over {result['events']} events / {result['anchors']} anchors"
             )
     override = metrics.get("override")

@@ -214,11 +214,14 @@ def test_stored_metrics_and_watermarks(trained: Trained) -> None:
     assert head.status == "active" and head.activated_at is not None
     assert 0 < head.trained_through_event_id <= newest
     assert head.metrics["gate"]["passed"] is True
-    # What went live beat the base space on the metric the gate decides on (triplet accuracy
-    # over every holdout candidate is no longer it: it counts equally-right clips as negatives).
+    # What went live beat the base space on one of the superiority metrics (the judged rank
+    # score or the library percentile, each at its Bonferroni level), and the stored numbers
+    # show it (triplet accuracy over every holdout candidate is no longer one: it counts
+    # equally-right clips as negatives).
     gate = head.metrics["gate"]
-    deciding = gate["vs_base"][gate["deciding_metric"]]
-    assert deciding["new"] > deciding["baseline"] and deciding["interval"][0] > 0, gate
+    shown = [test for test in gate["vs_base_tests"].values() if test["beats_base"]]
+    assert shown, gate
+    assert all(t["new"] > t["baseline"] and t["interval"][0] > 0 for t in shown), gate
     # A head trained while another served the mode also tried continuing that one (the warm
     # start, heads/capacity.py); the stored metrics say which start won and from which head.
     with connect(trained.url, autocommit=True) as conn:
