@@ -7,9 +7,9 @@
 -- bias of a screen built from one space's neighbours (where that space already ranks whatever is
 -- chosen near the top). The gate judges on these screens (heaters_db/heads/gate.py). The price:
 -- in a library of many tricks more of these screens end as "none similar". Never the anchor,
--- never a near-duplicate of it (near_duplicate_distance), positions 1..n in draw order (random).
+-- never a near-duplicate of it (near_duplicate_distance), positions 1..n shuffled.
 -- distance = cosine distance to the anchor in the base space. Fewer than n rows only when the
--- library is that small. Never two near-duplicates of each other on one screen either, nor a clip
+-- library holds fewer clips that may be shown. Never two near-duplicates of each other on one screen either, nor a clip
 -- whose vector is all zeros. ('evaluation_base' stays a valid event source for clients that mix in
 -- base-space neighbours themselves.)
 CREATE OR REPLACE FUNCTION evaluation_candidates(anchor integer, mode text DEFAULT 'trick', n integer DEFAULT 8)
@@ -29,6 +29,7 @@ DECLARE
     picked_sources text[] := '{}';
     picked_distances double precision[] := '{}';
     candidate record;
+    draws integer := 4 * n;  -- a first pass of 4 n draws is enough unless duplicates crowd them
 BEGIN
     IF n IS NULL OR n < 1 OR n > 100 THEN
         RAISE EXCEPTION 'n must be between 1 and 100, got %', coalesce(n::text, 'NULL')
@@ -48,30 +49,38 @@ BEGIN
         RAISE EXCEPTION 'clip %''s embedding is all zeros: it has no cosine distance to anything', anchor
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    FOR candidate IN
-        -- Ids first, distances of the few drawn only (not of every row of the library), kept
-        -- in draw order: the join back to embeddings returns them in table order, and taking
-        -- the first n of that drew the oldest clips of the library nearly every time.
-        SELECT e.clip_id, e.embedding, (e.embedding <=> anchor_vector)::double precision AS distance
-        FROM (SELECT d.clip_id, random() AS draw FROM embeddings d
-              WHERE d.model_name = variant.model_name
-                AND d.generation_strategy = variant.generation_strategy AND d.clip_id <> anchor
-              ORDER BY draw LIMIT 4 * n) drawn
-        JOIN embeddings e ON e.clip_id = drawn.clip_id AND e.model_name = variant.model_name
-                         AND e.generation_strategy = variant.generation_strategy
-        ORDER BY drawn.draw
     LOOP
-        EXIT WHEN cardinality(picked_ids) >= n;
-        -- NaN: an all-zero vector, at no distance from anything.
-        CONTINUE WHEN candidate.clip_id = ANY (picked_ids) OR candidate.distance < duplicate
-            OR candidate.distance = 'NaN'
-            OR EXISTS (SELECT 1 FROM unnest(picked_vectors) v WHERE (v <=> candidate.embedding) < duplicate);
-        picked_ids := picked_ids || candidate.clip_id;
-        picked_vectors := picked_vectors || candidate.embedding;
-        picked_sources := picked_sources || 'evaluation_random'::text;
-        picked_distances := picked_distances || candidate.distance;
+        FOR candidate IN
+            -- Ids first, distances of the few drawn only (not of every row of the library),
+            -- kept in draw order: the join back to embeddings returns them in table order, and
+            -- taking the first n of that drew the oldest clips of the library nearly every time.
+            SELECT e.clip_id, e.embedding, (e.embedding <=> anchor_vector)::double precision AS distance
+            FROM (SELECT d.clip_id, random() AS draw FROM embeddings d
+                  WHERE d.model_name = variant.model_name
+                    AND d.generation_strategy = variant.generation_strategy AND d.clip_id <> anchor
+                  ORDER BY draw LIMIT draws) drawn
+            JOIN embeddings e ON e.clip_id = drawn.clip_id AND e.model_name = variant.model_name
+                             AND e.generation_strategy = variant.generation_strategy
+            ORDER BY drawn.draw
+        LOOP
+            EXIT WHEN cardinality(picked_ids) >= n;
+            -- NaN: an all-zero vector, at no distance from anything.
+            CONTINUE WHEN candidate.clip_id = ANY (picked_ids) OR candidate.distance < duplicate
+                OR candidate.distance = 'NaN'
+                OR EXISTS (SELECT 1 FROM unnest(picked_vectors) v WHERE (v <=> candidate.embedding) < duplicate);
+            picked_ids := picked_ids || candidate.clip_id;
+            picked_vectors := picked_vectors || candidate.embedding;
+            picked_sources := picked_sources || 'evaluation_random'::text;
+            picked_distances := picked_distances || candidate.distance;
+        END LOOP;
+        EXIT WHEN cardinality(picked_ids) >= n OR draws IS NULL;
+        -- Near-duplicates (a library of many takes of one clip) or all-zero vectors filled the
+        -- 4 n draws: one more pass draws from the whole library (LIMIT NULL), keeping what the
+        -- first pass picked, so the screen is short only when the library is.
+        draws := NULL;
     END LOOP;
 
+    -- Positions shuffled: the picks are in draw order, but a second pass appends its own.
     RETURN QUERY
         SELECT s.id, s.shuffled::integer, s.kind, s.gap
         FROM (SELECT t.id, t.kind, t.gap, row_number() OVER (ORDER BY random()) AS shuffled

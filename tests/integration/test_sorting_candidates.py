@@ -224,3 +224,22 @@ def test_an_all_zero_vector_is_refused_as_anchor_and_never_drawn(conn):
     drawn = [row for s in range(10) for row in evaluation(conn, clip_ids[0], n=11, seed=s / 20)]
     assert {row[0] for row in drawn} == set(clip_ids) - {clip_ids[0], clip_ids[3]}
     assert all(np.isfinite(row[3]) for row in drawn)
+
+
+def test_an_evaluation_screen_is_full_when_copies_crowd_the_library(conn):
+    # 180 copies of one clip and 20 distinct clips: the first 32 draws hold about 3 distinct
+    # ones, and a screen of them (one copy at most) was half empty. It draws on until it has n
+    # or the library has no more: 19 distinct clips besides the anchor, plus one copy.
+    rng = np.random.default_rng(6)
+    vectors = rng.normal(size=(200, 16)).astype(np.float32)
+    vectors[20:] = vectors[20]
+    _, clip_ids = planted_library(conn, vectors)
+    for seed in (0.1, 0.4, -0.3):
+        rows = evaluation(conn, clip_ids[0], n=8, seed=seed)
+        assert len(rows) == 8, rows
+        assert sorted(r[1] for r in rows) == list(range(1, 9))
+        assert len(set(clip_ids[20:]) & {r[0] for r in rows}) <= 1
+    # Asked for more than there is: every distinct clip and one copy, no more.
+    rows = evaluation(conn, clip_ids[0], n=30)
+    assert {r[0] for r in rows} - set(clip_ids[20:]) == set(clip_ids[1:20])
+    assert len(rows) == 20
