@@ -254,9 +254,14 @@ class OpenedVideo:
     width: int
     decode_width: int
     height: int
+    version: tuple[int, int] | None = None  # (mtime_ns, size) when it was opened
 
     def read(self, index_sets: list[np.ndarray]) -> list[torch.Tensor]:
-        """uint8 (len(indices), H, W, 3) per set, decoding the union of the sets once."""
+        """uint8 (len(indices), H, W, 3) per set, decoding the union of the sets once.
+
+        Raises a retryable VideoDecodeError when the file changed since it was opened: frames
+        read across a rewrite may mix two videos (or a half-copied one), so nothing of this
+        read is embedded; the retry reads the file as it then stands."""
         decord = _import_decord()
         unique = sorted({int(i) for indices in index_sets for i in np.asarray(indices).ravel()})
         try:
@@ -265,7 +270,9 @@ class OpenedVideo:
                 for index in unique
             }
         except (RuntimeError, decord.DECORDError) as error:
+            self.check_unchanged()  # a rewrite is the likelier cause than a corrupt file
             raise self.decode_error(error) from error
+        self.check_unchanged()
         frames = []
         for indices in index_sets:
             stacked = torch.from_numpy(
@@ -275,6 +282,18 @@ class OpenedVideo:
                 stacked = _resize_width(stacked, self.width)
             frames.append(stacked)
         return frames
+
+    def check_unchanged(self) -> None:
+        """VideoDecodeError (retried) when the file's mtime or size moved since it was opened."""
+        if self.version is None:
+            return
+        now = file_version(self.path)
+        if now != self.version:
+            what = "was removed" if now is None else "changed"
+            raise VideoDecodeError(
+                f"{self.path}: the file {what} while it was being read (modified time or "
+                "size moved): nothing of this read is kept, retried"
+            )
 
     def decode_error(self, error: BaseException) -> VideoDecodeError:
         cause = _decord_cause(error)
@@ -286,9 +305,22 @@ class OpenedVideo:
         return VideoDecodeError(f"{self.path}: decoding failed ({cause})")
 
 
+def file_version(path: Path) -> tuple[int, int] | None:
+    """(mtime_ns, size) of the file, None when it cannot be stat'ed."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 def open_video(path: str | Path, shortest_edge: int | None) -> OpenedVideo:
-    """Probe `path` and open it with decord, its short side at `shortest_edge` (None: as displayed)."""
+    """Probe `path` and open it with decord, its short side at `shortest_edge` (None: as displayed).
+
+    The file's version (mtime, size) is taken first: `OpenedVideo.read` refuses frames of a file
+    that changed meanwhile."""
     path = Path(path)
+    version = file_version(path)
     info = probe_video(path)
     width, height = (
         decode_size(info.width, info.height, shortest_edge)
@@ -301,7 +333,9 @@ def open_video(path: str | Path, shortest_edge: int | None) -> OpenedVideo:
     # column wider instead and take it back to `width` (OpenedVideo.read).
     decode_width = width if width % 2 else width + 1
     decord = _import_decord()
-    video = OpenedVideo(path, info, None, np.zeros(0), 0.0, width, decode_width, height)
+    video = OpenedVideo(
+        path, info, None, np.zeros(0), 0.0, width, decode_width, height, version=version
+    )
     try:
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0), width=decode_width, height=height)
         frame_count = len(reader)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import decord
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from heaters_db.embedding.decode import (
     _rgb,
     _timeline,
     decode_size,
+    open_video,
     probe_video,
 )
 from heaters_db.embedding.sampling import (
@@ -308,6 +311,30 @@ def test_a_file_still_being_written_is_retried_and_a_settled_one_is_dead(tmp_pat
     # The upload completes: the retried job decodes it.
     videos.write_video(fresh, num_frames=12, size=(64, 48))
     assert decode_frames(fresh, FULL_CLIP, FRAMES, EDGE).shape[0] == FRAMES
+
+
+@pytest.mark.parametrize("change", ["rewritten", "appended", "removed"])
+def test_a_file_changed_while_it_was_read_is_retried_not_embedded(tmp_path, change):
+    # A clip replaced in place between opening and reading (an upload over the old file, a copy
+    # still growing): frames of the two versions would mix. The read is refused with a
+    # retryable error; the retry reads the file as it then stands.
+    path = videos.write_video(tmp_path / "clip.mp4", num_frames=12, size=(64, 48))
+    video = open_video(path, EDGE)
+    if change == "rewritten":  # the same bytes written again: only the modified time moves
+        stat = path.stat()
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    elif change == "appended":
+        with path.open("ab") as file:
+            file.write(b"\0" * 16)
+    else:
+        path.unlink()
+    with pytest.raises(VideoDecodeError, match="while it was being read") as caught:
+        video.read([np.arange(4)])
+    assert not isinstance(caught.value, UnusableVideo)
+    assert str(path) in str(caught.value)
+    if change != "removed":  # the retry opens the file as it now stands, and decodes it
+        (frames,) = open_video(path, EDGE).read([np.arange(4)])
+        assert frames.shape[0] == 4
 
 
 def test_missing_file_raises_clip_file_missing(tmp_path):
