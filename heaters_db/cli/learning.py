@@ -87,10 +87,12 @@ def train(
 ) -> None:
     """Train a projection head for a mode from its sorting events.
 
-    The new head is gated on the held-out events against the head serving the mode now (or
-    the base space): it goes live only if it is better beyond the holdout's noise, otherwise it
-    is stored as rejected with its metrics. Without --now a train_head job is queued (one per
-    mode at a time) and a running `heaters-db daemon` picks it up.
+    The new head is gated on the held-out evaluation screens: it goes live only if it beats
+    the base space beyond the holdout's noise and, when a head serves the mode, is trained on
+    more events and not measured worse than it (ties go to the newer head); otherwise it is
+    stored as rejected with its metrics and the reason (`heaters-db report`). Without --now a
+    train_head job is queued (one per mode at a time) and a running `heaters-db daemon` picks
+    it up.
     """
     overrides = {
         "output_dim": output_dim,
