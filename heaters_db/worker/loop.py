@@ -127,7 +127,7 @@ class Worker:
             job, error = self._charge_on_reconnect
             self._charge_on_reconnect = None
             if job.id in self._lease.held():
-                charge(queue, job, error, LOST_AGAIN)
+                self._count_failure(charge(queue, job, error, LOST_AGAIN))
                 self._lease.remove([job.id])
         leftover = self._lease.held()
         if leftover:  # jobs claimed before the connection was lost: hand them back now
@@ -214,7 +214,9 @@ class Worker:
         """A connection was lost while `job`'s code held it: its attempt counts when the
         database answers right after, or when it is the second loss while this job ran (a job
         that crashes its backend); otherwise it is given back on reconnect (an outage)."""
-        if self._db.charge_lost_connection(job, error) is not None:
+        status = self._db.charge_lost_connection(job, error)
+        if status is not None:
+            self._count_failure(status)
             self._lease.remove([job.id])
         elif job.id in self._lost_while_running:
             self._charge_on_reconnect = (job, error)
@@ -244,6 +246,13 @@ class Worker:
                 )
                 break
             self._db.wait_for_work(self.kinds, self._stop)
+
+    def _count_failure(self, status: str | None) -> None:
+        """A job charged for a lost connection: into the counts the drained line reports."""
+        if status == "dead":
+            self.dead += 1
+        elif status is not None:
+            self.retrying += 1
 
     def _settled(self, session: JobSession) -> tuple[int, int, int]:
         """Jobs done, failed-and-retrying and dead so far: earlier connections' and this one's."""

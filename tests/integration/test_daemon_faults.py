@@ -118,7 +118,7 @@ def test_poison_jobs_are_bounded_keep_their_error_and_do_not_block_the_queue(env
     (good,) = insert_clips(conn, [media_root.good("behind-poison.mp4")])
     (empty,) = insert_clips(conn, [""])  # an empty key: a permanent input error, not "NULL"
 
-    def run_once() -> None:
+    def run_once() -> Daemon:
         settings = settings_for(db_url, tiny_model_dir, media_root)
         daemon = Daemon(
             settings,
@@ -131,12 +131,16 @@ def test_poison_jobs_are_bounded_keep_their_error_and_do_not_block_the_queue(env
         thread = threading.Thread(target=lambda: (daemon.run(), finished.set()), daemon=True)
         thread.start()
         assert finished.wait(90), "--once did not return"
+        return daemon
 
     with connect(db_url) as locker:  # the lock_timeout job's row lock, held by someone else
         locker.execute(LOCKED_ROW)
         conn.execute("UPDATE embedding_variants SET is_default = false")
-        run_once()
+        daemon = run_once()
         first = jobs_by_id(conn)
+        # What the drained line reports: the good clip done; the three job errors and the
+        # connection the job ended (charged, not a session failure) retrying; two dead.
+        assert (daemon.processed, daemon.retrying, daemon.dead) == (1, 4, 2)
         for fault, expected in JOB_ERRORS.items():
             row = first[job_id[fault]]
             assert row["status"] == "queued" and row["attempts"] == 1, row  # backoff, retried
