@@ -46,7 +46,9 @@ def _echo_json(value: Any) -> None:
 @click.option(
     "--wait",
     is_flag=True,
-    help="After queueing, wait until the daemon has run the job; print its result.",
+    help="After queueing, wait until the daemon has trained and gated the head and, when it "
+    "passed, re-projected and activated it (its reproject job); print the same line as --now "
+    "and the job's result. Exit 1 when a job died.",
 )
 @click.option(
     "--timeout", type=float, default=3600, show_default=True, help="Seconds --wait waits at most."
@@ -113,10 +115,7 @@ def train(
             activation="none" if no_activate else "inline",
             device=get_settings().device,
         )
-        click.echo(
-            f"{result['mode']} v{result['version']} (head {result['head_id']}): {result['status']} "
-            f"- {result['reason']}"
-        )
+        click.echo(_head_line(result))
         _echo_json(result)
         return
     with connect_new() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -133,11 +132,48 @@ def train(
     state = "queued" if row["enqueued"] else "already pending"
     click.echo(f"train_head job {row['job_id']} {state} for {mode}")
     if wait:
-        _echo_json(_wait_for_job(connect_new, row["job_id"], timeout))
+        _wait_and_report(connect_new, row["job_id"], time.monotonic() + timeout)
 
 
-def _wait_for_job(connect_new, job_id: int, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+def _head_line(result: dict[str, Any]) -> str:
+    """One line per training run, the same for --now and --wait."""
+    return (
+        f"{result['mode']} v{result['version']} (head {result['head_id']}): {result['status']} "
+        f"- {result['reason']}"
+    )
+
+
+def _wait_and_report(connect_new, job_id: int, deadline: float) -> None:
+    """Wait for the train_head job and, when its head passed the gate, for the reproject job
+    that activates it; then print what --now prints. A dead job exits 1."""
+    job = _wait_for_job(connect_new, job_id, deadline)
+    result = job.get("result") or {}
+    reproject_id = result.get("reproject_job_id")
+    if job["status"] == "done" and reproject_id is not None:
+        reproject = _wait_for_job(connect_new, reproject_id, deadline)
+        if reproject["status"] == "dead":
+            _echo_json(reproject)
+            raise click.ClickException(
+                f"reproject job {reproject_id} of head {result['head_id']} died: "
+                f"{reproject.get('last_error')}"
+            )
+        with connect_new() as conn:
+            active = conn.execute(
+                query(QUERIES, "head_is_active"), {"head_id": result["head_id"]}
+            ).fetchone()
+        if active and active[0]:
+            result = {**result, "status": "active"}
+    if job["status"] == "done" and "head_id" in result:
+        click.echo(_head_line(result))
+    elif job["status"] == "skipped":
+        click.echo(f"train_head job {job_id} skipped: {result.get('reason', '')}")
+    _echo_json({**job, "result": result} if result else job)
+    if job["status"] == "dead":
+        raise click.ClickException(f"train_head job {job_id} died: {job.get('last_error')}")
+
+
+def _wait_for_job(connect_new, job_id: int, deadline: float) -> dict[str, Any]:
+    timeout = deadline - time.monotonic()
     with connect_new() as conn, conn.cursor(row_factory=dict_row) as cur:
         while True:
             cur.execute(query(QUERIES, "job"), {"job_id": job_id})
@@ -146,7 +182,8 @@ def _wait_for_job(connect_new, job_id: int, timeout: float) -> dict[str, Any]:
                 return job or {"id": job_id, "status": "gone"}
             if time.monotonic() > deadline:
                 raise HeatersError(
-                    f"job {job_id} is still {job['status']} after {timeout:.0f} s (is a daemon running?)"
+                    f"job {job_id} is still {job['status']} after waiting {max(timeout, 0):.0f} s "
+                    "(is a daemon running?)"
                 )
             time.sleep(2)
 

@@ -29,6 +29,7 @@ from heaters_db.heads.train import TrainConfig
 from heaters_db.learning import jobs, store
 from heaters_db.learning.reproject import project_batch, reproject_head
 from heaters_db.settings import Settings
+from tests.integration.conftest import wait_until
 from tests.support.simulated_sorter import (
     SimulatedSorter,
     insert_clips,
@@ -536,3 +537,45 @@ def test_heads_list_and_report_commands(trained: Trained, tmp_path: Path) -> Non
             "SELECT payload FROM pipeline_jobs WHERE kind = 'train_head' AND status = 'queued'"
         ).fetchone()[0]
     assert payload["max_epochs"] == 5 and "events_through" in payload
+
+
+def test_train_wait_prints_what_now_prints_and_a_dead_job_exits_1(
+    conn: psycopg.Connection, db_url: str
+) -> None:
+    """`train --wait` waits for the daemon's train_head job and, when the head passed, for the
+    reproject job that activates it; then it prints --now's line, with the head's status."""
+    library = prepare(conn)
+    # The spot round of the module's database: its head passes the gate.
+    sort_round(conn, library, SimulatedSorter(library, "spot", seed=5), 200, seed=20)
+    env = {**os.environ, "HEATERS_DATABASE_URL": db_url, "OMP_NUM_THREADS": "1"}
+    command = [str(Path(sys.executable).parent / "heaters-db"), "train", "--mode", "spot"]
+    pending = "SELECT id FROM pipeline_jobs WHERE kind = 'train_head' AND status = 'queued'"
+
+    def start_waiting() -> subprocess.Popen:
+        waiting = subprocess.Popen(
+            [*command, "--wait", "--timeout", "300"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(lambda: conn.execute(pending).fetchone() is not None, 60, what="the job")
+        return waiting
+
+    waiting = start_waiting()
+    run_learning_jobs(db_url)
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    # Passed, re-projected by its reproject job and live: --wait says "active", as --now does.
+    assert head_status(conn, "spot") == [(1, "active")]
+    assert "spot_similarity v1 (head " in out and "): active - beats the base space" in out, out
+
+    # A job that dies: the waiting command says so on stderr and exits 1.
+    waiting = start_waiting()
+    conn.execute(
+        "UPDATE pipeline_jobs SET status = 'dead', last_error = 'the head did not fit' "
+        "WHERE kind = 'train_head' AND status = 'queued'"
+    )
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 1, (out, err)
+    assert "died: the head did not fit" in err, err
