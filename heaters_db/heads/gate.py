@@ -19,8 +19,9 @@ it. A "none similar" screen with clips marked wrong is judged too.
 The rule, on paired per-event differences with a bootstrap that resamples *anchors* (events of
 one anchor are not independent), percentile intervals at (1 - alpha) = 90 %: both questions are
 one-sided (better than the base? not worse than the live head by more than the margin?), so
-each is decided on the interval's lower end, a one-sided 95 % bound. The upper end is kept in
-the metrics and the report.
+each is decided on the interval's lower end, a one-sided 95 % bound (the question against the
+base splits that 5 % over two metrics, item 2). The upper end is kept in the metrics and the
+report.
 
 1. too few judged events (< min_events with a selection or a clip marked wrong) -> refused;
 2. against the base space: superiority, shown on the judged rank score *or* on the library
