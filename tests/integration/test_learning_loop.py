@@ -29,7 +29,6 @@ from heaters_db.heads.train import TrainConfig
 from heaters_db.learning import jobs, store
 from heaters_db.learning.reproject import project_batch, reproject_head
 from heaters_db.settings import Settings
-from tests.integration.conftest import wait_until
 from tests.support.simulated_sorter import (
     SimulatedSorter,
     insert_clips,
@@ -544,14 +543,14 @@ def test_train_wait_prints_what_now_prints_and_a_dead_job_exits_1(
 ) -> None:
     """`train --wait` waits for the daemon's train_head job and, when the head passed, for the
     reproject job that activates it; then it prints --now's line, with the head's status."""
-    library = prepare(conn)
+    # No retrain trigger: the only train_head job is the one `train --wait` queues.
+    library = prepare(conn, {**TRAIN_SETTINGS, "retrain_every": "10000"})
     # The spot round of the module's database: its head passes the gate.
     sort_round(conn, library, SimulatedSorter(library, "spot", seed=5), 200, seed=20)
     env = {**os.environ, "HEATERS_DATABASE_URL": db_url, "OMP_NUM_THREADS": "1"}
     command = [str(Path(sys.executable).parent / "heaters-db"), "train", "--mode", "spot"]
-    pending = "SELECT id FROM pipeline_jobs WHERE kind = 'train_head' AND status = 'queued'"
 
-    def start_waiting() -> subprocess.Popen:
+    def start_waiting() -> tuple[subprocess.Popen, str]:
         waiting = subprocess.Popen(
             [*command, "--wait", "--timeout", "300"],
             env=env,
@@ -559,10 +558,12 @@ def test_train_wait_prints_what_now_prints_and_a_dead_job_exits_1(
             stderr=subprocess.PIPE,
             text=True,
         )
-        wait_until(lambda: conn.execute(pending).fetchone() is not None, 60, what="the job")
-        return waiting
+        assert waiting.stdout is not None
+        queued = waiting.stdout.readline()  # the job is in the queue once this is printed
+        assert "queued for spot" in queued, (queued, waiting.stderr and waiting.stderr.read())
+        return waiting, queued
 
-    waiting = start_waiting()
+    waiting, _ = start_waiting()
     run_learning_jobs(db_url)
     out, err = waiting.communicate(timeout=120)
     assert waiting.returncode == 0, err
@@ -571,7 +572,7 @@ def test_train_wait_prints_what_now_prints_and_a_dead_job_exits_1(
     assert "spot_similarity v1 (head " in out and "): active - beats the base space" in out, out
 
     # A job that dies: the waiting command says so on stderr and exits 1.
-    waiting = start_waiting()
+    waiting, _ = start_waiting()
     conn.execute(
         "UPDATE pipeline_jobs SET status = 'dead', last_error = 'the head did not fit' "
         "WHERE kind = 'train_head' AND status = 'queued'"
