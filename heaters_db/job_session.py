@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import psycopg
@@ -57,6 +57,24 @@ class BatchKind(Protocol):
 
 
 @dataclass
+class JobTally:
+    """Jobs settled: done, failed and queued to retry, dead. A worker keeps one over all its
+    connections and hands it to each session (its drained and stop log lines report it)."""
+
+    done: int = 0
+    retrying: int = 0
+    dead: int = 0
+
+    def failed(self, status: str | None) -> None:
+        """Count a failed attempt by the job's status after it ('dead', 'queued'; None: the
+        job was no longer ours, nothing to count)."""
+        if status == "dead":
+            self.dead += 1
+        elif status is not None:
+            self.retrying += 1
+
+
+@dataclass
 class JobSession:
     """One worker's queue operations over its current connection (a new one per reconnect)."""
 
@@ -65,9 +83,7 @@ class JobSession:
     settings: Settings
     stopping: Callable[[], bool]
     running_job: Job | None = None  # see `running`
-    processed: int = 0  # jobs done in this session
-    retrying: int = 0  # failed attempts queued to run again, in this session
-    dead: int = 0  # jobs that failed for good (dead), in this session
+    tally: JobTally = field(default_factory=JobTally)  # the worker's, shared by its sessions
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -120,7 +136,7 @@ class JobSession:
             self.requeue(job, "its input changed while it ran: requeued, result not written")
             return "requeued"
         self.lease.remove([job.id])
-        self.processed += 1
+        self.tally.done += 1
         return "done"
 
     def requeue_requested(self, job: Job) -> bool:
@@ -156,7 +172,7 @@ class JobSession:
         if not finished:
             warn_lease_lost(job, self.worker)
         elif status == "done":
-            self.processed += 1
+            self.tally.done += 1
 
     def fail(self, job: Job, error: str, detail: str | None, *, permanent: bool) -> str | None:
         """A failed attempt: dead at once when permanent, else retried with backoff (dead
@@ -166,10 +182,7 @@ class JobSession:
         else:
             status = self.queue.fail(job.id, error, detail)
         self.lease.remove([job.id])
-        if status == "dead":
-            self.dead += 1
-        elif status is not None:
-            self.retrying += 1
+        self.tally.failed(status)
         return status
 
     def release(self, job_ids: Iterable[int]) -> int:

@@ -198,24 +198,19 @@ def superiority_tests(
     answer). A metric with fewer events than the gate's minimum cannot pass on its own."""
     share = alpha / len(names)
     result = compare(new, base, n_boot, share, seed, names)
-    tests: dict[str, dict[str, Any]] = {}
-    for name in names:
-        numbers = result[name]
-        interval = numbers["interval"]
-        tests[name] = {
+    return {
+        name: {
             "metric": name,
-            "events": numbers["events"],
-            "anchors": numbers["anchors"],
-            "new": numbers["new"],
-            "baseline": numbers["baseline"],
-            "difference": numbers["difference"],
-            "interval": interval,
+            **numbers,
             "one_sided_level": round(1 - share / 2, 6),
             "beats_base": bool(
-                interval is not None and numbers["events"] >= min_events and interval[0] > 0
+                numbers["interval"] is not None
+                and numbers["events"] >= min_events
+                and numbers["interval"][0] > 0
             ),
         }
-    return tests
+        for name, numbers in result.items()
+    }
 
 
 def _describe_tests(tests: Any) -> str:

@@ -28,7 +28,7 @@ import psycopg
 from heaters_db.db import connect as db_connect
 from heaters_db.errors import ConfigurationError, DatabaseUnavailable, HeatersError
 from heaters_db.failures import CONNECTION, PERMANENT, classify, first_line, is_connection_lost
-from heaters_db.job_session import BatchKind, JobSession
+from heaters_db.job_session import BatchKind, JobSession, JobTally
 from heaters_db.queue import (
     DEFAULT_RETRY_DELAY_SECONDS,
     Handler,
@@ -91,7 +91,7 @@ class Worker:
         self._charge_on_reconnect: tuple[Job, BaseException] | None = None
         # Jobs this daemon settled, over every connection it had (the log lines of --once and
         # of the stop say them, so a cron user sees failures without querying the jobs).
-        self.processed = self.retrying = self.dead = 0
+        self.tally = JobTally()
 
     def connect(self) -> psycopg.Connection:
         """What plain handlers get: a new transactional connection with pgvector adapters."""
@@ -122,12 +122,14 @@ class Worker:
     # ---- connection ---------------------------------------------------------------------
     def _open(self) -> JobSession:
         queue = self._db.open()
-        self._session = JobSession(queue, self._lease, self.settings, self._stop.is_set)
+        self._session = JobSession(
+            queue, self._lease, self.settings, self._stop.is_set, tally=self.tally
+        )
         if self._charge_on_reconnect is not None:
             job, error = self._charge_on_reconnect
             self._charge_on_reconnect = None
             if job.id in self._lease.held():
-                self._count_failure(charge(queue, job, error, LOST_AGAIN))
+                self.tally.failed(charge(queue, job, error, LOST_AGAIN))
                 self._lease.remove([job.id])
         leftover = self._lease.held()
         if leftover:  # jobs claimed before the connection was lost: hand them back now
@@ -139,10 +141,6 @@ class Worker:
         return self._session
 
     def _close(self) -> None:
-        if self._session is not None:
-            self.processed += self._session.processed
-            self.retrying += self._session.retrying
-            self.dead += self._session.dead
         self._session = None
         self._db.close()
 
@@ -216,7 +214,7 @@ class Worker:
         that crashes its backend); otherwise it is given back on reconnect (an outage)."""
         status = self._db.charge_lost_connection(job, error)
         if status is not None:
-            self._count_failure(status)
+            self.tally.failed(status)
             self._lease.remove([job.id])
         elif job.id in self._lost_while_running:
             self._charge_on_reconnect = (job, error)
@@ -229,38 +227,35 @@ class Worker:
             if self._step_batch_kinds(session) or worked:
                 continue
             if self.once:
-                done, retrying, dead = self._settled(session)
+                tally = self.tally
                 log.info(
                     "queue drained: %d jobs done, %d failed and queued to retry, %d dead%s",
-                    done,
-                    retrying,
-                    dead,
-                    " (their errors: heaters-db jobs)" if retrying or dead else "",
+                    tally.done,
+                    tally.retrying,
+                    tally.dead,
+                    " (their errors: heaters-db jobs)" if tally.retrying or tally.dead else "",
                     extra={
                         "action": "drained",
                         "worker": self.worker,
-                        "done": done,
-                        "retrying": retrying,
-                        "dead": dead,
+                        "done": tally.done,
+                        "retrying": tally.retrying,
+                        "dead": tally.dead,
                     },
                 )
                 break
             self._db.wait_for_work(self.kinds, self._stop)
 
-    def _count_failure(self, status: str | None) -> None:
-        """A job charged for a lost connection: into the counts the drained line reports."""
-        if status == "dead":
-            self.dead += 1
-        elif status is not None:
-            self.retrying += 1
+    @property
+    def processed(self) -> int:
+        return self.tally.done
 
-    def _settled(self, session: JobSession) -> tuple[int, int, int]:
-        """Jobs done, failed-and-retrying and dead so far: earlier connections' and this one's."""
-        return (
-            self.processed + session.processed,
-            self.retrying + session.retrying,
-            self.dead + session.dead,
-        )
+    @property
+    def retrying(self) -> int:
+        return self.tally.retrying
+
+    @property
+    def dead(self) -> int:
+        return self.tally.dead
 
     def _step_batch_kinds(self, session: JobSession) -> bool:
         """One step of the first batch kind that has work; False when none had any."""
@@ -376,8 +371,8 @@ class Worker:
             extra={
                 "action": "stop",
                 "worker": self.worker,
-                "processed": self.processed,
-                "retrying": self.retrying,
-                "dead": self.dead,
+                "processed": self.tally.done,
+                "retrying": self.tally.retrying,
+                "dead": self.tally.dead,
             },
         )
