@@ -95,14 +95,17 @@ def _safe_key(key: str, url: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def _s3_client(settings: Settings) -> Any:
+def new_s3_client(settings: Settings) -> Any:
+    """An S3 client from its own boto3 Session. ``boto3.client`` makes clients from one shared
+    module-level session, and boto3's guide says Session objects are not thread safe (a new one
+    per thread); the daemon's workers and the web app's request threads make clients."""
     try:
         import boto3
     except ImportError as error:
         raise ObjectStoreError(
             "boto3 is not installed: install heaters-db[s3] to read s3:// clip paths"
         ) from error
-    return boto3.client("s3", endpoint_url=settings.s3_endpoint_url or None)
+    return boto3.session.Session().client("s3", endpoint_url=settings.s3_endpoint_url or None)
 
 
 def _etag_file(path: Path) -> Path:
@@ -115,7 +118,7 @@ def download_s3(url: str, settings: Settings, client: Any | None = None) -> Path
 
     bucket, key = parse_s3_url(url)
     target = settings.resolved_cache_dir / "s3" / bucket / _safe_key(key, url)
-    client = client or _s3_client(settings)
+    client = client or new_s3_client(settings)
     try:
         head = client.head_object(Bucket=bucket, Key=key)
     except ClientError as error:

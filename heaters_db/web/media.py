@@ -18,13 +18,21 @@ so the object store serves the ranges itself. Only video file types are served.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from heaters_db.errors import HeatersError
-from heaters_db.storage import ClipFileMissing, ClipPathRefused, StoredObject, locate_clip
+from heaters_db.storage import (
+    ClipFileMissing,
+    ClipPathRefused,
+    ObjectStoreError,
+    StoredObject,
+    locate_clip,
+    new_s3_client,
+)
 
 if TYPE_CHECKING:
     from heaters_db.settings import Settings
@@ -83,17 +91,17 @@ class MediaServer:
     def __init__(self, settings: Settings, s3_client: Any | None = None) -> None:
         self.settings = settings
         self._s3_client = s3_client
+        self._s3_client_lock = threading.Lock()
 
     def s3_client(self) -> Any:
-        if self._s3_client is None:
-            try:
-                import boto3
-            except ImportError as error:
-                raise MediaNotFound(
-                    "boto3 is not installed: install heaters-db[s3] to show object-store clips"
-                ) from error
-            self._s3_client = boto3.client("s3", endpoint_url=self.settings.s3_endpoint_url or None)
-        return self._s3_client
+        # Request handlers run in a thread pool: one client is made, by the first of them.
+        with self._s3_client_lock:
+            if self._s3_client is None:
+                try:
+                    self._s3_client = new_s3_client(self.settings)
+                except ObjectStoreError as error:
+                    raise MediaNotFound(f"{error} (object-store clips cannot be shown)") from error
+            return self._s3_client
 
     def response(self, clip_filepath: str | None) -> Response:
         """The clip's video: the file (Range-aware) or a redirect to a presigned object URL."""

@@ -315,6 +315,11 @@ def test_object_store_clips_redirect_to_presigned_urls(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # No profile or endpoint of this machine's: signing must not depend on them.
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
     settings = settings_for(tmp_path, s3_bucket="heaters-media")
     bare = add_clip(conn, "clips/only-in-bucket.mp4")
     explicit = add_clip(conn, "s3://other-bucket/exports/x.mp4")

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
@@ -15,8 +17,10 @@ from heaters_db.storage import (
     ClipFileMissing,
     ClipNotAFile,
     ObjectStoreError,
+    new_s3_client,
     resolve_clip_path,
 )
+from heaters_db.web.media import MediaServer
 
 BUCKET = "heaters-media"
 
@@ -165,3 +169,24 @@ def test_a_path_that_exists_but_is_no_file_says_what_it_is(tmp_path, kind):
         assert str(caught.value).startswith(shown)
     with pytest.raises(ClipNotAFile, match="is a directory"):
         resolve_clip_path(str(root / "clips") + "/", settings)  # a trailing slash
+
+
+def test_s3_clients_made_in_many_threads_at_once_all_work(tmp_path, aws_env):
+    """The daemon's workers and the web app's request threads make clients concurrently: each
+    gets a working one, and one MediaServer makes a single client for all its threads."""
+    settings = settings_for(tmp_path, s3_endpoint_url="http://127.0.0.1:9")
+    media = MediaServer(settings)
+    threads = 8
+    start = threading.Barrier(threads)
+
+    def make(_: int) -> tuple[str, object]:
+        start.wait()
+        url = new_s3_client(settings).generate_presigned_url(
+            "get_object", Params={"Bucket": BUCKET, "Key": "clips/x.mp4"}, ExpiresIn=60
+        )
+        return url, media.s3_client()
+
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(make, range(threads)))
+    assert all(f"/{BUCKET}/clips/x.mp4" in url and "Signature=" in url for url, _ in results)
+    assert len({id(client) for _, client in results}) == 1
