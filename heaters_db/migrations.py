@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, pool
 from heaters_db import rerunnable
 from heaters_db.catalog import Change
 from heaters_db.errors import MigrationError
+from heaters_db.queries import query
 from heaters_db.resources import alembic_dir, alembic_ini_path
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,25 @@ def upgrade(url: str, revision: str = "head") -> list[Change]:
     except Exception as exc:  # alembic wraps driver errors in many types
         raise MigrationError(f"upgrade to {revision} failed: {exc}") from exc
     if revision == "head" or revision == head_revision():
-        return apply_rerunnable(url)
+        changes = apply_rerunnable(url)
+        warn_about_settings(url)
+        return changes
     return []
+
+
+def warn_about_settings(url: str) -> None:
+    """Name the stored settings whose values their rule refuses: migrate keeps an operator's
+    value as it is (revision 0024), but its readers may fail on it."""
+    with psycopg.connect(url) as conn:
+        for name, problem in conn.execute(query("settings.sql", "settings_outside_rules")):
+            log.warning(
+                "setting %s %s: set a valid value (UPDATE heaters_db_settings SET value = ... "
+                "WHERE name = %r)",
+                name,
+                problem,
+                name,
+                extra={"action": "migrate", "setting": name},
+            )
 
 
 def apply_rerunnable(url: str, layer: rerunnable.Layer | None = None, dry_run: bool = False):
