@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
-from heaters_db import rerunnable
+from heaters_db import downgrade_losses, rerunnable
 from heaters_db.catalog import Change
 from heaters_db.errors import MigrationError
 from heaters_db.queries import query
@@ -206,13 +206,17 @@ def head_revision() -> str:
 
 
 @one_at_a_time  # the current revision read below stays true until the move
-def migrate(url: str, revision: str = "head") -> list[Change]:
-    """`heaters-db migrate [REVISION]`: up to head (default) or a revision; `base` removes heaters-db."""
+def migrate(url: str, revision: str = "head", drop_data: bool = False) -> list[Change]:
+    """`heaters-db migrate [REVISION]`: up to head (default) or a revision; `base` removes
+    heaters-db. A downgrade that would delete sorting events, heads or embeddings
+    (heaters_db.downgrade_losses) is refused, and nothing changes, unless ``drop_data``."""
     if revision == "head":
         return upgrade(url, "head")
     current = current_revision(url)
     script = ScriptDirectory.from_config(alembic_config(url))
     if revision == "base":
+        if current is not None and not drop_data:
+            _refuse_losing_data(url, script, current, revision)
         downgrade(url, "base")
         return []
     try:
@@ -225,6 +229,20 @@ def migrate(url: str, revision: str = "head") -> list[Change]:
         {r.revision for r in script.iterate_revisions(current, "base")} if current else set()
     )
     if revision in ancestors and revision != current:
+        if not drop_data:
+            _refuse_losing_data(url, script, current, revision)
         downgrade(url, revision)
         return []
     return upgrade(url, revision)
+
+
+def _refuse_losing_data(url: str, script: ScriptDirectory, current: str, target: str) -> None:
+    undone = [r.revision for r in script.iterate_revisions(current, target)]
+    with psycopg.connect(url) as conn:
+        lost = downgrade_losses.losses(conn, undone)
+    if lost:
+        raise MigrationError(
+            f"a downgrade to {target} would delete {'; '.join(map(str, lost))}. Nothing was "
+            "changed. Copy out what you need (e.g. COPY clip_sorting_events TO ...), then run it "
+            "again with --drop-data"
+        )

@@ -58,7 +58,15 @@ def url() -> None:
     help="Report what migrate would do (revisions not applied, functions/views/triggers/grants "
     "that differ from sql/) and change nothing; exit status 1 when there is something to do.",
 )
-def migrate(revision: str, check: bool) -> None:
+@click.option(
+    "--drop-data",
+    is_flag=True,
+    help="Let a downgrade delete what it must: sorting events (past 0005), projection heads "
+    "(0006), video embeddings (0002), event provenance (0013), moment embeddings (0015), the "
+    "tables heaters-db created (base). Without it such a downgrade is refused, naming the "
+    "rows, and nothing changes.",
+)
+def migrate(revision: str, check: bool, drop_data: bool) -> None:
     """Bring the schema to REVISION (default: head).
 
     Two steps: the Alembic revisions not applied yet (run-once changes to tables), then, at
@@ -71,6 +79,9 @@ def migrate(revision: str, check: bool) -> None:
     generation_strategy_must_be_valid constraint). `heaters-db migrate base` removes everything
     heaters-db added and restores the original constraint. Needs a role that may create
     extensions (vector, plpython3u) the first time.
+
+    A downgrade (REVISION older than the database's) that would delete rows nothing can
+    recompute, sorting events first, is refused unless --drop-data is given.
     """
     url = database_url()
     if check:
@@ -83,7 +94,7 @@ def migrate(revision: str, check: bool) -> None:
             raise SystemExit(1)
         click.echo(f"{redact(url)} is at revision {migrations.current_revision(url)}, no drift")
         return
-    changes = migrations.migrate(url, revision)
+    changes = migrations.migrate(url, revision, drop_data=drop_data)
     for change in changes:
         click.echo(str(change))
     if revision == "head" and not changes:

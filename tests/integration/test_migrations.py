@@ -257,7 +257,8 @@ def test_existing_heaters_database_is_left_intact(empty_db_url: str, tmp_path: P
             "DELETE FROM embeddings WHERE generation_strategy = 'keyframe_single' AND clip_id = 3"
         )
 
-        migrations.migrate(empty_db_url, "base")
+        # The event and the video-strategy vectors are heaters-db's: removing it deletes them.
+        migrations.migrate(empty_db_url, "base", drop_data=True)
         assert constraint_definition(conn) == original
         down = snapshot(conn)
         # Everything heaters owns is exactly as before, except that the rows inserted and
@@ -351,6 +352,47 @@ def test_0021_moves_head_max_epochs_only_from_the_old_default(
         assert conn.execute(read).fetchone() == (after,)
         migrations.migrate(db_url, "0020")
         assert conn.execute(read).fetchone() == (before,)
+
+
+def test_a_downgrade_that_would_delete_sorting_events_is_refused(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Events are people's answers: a downgrade past 0005 (or to base) that would drop them is
+    refused, naming what it would delete, and nothing changes; one that deletes nothing goes
+    ahead; --drop-data lets the operator through."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO clips (clip_identifier) SELECT 'c' || i FROM generate_series(1, 3) i"
+        )
+        conn.execute(
+            "INSERT INTO clip_sorting_events (anchor_clip_id, selected_clip_id, candidate_clip_ids, "
+            "sorting_mode, candidate_sources) "
+            "VALUES (1, 2, '{2,3}', 'spot_similarity', '{nearest,control}')"
+        )
+        events = "SELECT count(*) FROM clip_sorting_events"
+        with pytest.raises(MigrationError) as refused:
+            migrations.migrate(db_url, "0004")
+        assert (
+            "a downgrade to 0004 would delete sorting events: 1 (revision 0005); sorting events' "
+            "provenance (anchor_reason, candidate_sources): 1 (revision 0013). Nothing was changed"
+        ) in str(refused.value)
+        assert migrations.current_revision(db_url) == migrations.head_revision()
+        assert conn.execute(events).fetchone() == (1,)
+
+        result = cli("migrate", "base", url=db_url, home=tmp_path)
+        assert result.returncode == 1
+        assert "rows of clips: 3 (revision 0001)" in result.stderr
+        assert "sorting events: 1 (revision 0005)" in result.stderr
+        assert "--drop-data" in result.stderr and "Traceback" not in result.stderr
+        assert conn.execute(events).fetchone() == (1,)
+
+        migrations.migrate(db_url, "0023")  # drops the settings' rules, not a row
+        assert migrations.current_revision(db_url) == "0023"
+
+        result = cli("migrate", "0004", "--drop-data", url=db_url, home=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert migrations.current_revision(db_url) == "0004"
+        assert "clip_sorting_events" not in relation_names(conn, "r")
 
 
 def test_a_migrate_waits_for_the_one_running(empty_db_url: str, tmp_path: Path) -> None:
