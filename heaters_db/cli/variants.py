@@ -106,6 +106,13 @@ def variant_list(as_json: bool) -> None:
 )
 @click.option("--default", "make_default", is_flag=True, help="Make it the default variant.")
 @click.option(
+    "--reembed",
+    is_flag=True,
+    help="Change the frame count or windows of a variant that has vectors, and enqueue an "
+    "embed job for every clip with a video (each old vector serves until it is replaced). "
+    "Without it such a change is refused: it would mix vectors made two ways.",
+)
+@click.option(
     "--backfill/--no-backfill",
     default=True,
     show_default=True,
@@ -118,6 +125,7 @@ def variant_add(
     window_seconds: float | None,
     stride_seconds: float | None,
     make_default: bool,
+    reembed: bool,
     backfill: bool,
 ) -> None:
     """Add (or re-enable) the variant MODEL STRATEGY.
@@ -140,6 +148,11 @@ def variant_add(
     video_moment_windows: vectors of sub-clip windows (moment_embeddings, served by
     similar_moments): --window-seconds long (default 1.5), one every --stride-seconds (default
     0.5), --frames per window (default 16). A window variant cannot be the default.
+
+    \b
+    Changing --frames (or the windows) of a variant that already has vectors needs --reembed,
+    which re-embeds every clip: similar_clips would otherwise compare vectors made from 64
+    frames with vectors made from 16 as if they were alike.
     """
     if strategy == WINDOWS:
         if make_default:
@@ -166,6 +179,9 @@ def variant_add(
         )
     with connection() as conn:
         with conn.transaction():
+            _refuse_mixing_vectors(
+                conn, model, strategy, frames, window_seconds, stride_seconds, reembed
+            )
             (row,) = query_rows(
                 conn,
                 EMBEDDINGS,
@@ -188,6 +204,13 @@ def variant_add(
         click.echo(
             f"variant {row['id']} {label} {verb}" + (", now the default" if make_default else "")
         )
+        if reembed:
+            (added,) = query_rows(conn, EMBEDDINGS, "enqueue_variant_reembed", variant_id=row["id"])
+            click.echo(
+                f"enqueued {added['added']} embed jobs to re-embed every clip with a video; "
+                "a running `heaters-db daemon` computes them (`heaters-db jobs` shows progress)"
+            )
+            return
         if not backfill:
             click.echo("no backfill: run `heaters-db embed --missing` to embed existing clips")
             return
@@ -195,6 +218,46 @@ def variant_add(
         click.echo(
             f"enqueued {added['added']} embed jobs for existing clips lacking this variant; "
             "a running `heaters-db daemon` computes them (`heaters-db jobs` shows progress)"
+        )
+
+
+def _refuse_mixing_vectors(
+    conn: psycopg.Connection,
+    model: str,
+    strategy: str,
+    frames: int | None,
+    window_seconds: float | None,
+    stride_seconds: float | None,
+    reembed: bool,
+) -> None:
+    """A variant's vectors must all be made one way: changing how (frames, windows) while it
+    has vectors needs --reembed."""
+    rows = query_rows(
+        conn, EMBEDDINGS, "variant_by_name", model_name=model, generation_strategy=strategy
+    )
+    if not rows or reembed:
+        return
+    existing = rows[0]
+    asked = {
+        "num_frames": frames,
+        "window_seconds": window_seconds,
+        "window_stride_seconds": stride_seconds,
+    }
+    changed = {
+        name: (existing[name], value)
+        for name, value in asked.items()
+        if value is not None and existing[name] is not None and value != existing[name]
+    }
+    if not changed:
+        return
+    (count,) = query_rows(conn, EMBEDDINGS, "variant_vector_count", variant_id=existing["id"])
+    if count["vectors"]:
+        change = ", ".join(f"{name} {old:g} -> {new:g}" for name, (old, new) in changed.items())
+        raise HeatersError(
+            f"variant {existing['id']} {model} / {strategy} has {count['vectors']} vectors made "
+            f"the old way ({change}): changing it would mix two kinds of vectors under one "
+            "variant (similar_clips would compare them as alike). Add --reembed to re-embed "
+            "every clip with the new settings (each old vector serves until it is replaced)"
         )
 
 

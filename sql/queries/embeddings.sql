@@ -68,6 +68,19 @@ SELECT enqueue_embed_jobs(%(clip_ids)s::integer[], only_missing => %(only_missin
 -- variants' gaps, e.g. clips the trick window skipped).
 SELECT enqueue_embed_jobs(NULL, only_missing => true, variant_ids => ARRAY[%(variant_id)s]::integer[]) AS added;
 
+-- name: enqueue_variant_reembed
+-- `variant add --reembed`: one embed job per clip with a video, whether it has a vector of THIS
+-- variant or not (its frame count or windows changed; each old vector serves until replaced).
+SELECT enqueue_embed_jobs(NULL, only_missing => false, variant_ids => ARRAY[%(variant_id)s]::integer[]) AS added;
+
+-- name: variant_vector_count
+-- Vectors stored under a variant (a window variant's in moment_embeddings).
+SELECT (SELECT count(*) FROM embeddings e
+        WHERE e.model_name = v.model_name AND e.generation_strategy = v.generation_strategy)
+       + (SELECT count(*) FROM moment_embeddings m WHERE m.variant_id = v.id) AS vectors
+FROM embedding_variants v
+WHERE v.id = %(variant_id)s;
+
 -- name: variant_list
 SELECT v.id, v.model_name, v.generation_strategy, v.num_frames, v.dim, v.is_default, v.enabled,
        (SELECT count(*) FROM embeddings e

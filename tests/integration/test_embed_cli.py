@@ -119,6 +119,42 @@ def test_variant_disable_refuses_default_and_skips_queued_jobs(
     assert "no embedding variant" in unknown.output
 
 
+def test_changing_the_frames_of_a_variant_with_vectors_needs_reembed(
+    invoke: Invoke, conn: psycopg.Connection, media_root: MediaRoot
+) -> None:
+    """One variant, one way of making its vectors: a new frame count is refused while vectors
+    made with the old one exist (they would be compared as alike), unless --reembed re-embeds
+    every clip; with no vectors yet, or the same count, nothing is refused."""
+    spec = f"{TINY_MODEL_NAME}:video_full_clip"
+    frames = "SELECT num_frames FROM embedding_variants WHERE model_name = %s"
+    first, second = insert_clips(
+        conn, [media_root.good("frames-1.mp4"), media_root.good("frames-2.mp4")]
+    )
+    conn.execute("UPDATE pipeline_jobs SET status = 'done'")
+    add_tiny_variant(invoke, "--no-backfill")
+    wider = str(2 * TINY_FRAMES)
+    invoke("variant", "add", TINY_MODEL_NAME, "video_full_clip", "--frames", wider, "--no-backfill")
+    add_tiny_variant(invoke, "--no-backfill")  # no vectors yet: free to change, and back
+    invoke("embed", "--clip", str(first), "--variant", spec)
+
+    refused = invoke(
+        "variant", "add", TINY_MODEL_NAME, "video_full_clip", "--frames", wider, expect=1
+    )
+    assert f"has 1 vectors made the old way (num_frames {TINY_FRAMES} -> {wider})" in refused.output
+    assert "--reembed" in refused.output
+    assert conn.execute(frames, (TINY_MODEL_NAME,)).fetchone() == (TINY_FRAMES,)
+    assert "enqueued 1 embed jobs" in add_tiny_variant(invoke).output  # the same count: fine
+
+    conn.execute("UPDATE pipeline_jobs SET status = 'done'")
+    done = invoke(
+        "variant", "add", TINY_MODEL_NAME, "video_full_clip", "--frames", wider, "--reembed"
+    )
+    assert "enqueued 2 embed jobs to re-embed every clip" in done.output
+    assert conn.execute(frames, (TINY_MODEL_NAME,)).fetchone() == (2 * TINY_FRAMES,)
+    queued = sorted(r["clip_id"] for r in job_rows(conn) if r["status"] == "queued")
+    assert queued == [first, second]
+
+
 def test_embed_missing_enqueues_once(
     invoke: Invoke, conn: psycopg.Connection, media_root: MediaRoot
 ) -> None:
