@@ -129,10 +129,32 @@ def train(
                 "UPDATE pipeline_jobs SET payload = payload || %s::jsonb WHERE id = %s",
                 (json.dumps(overrides), row["job_id"]),
             )
+        if not row["enqueued"] and (overrides or variant_id is not None):
+            # One train_head job per mode: the pending one runs as it was queued, so options
+            # given now would silently not apply.
+            cur.execute(query(QUERIES, "job"), {"job_id": row["job_id"]})
+            pending = cur.fetchone() or {}
+            raise HeatersError(
+                f"train_head job {row['job_id']} is already {pending.get('status', 'pending')} "
+                f"for {mode} (payload {json.dumps(pending.get('payload'))}, variant "
+                f"{pending.get('variant_id') or 'default'}): the options given "
+                f"({_options(overrides, variant_id)}) would not apply to it. Wait for it "
+                "(heaters-db jobs), or train now with --now"
+            )
     state = "queued" if row["enqueued"] else "already pending"
     click.echo(f"train_head job {row['job_id']} {state} for {mode}")
     if wait:
+        click.echo(
+            f"waiting up to {timeout:g} s for a `heaters-db daemon` to run it (Ctrl-C stops "
+            "waiting; the job stays queued)",
+            err=True,
+        )
         _wait_and_report(connect_new, row["job_id"], time.monotonic() + timeout)
+
+
+def _options(overrides: dict[str, Any], variant_id: int | None) -> str:
+    named = dict(overrides, **({"variant": variant_id} if variant_id is not None else {}))
+    return ", ".join(f"{name} {value}" for name, value in named.items())
 
 
 def _head_line(result: dict[str, Any]) -> str:

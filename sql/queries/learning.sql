@@ -147,8 +147,8 @@ SELECT status = 'active' AS active FROM projection_heads WHERE id = %(head_id)s;
 SELECT refresh_head_projections(%(head_id)s) AS rows;
 
 -- name: job
-SELECT id, kind, mode, projection_head_id, status, attempts, max_attempts, last_error, result,
-       payload
+SELECT id, kind, mode, projection_head_id, variant_id, status, attempts, max_attempts,
+       last_error, result, payload
 FROM pipeline_jobs WHERE id = %(job_id)s;
 
 -- name: prunable_heads

@@ -521,16 +521,19 @@ def test_heads_list_and_report_commands(trained: Trained, tmp_path: Path) -> Non
     assert "evaluation screens" in report.stdout and "vs_base judged_rank_score" in report.stdout
     queued = [
         subprocess.run(
-            [*command, "train", "--mode", "spot", "--epochs", "5"],
+            [*command, "train", "--mode", "spot", *options],
             env=env,
             capture_output=True,
             text=True,
             timeout=120,
         )
-        for _ in range(2)
+        for options in (["--epochs", "5"], [], ["--epochs", "7"])
     ]
-    assert [q.returncode for q in queued] == [0, 0], queued[0].stderr
+    assert [q.returncode for q in queued] == [0, 0, 1], queued[0].stderr
     assert "queued for spot" in queued[0].stdout and "already pending" in queued[1].stdout
+    # Options for a mode whose job is pending would not apply to it: said, not dropped.
+    assert "is already queued for spot" in queued[2].stderr
+    assert "the options given (max_epochs 7) would not apply" in queued[2].stderr
     with connect(trained.url, autocommit=True) as conn:
         payload = conn.execute(
             "SELECT payload FROM pipeline_jobs WHERE kind = 'train_head' AND status = 'queued'"
