@@ -27,6 +27,10 @@ BEGIN
         RAISE EXCEPTION 'query vector is all zeros: it has no cosine distance to anything'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- Cosine is scale-free, but pgvector sums it in float32, where the squares of a very small
+    -- or very large query underflow or overflow: a query of 1e-25s was at distance 0 from every
+    -- clip, one of 1e20s at 1, in table order. l2_normalize sums in double.
+    query := l2_normalize(query);
     PERFORM set_config('hnsw.ef_search',
         least(1000, greatest(heaters_setting('hnsw_ef_search')::integer, 2 * (k + 1)))::text, true);
     RETURN QUERY EXECUTE format(

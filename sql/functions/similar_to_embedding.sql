@@ -17,6 +17,9 @@ BEGIN
         RAISE EXCEPTION 'query vector is all zeros: it has no cosine distance to anything'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- Unit length before a head sees it too (heads are scale-free: they normalise their input),
+    -- for the reason nearest_clips_in_index gives.
+    query := l2_normalize(query);
     IF head_id IS NOT NULL THEN
         RETURN QUERY SELECT * FROM nearest_in_head(head_id, apply_head(head_id, query), k, NULL);
     ELSE

@@ -177,10 +177,14 @@ def test_default_variant_matches_brute_force(conn: psycopg.Connection, library: 
     assert_same_ranking(rows, *brute_force(library, library[2], exclude=3), k=1000)
 
     query = np.random.default_rng(8).standard_normal(DIM).astype(np.float32)
-    rows = conn.execute(
-        "SELECT * FROM similar_to_embedding(%s::vector, 'trick', 12)", (vector_text(query),)
-    ).fetchall()
-    assert_same_ranking(rows, *brute_force(library, query), k=12)
+    # Cosine is scale-free: a query of tiny or huge numbers (whose float32 squares underflow or
+    # overflow) ranks as the same query at unit scale does.
+    for scale in (1.0, 1e-25, 3e19):
+        rows = conn.execute(
+            "SELECT * FROM similar_to_embedding(%s::vector, 'trick', 12)",
+            (vector_text(query * np.float32(scale)),),
+        ).fetchall()
+        assert_same_ranking(rows, *brute_force(library, query), k=12)
 
 
 def test_active_head_matches_brute_force(conn: psycopg.Connection, library: np.ndarray) -> None:
@@ -207,11 +211,12 @@ def test_active_head_matches_brute_force(conn: psycopg.Connection, library: np.n
         )
 
     base_query = np.random.default_rng(9).standard_normal(DIM).astype(np.float32)
-    rows = conn.execute(
-        "SELECT * FROM similar_to_embedding(%s::vector, 'trick_similarity', 15)",
-        (vector_text(base_query),),
-    ).fetchall()
-    assert_same_ranking(rows, *brute_force(stored, project(head, base_query[None])[0]), k=15)
+    for scale in (1.0, 1e-25, 3e19):
+        rows = conn.execute(
+            "SELECT * FROM similar_to_embedding(%s::vector, 'trick_similarity', 15)",
+            (vector_text(base_query * np.float32(scale)),),
+        ).fetchall()
+        assert_same_ranking(rows, *brute_force(stored, project(head, base_query[None])[0]), k=15)
 
 
 def test_errors_name_the_problem(conn: psycopg.Connection) -> None:
