@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+import psycopg
 
 from heaters_db.cli.output import QUEUE, connection, format_value, json_default, query_rows, table
 
@@ -22,8 +23,8 @@ def jobs(error_limit: int, dead: bool, tracebacks: bool, as_json: bool) -> None:
     status: queued (waiting, maybe until run_after after a failed attempt), running (leased by
     a daemon; expired_leases counts leases whose daemon stopped renewing them — the next claim
     requeues them), done, skipped (nothing to do, e.g. no trick metadata), dead (failed
-    job_max_attempts times; error and traceback kept). Requeue a dead job with SQL:
-    UPDATE pipeline_jobs SET status = 'queued', attempts = 0, run_after = now() WHERE id = ...;
+    job_max_attempts times; error and traceback kept). Run a dead job again once its cause is
+    fixed: heaters-db requeue JOB_ID.
     """
     with connection() as conn:
         status = query_rows(conn, QUEUE, "queue_status")
@@ -65,4 +66,44 @@ def jobs(error_limit: int, dead: bool, tracebacks: bool, as_json: bool) -> None:
             click.echo("  " + row["last_traceback"].rstrip().replace("\n", "\n  "))
 
 
-COMMANDS = (jobs,)
+@click.command()
+@click.argument("job_ids", nargs=-1, type=click.IntRange(min=1), required=True)
+def requeue(job_ids: tuple[int, ...]) -> None:
+    """Run dead (or skipped) jobs again, from their first attempt.
+
+    \b
+    For a job that died on a cause since fixed (a file restored, a daemon's disk freed): it is
+    queued again with its attempts reset, and a running daemon picks it up. Its last error stays
+    in `heaters-db jobs` until the next attempt. A job already queued, running or done is left
+    alone; so is a dead job whose work a newer queued or running job already does (an embed of
+    the same clip and variant, a training of the same mode): the message names it. Exit status
+    1 when any job given was not requeued.
+    """
+    not_requeued = 0
+    with connection() as conn:
+        for job_id in job_ids:
+            try:
+                with conn.transaction():
+                    rows = query_rows(conn, QUEUE, "requeue_job", job_id=job_id)
+            except psycopg.errors.UniqueViolation as error:
+                not_requeued += 1
+                click.echo(
+                    f"job {job_id} not requeued: a queued or running job already does the same "
+                    f"work ({error.diag.message_detail}); `heaters-db jobs` shows it"
+                )
+                continue
+            if rows:
+                click.echo(f"job {job_id} ({rows[0]['kind']}) requeued")
+                continue
+            not_requeued += 1
+            state = query_rows(conn, QUEUE, "job_state", job_id=job_id)
+            click.echo(
+                f"job {job_id} not requeued: it is {state[0]['status']}"
+                if state
+                else f"job {job_id} not requeued: no such job"
+            )
+    if not_requeued:
+        raise SystemExit(1)
+
+
+COMMANDS = (jobs, requeue)

@@ -88,3 +88,22 @@ SELECT job_id, kind, status, clip_id, clip_filepath, model_name, generation_stra
 FROM pipeline_job_errors
 WHERE status <> 'skipped' AND (%(status)s::text IS NULL OR status = %(status)s::text)
 LIMIT %(limit)s;
+
+-- name: requeue_job
+-- `heaters-db requeue`: a dead (or skipped) job runs again from its first attempt; its last
+-- error stays until the next attempt replaces it. No row: no such job in those states. Raises
+-- unique_violation when a queued or running job already does the same work (the
+-- pipeline_jobs_pending_* indexes allow one per clip and variant, mode or head).
+WITH requeued AS (
+    UPDATE pipeline_jobs
+    SET status = 'queued', attempts = 0, run_after = now(), lease_owner = NULL,
+        lease_expires_at = NULL, updated_at = now()
+    WHERE id = %(job_id)s AND status IN ('dead', 'skipped')
+    RETURNING id, kind
+)
+SELECT r.id, r.kind,
+       pg_notify('heaters_db_jobs', json_build_object('kind', 'requeue', 'job_id', r.id)::text)
+FROM requeued r;
+
+-- name: job_state
+SELECT id, kind, status FROM pipeline_jobs WHERE id = %(job_id)s;

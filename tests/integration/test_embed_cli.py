@@ -219,6 +219,37 @@ def test_jobs_shows_counts_leases_and_errors(
     assert '"status"' in as_json and '"errors"' in as_json
 
 
+def test_requeue_runs_a_dead_job_again_unless_newer_work_is_pending(
+    invoke: Invoke, conn: psycopg.Connection, media_root: MediaRoot
+) -> None:
+    """A dead job, its cause fixed, runs again from attempt 1; a job not dead, an unknown id, or
+    a dead embed whose clip and variant already have a pending job are left alone and said so
+    (exit 1), where the SQL recipe failed on the pending-embed unique index."""
+    first, second = insert_clips(conn, [media_root.good("rq-1.mp4"), media_root.good("rq-2.mp4")])
+    jobs = {r["clip_id"]: r["id"] for r in job_rows(conn)}
+    conn.execute("SELECT claim_jobs('host:1:abc', ARRAY['embed'], 2, 60)")
+    for clip in (first, second):
+        conn.execute(
+            "SELECT dead_letter_job(%s, 'host:1:abc', 'ClipFileMissing: gone')", (jobs[clip],)
+        )
+    # The second clip's work is queued again by the backfill: its dead job must stay dead.
+    assert conn.execute("SELECT enqueue_embed_jobs(%s)", ([second],)).fetchone()[0] == 1
+
+    done = invoke("requeue", str(jobs[first]))
+    assert done.output.strip() == f"job {jobs[first]} (embed) requeued"
+    status = "SELECT status, attempts, last_error FROM pipeline_jobs WHERE id = %s"
+    assert conn.execute(status, (jobs[first],)).fetchone() == ("queued", 0, "ClipFileMissing: gone")
+
+    refused = invoke("requeue", str(jobs[second]), str(jobs[first]), "999999", expect=1).output
+    assert (
+        f"job {jobs[second]} not requeued: a queued or running job already does the same work "
+        f"(Key (clip_id, variant_id)=({second}, "
+    ) in refused
+    assert f"job {jobs[first]} not requeued: it is queued" in refused
+    assert "job 999999 not requeued: no such job" in refused
+    assert conn.execute(status, (jobs[second],)).fetchone()[0] == "dead"
+
+
 def test_usage_errors_are_clear(invoke: Invoke) -> None:
     assert "either --missing or --clip" in invoke("embed", expect=2).output
     assert (
@@ -236,7 +267,8 @@ def test_usage_errors_are_clear(invoke: Invoke) -> None:
     [
         (["daemon"], ["SIGTERM", "--once", "HEATERS_LEASE_SECONDS", "--kinds", "action=embed"]),
         (["embed"], ["--missing", "--clip", "daemon"]),
-        (["jobs"], ["dead", "expired", "--traceback"]),
+        (["jobs"], ["dead", "expired", "--traceback", "requeue"]),
+        (["requeue"], ["dead", "attempts", "queued or running"]),
         (["variant"], ["ENABLED", "DEFAULT"]),
         (["variant", "add"], ["--frames", "--default", "backfill", "video_trick_window"]),
         (["variant", "disable"], ["default"]),
