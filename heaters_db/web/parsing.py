@@ -60,25 +60,33 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number an event can hold")
 
 
-def _json_depth(value: Any) -> int:
-    """Nesting depth of parsed JSON, without recursion."""
+def _checked_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion. Refuses a string (or key) that is not
+    valid Unicode: JSON's \\u escapes can carry a lone surrogate ("\\ud800"), which UTF-8, and
+    so the database driver, cannot encode (it failed as a 500 deep in psycopg)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict | list):
             deepest = max(deepest, depth)
-            children = item.values() if isinstance(item, dict) else item
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"{item!r} is not valid Unicode (a lone surrogate)") from None
     return deepest
 
 
 def parse_event_json(body: bytes) -> Any:
-    """JSON with only finite numbers and a bounded depth (ValueError otherwise)."""
+    """JSON with only finite numbers, valid Unicode strings and a bounded depth (ValueError
+    otherwise)."""
     try:
         value = json.loads(body, parse_constant=_refuse_constant)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
-    if _json_depth(value) > MAX_JSON_DEPTH:
+    if _checked_depth(value) > MAX_JSON_DEPTH:
         raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 

@@ -1,5 +1,5 @@
 """The sorting page's limits (Starlette TestClient, real database): a body size limit,
-400 for non-finite numbers and absurd nesting, extra candidates refused rather than cut, the
+400 for non-finite numbers, lone surrogates and absurd nesting, extra candidates refused rather than cut, the
 optional access token, and a non-loopback bind that must name its allowed hosts."""
 
 from __future__ import annotations
@@ -48,6 +48,14 @@ def test_oversized_non_finite_and_deep_bodies_are_refused_with_4xx(
             )
             response = post_raw(client, text.encode())
             assert response.status_code == 400 and "not a number" in response.json()["error"]
+
+        # A lone surrogate is valid JSON but no UTF-8 string: refused here, not a 500 in the
+        # database driver.
+        for field in ("anchor_reason", "candidate_rankings"):
+            broken = {**event, field: "\ud800" if field == "anchor_reason" else [{"\ud800": 1}]}
+            response = post_raw(client, json.dumps(broken).encode())
+            assert response.status_code == 400, response.text
+            assert "not valid Unicode" in response.json()["error"]
 
         deep = b"[" * 5000 + b"]" * 5000  # within the size limit, absurdly nested
         response = post_raw(client, deep)
