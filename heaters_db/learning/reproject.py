@@ -166,7 +166,8 @@ def reproject_head(
     """Re-project, index and (by default) activate one head; returns what was done and timings.
 
     ``connect`` opens a new connection (autocommit). An active head is re-projected in place: its
-    rows are replaced in one transaction, so searches see the old rows until it commits.
+    rows are replaced in one transaction, so searches see the old rows until it commits; then
+    the rows of clips embedded meanwhile are caught up (catch_up_head).
     """
     with connect() as conn:
         record, head = store.load_projection_head(conn, head_id)
@@ -193,6 +194,11 @@ def reproject_head(
             started = time.perf_counter()
             result["activation"] = store.activate_head(conn, record.id, fence)
             result["seconds_activate"] = round(time.perf_counter() - started, 3)
+    if record.status == "active":
+        # Its rows were replaced from one snapshot: a clip embedded or re-embedded after that
+        # snapshot but before the replacement lost the row its trigger wrote, or kept the old
+        # one. An activation refreshes those rows; a head already serving has none, so here.
+        result["catch_up"] = catch_up_head(connect, record.id, fence)
     log.info("re-projected projection head", extra={"action": "reproject_done", **result})
     return result
 

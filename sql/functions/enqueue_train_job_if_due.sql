@@ -21,8 +21,8 @@ BEGIN
     END IF;
     SELECT greatest(
         (SELECT max(h.trained_through_event_id) FROM projection_heads h WHERE h.mode = stored_mode),
-        (SELECT max(coalesce((j.result ->> 'trained_through_event_id')::integer,
-                             (j.payload ->> 'events_through')::integer))
+        (SELECT max(coalesce(jsonb_event_id(j.result -> 'trained_through_event_id'),
+                             jsonb_event_id(j.payload -> 'events_through')))
          FROM pipeline_jobs j
          WHERE j.kind = 'train_head' AND j.mode = stored_mode AND j.status IN ('done', 'skipped', 'dead')),
         0)

@@ -13,6 +13,7 @@ import pytest
 
 from heaters_db import migrations
 from heaters_db.db import connect
+from heaters_db.learning import reproject
 from heaters_db.learning.reproject import base_checksums
 from tests.integration.conftest import wait_until
 from tests.integration.test_apply_head_sql import (
@@ -239,3 +240,37 @@ def test_prune_frees_older_retired_heads_and_a_pruned_head_can_come_back(
     for clip_id, base in bases.items():
         assert_fresh(conn, heads[0], clip_id, base)
     assert has_index(heads[0])
+
+
+def test_re_projecting_the_active_head_keeps_what_was_embedded_meanwhile(
+    conn: psycopg.Connection, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-projecting a head that serves (`heads activate` on the active head, a retried
+    reproject job) replaces its rows from one snapshot: a clip embedded, or re-embedded, after
+    the snapshot but before the replacement must still end with a fresh row (it lost its row,
+    or kept the old one, and no job came to fix it)."""
+    bases = add_clips_with_embeddings(conn, 30)
+    head_id = insert_head(conn, random_head(1), 1, "candidate")
+    conn.execute("SELECT activate_head(%s)", (head_id,))
+    read = reproject.read_vector_rows
+    changed: dict[int, np.ndarray] = {}
+
+    def read_with_writes_after_the_snapshot(*args, **kwargs):
+        batches = read(*args, **kwargs)
+        first = next(batches)  # the reader's snapshot is taken; the rows are not replaced yet
+        with connect(db_url, autocommit=True) as other:
+            changed.update(add_clips_with_embeddings(other, 1))
+            some_clip = next(iter(bases))
+            changed[some_clip] = reembed(other, some_clip)
+        yield first
+        yield from batches
+
+    monkeypatch.setattr(reproject, "read_vector_rows", read_with_writes_after_the_snapshot)
+    result = reproject.reproject_head(
+        lambda: connect(db_url, autocommit=True), head_id, batch_rows=8
+    )
+    assert result["catch_up"]["caught_up"] == 2
+    for clip_id, base in changed.items():
+        assert_fresh(conn, head_id, clip_id, base)
+    rows = "SELECT count(*) FROM projected_embeddings WHERE projection_head_id = %s"
+    assert conn.execute(rows, (head_id,)).fetchone() == (31,)

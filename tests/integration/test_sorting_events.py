@@ -381,3 +381,38 @@ def test_an_explicit_event_id_is_replaced_and_cannot_stop_retraining(
         "SELECT count(*) FROM pipeline_jobs WHERE kind = 'train_head'"
     ).fetchone() == (1,), "three events since the watermark 0 must enqueue a training"
     assert events_conn.execute("SELECT max(id) FROM clip_sorting_events").fetchone()[0] < 1000
+
+
+def test_a_garbled_train_job_never_refuses_events(events_conn: psycopg.Connection) -> None:
+    """The retrain watermark reads every finished train_head job of the mode: a hand-edited one
+    whose numbers are text or past int4 is ignored (it made every event INSERT of the mode fail
+    on the cast), and should enqueueing fail anyway the events are stored, with a WARNING."""
+    events_conn.execute(
+        "INSERT INTO pipeline_jobs (kind, mode, status, payload, result) VALUES "
+        "('train_head', 'trick_similarity', 'dead', '{\"events_through\": \"abc\"}', NULL), "
+        "('train_head', 'trick_similarity', 'done', '{\"events_through\": 1e12}', "
+        "'{\"trained_through_event_id\": [1]}'), "
+        "('train_head', 'trick_similarity', 'skipped', '\"garbage\"', '{}')"
+    )
+    events_conn.execute("UPDATE heaters_db_settings SET value = '2' WHERE name = 'retrain_every'")
+    insert_event(events_conn)
+    insert_event(events_conn)
+    queued = "SELECT count(*) FROM pipeline_jobs WHERE kind = 'train_head' AND status = 'queued'"
+    assert events_conn.execute(queued).fetchone() == (1,)  # two events past watermark 0
+
+    warnings: list[str] = []
+    events_conn.add_notice_handler(lambda notice: warnings.append(notice.message_primary))
+    events_conn.execute(  # a broken enqueue, as a bug or a hand-edited function would be
+        "CREATE OR REPLACE FUNCTION enqueue_train_job_if_due(mode text) RETURNS integer "
+        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'broken on purpose'; END $$"
+    )
+    before = events_conn.execute("SELECT count(*) FROM clip_sorting_events").fetchone()[0]
+    insert_event(events_conn)
+    assert events_conn.execute("SELECT count(*) FROM clip_sorting_events").fetchone()[0] == (
+        before + 1
+    )
+    assert any(
+        "sorting events stored, but no train_head job could be enqueued for trick_similarity: "
+        "broken on purpose" in warning
+        for warning in warnings
+    ), warnings
