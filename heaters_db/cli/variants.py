@@ -269,6 +269,9 @@ def variant_disable(model: str, strategy: str) -> None:
 
     Its existing vectors stay in `embeddings` (`variant add` enables it again). The default
     variant cannot be disabled: make another one the default first (variant add ... --default).
+    Nor can a variant an active or candidate projection head reads: that head keeps serving its
+    mode from this variant's vectors, and new clips would get none (train a head on another
+    variant first: heaters-db train --mode M --variant ID).
     """
     with connection() as conn:
         row = _find_variant(conn, model, strategy)
@@ -276,6 +279,16 @@ def variant_disable(model: str, strategy: str) -> None:
             raise HeatersError(
                 f"variant {row['id']} {model} / {strategy} is the default (similar_clips uses it); "
                 "make another variant the default first: heaters-db variant add MODEL STRATEGY --default"
+            )
+        heads = query_rows(conn, EMBEDDINGS, "heads_on_variant", variant_id=row["id"])
+        if heads:
+            named = ", ".join(
+                f"{h['mode']} v{h['version']} (head {h['id']}, {h['status']})" for h in heads
+            )
+            raise HeatersError(
+                f"variant {row['id']} {model} / {strategy} is what {named} projects: disabled, "
+                "new clips would get no vector of it and that mode would never find them. Train "
+                "a head on another variant first (heaters-db train --mode M --variant ID)"
             )
         with conn.transaction():
             query_rows(conn, EMBEDDINGS, "variant_disable", variant_id=row["id"])

@@ -81,6 +81,12 @@ SELECT (SELECT count(*) FROM embeddings e
 FROM embedding_variants v
 WHERE v.id = %(variant_id)s;
 
+-- name: heads_on_variant
+-- `variant disable`: the heads that serve, or may go live, on a variant's vectors.
+SELECT id, mode, version, status FROM projection_heads
+WHERE base_variant_id = %(variant_id)s AND status IN ('active', 'candidate')
+ORDER BY mode, version;
+
 -- name: variant_list
 SELECT v.id, v.model_name, v.generation_strategy, v.num_frames, v.dim, v.is_default, v.enabled,
        (SELECT count(*) FROM embeddings e

@@ -10,6 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from heaters_db.cli import cli
+from heaters_db.heads.module import ProjectionHead
+from heaters_db.learning import store
 from heaters_db.settings import get_settings
 from tests.integration.conftest import (
     TINY_DIM,
@@ -102,13 +104,29 @@ def test_variant_disable_refuses_default_and_skips_queued_jobs(
     )
     assert "is the default" in refused.output
 
+    tiny = conn.execute(
+        "SELECT id FROM embedding_variants WHERE model_name = %s", (TINY_MODEL_NAME,)
+    ).fetchone()[0]
+    # A head that serves (or may go live) from the variant's vectors keeps it enabled: new
+    # clips would get no vector of it, and its mode would never find them.
+    head = store.insert_head(
+        conn,
+        mode="spot_similarity",
+        base_variant_id=tiny,
+        head=ProjectionHead(TINY_DIM, 8, 16),
+        status="candidate",
+        trained_through_event_id=0,
+        training_event_count=0,
+        metrics={},
+    )
+    held = invoke("variant", "disable", TINY_MODEL_NAME, "video_full_clip", expect=1)
+    assert f"is what spot_similarity v1 (head {head.id}, candidate) projects" in held.output
+    conn.execute("UPDATE projection_heads SET status = 'rejected' WHERE id = %s", (head.id,))
+
     insert_clips(conn, [media_root.good("cli-1.mp4")])  # one job per enabled variant: 2
     result = invoke("variant", "disable", TINY_MODEL_NAME, "video_full_clip")
     assert "1 queued jobs skipped" in result.output
     rows = {r["variant_id"]: r for r in job_rows(conn)}
-    tiny = conn.execute(
-        "SELECT id FROM embedding_variants WHERE model_name = %s", (TINY_MODEL_NAME,)
-    ).fetchone()[0]
     assert rows[tiny]["status"] == "skipped" and "disabled" in rows[tiny]["last_error"]
     assert (
         conn.execute("SELECT enabled FROM embedding_variants WHERE id = %s", (tiny,)).fetchone()[0]
