@@ -157,6 +157,15 @@ def test_a_deleted_or_moved_embedding_takes_its_projections_with_it(
     with pytest.raises(psycopg.errors.NoDataFound, match=f"clip {gone} has no"):
         conn.execute("SELECT * FROM similar_clips(%s, 'spot')", (gone,))
 
+    # TRUNCATE fires no DELETE trigger: its own takes every projection with it, and the clips
+    # come back, freshly projected, when they are embedded again.
+    conn.execute("TRUNCATE embeddings")
+    assert conn.execute("SELECT count(*) FROM projected_embeddings").fetchone() == (0,)
+    with pytest.raises(psycopg.errors.NoDataFound, match=f"clip {kept} has no"):
+        conn.execute("SELECT * FROM similar_clips(%s, 'spot')", (kept,))
+    for clip_id, base in add_clips_with_embeddings(conn, 2).items():
+        assert_fresh(conn, active, clip_id, base)
+
 
 def test_the_upgrade_removes_projections_an_earlier_version_left_behind(db_url: str) -> None:
     with connect(db_url, autocommit=True) as conn:
