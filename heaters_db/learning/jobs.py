@@ -31,7 +31,7 @@ from psycopg.rows import dict_row
 
 from heaters_db import devices
 from heaters_db.db import one_row
-from heaters_db.errors import HeatersError
+from heaters_db.errors import HeatersError, PermanentJobError
 from heaters_db.heads.capacity import train_selected
 from heaters_db.heads.evaluation import (
     common_events,
@@ -65,6 +65,50 @@ ACTIVATION_CHOICES = ("inline", "enqueue", "none")
 AUTO_OUTPUT_DIM = -1
 # TrainConfig fields a train_head job's payload (or `heaters-db train`) may set.
 PAYLOAD_FIELDS = ("output_dim", "hidden_dim", "max_epochs", "seed", "temperature", "learning_rate")
+
+
+# What each PAYLOAD_FIELDS value must be: an integer of at least the minimum, or a positive
+# number. A job row is anyone's to write: a wrong type failed deep inside training, after the
+# events were loaded, and was retried job_max_attempts times.
+PAYLOAD_RULES: dict[str, tuple[type, float]] = {
+    "output_dim": (int, 1),
+    "hidden_dim": (int, 1),
+    "max_epochs": (int, 0),
+    "seed": (int, 0),
+    "temperature": (float, 0),
+    "learning_rate": (float, 0),
+}
+
+
+class BadJobPayload(PermanentJobError):
+    """A job's payload is not what its kind reads: dead at once, with what is wrong."""
+
+
+def job_payload(job: Any) -> dict[str, Any]:
+    """The job's payload as a dict of checked values (BadJobPayload otherwise)."""
+    payload = getattr(job, "payload", None)
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        raise BadJobPayload(
+            f"job {getattr(job, 'id', '?')}: payload must be a JSON object, got {payload!r}"
+        )
+    for name, (kind, minimum) in PAYLOAD_RULES.items():
+        value = payload.get(name)
+        if value is None:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if (
+            not number
+            or (kind is int and not isinstance(value, int))
+            or value < minimum
+            or (kind is float and value == minimum)
+        ):
+            wanted = f"an integer of at least {minimum}" if kind is int else "a positive number"
+            raise BadJobPayload(
+                f"job {getattr(job, 'id', '?')}: payload {name} must be {wanted}, got {value!r}"
+            )
+    return payload
 
 
 class TrainingSkipped(HeatersError):
@@ -350,7 +394,7 @@ def handle_train_head(connect: Connect, job: Any, settings: Any = None) -> dict[
     ``{"activation": "inline"}`` does it in this job instead). No usable events: SkipJob."""
     from heaters_db.queue import SkipJob  # the job kinds sit below the worker, by the queue
 
-    payload = dict(getattr(job, "payload", None) or {})
+    payload = job_payload(job)
     device = resolve_device(payload.get("device") or getattr(settings, "device", "auto"))
     try:
         return train_mode(
@@ -371,7 +415,7 @@ def handle_reproject(connect: Connect, job: Any, settings: Any = None) -> dict[s
     """Daemon handler for a ``reproject`` job: project every clip, index, activate; or, with
     payload ``catch_up`` (queued by the embeddings trigger), project only the rows an active
     head is missing or holds stale. Every write is fenced by the job's lease."""
-    payload = dict(getattr(job, "payload", None) or {})
+    payload = job_payload(job)
     fence = Fence.of(job)
     if payload.get("catch_up"):
         return store.json_ready(

@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from heaters_db.db import one_row
-from heaters_db.errors import HeatersError
+from heaters_db.errors import PermanentJobError
 from heaters_db.heads.module import ProjectionHead
 from heaters_db.heads.serialization import (
     head_from_safetensors,
@@ -36,12 +36,13 @@ QUERIES = "learning.sql"
 STATUSES = ("training", "candidate", "active", "retired", "rejected")
 
 
-class HeadNotFound(HeatersError):
-    """No projection head has that id."""
+class HeadNotFound(PermanentJobError):
+    """No projection head has that id (a job for it is dead at once: retrying cannot help)."""
 
 
-class HeadStateError(HeatersError):
-    """The projection head is not in a state that allows this (e.g. activating a rejected head)."""
+class HeadStateError(PermanentJobError):
+    """The projection head is not in a state that allows this (e.g. activating a rejected
+    head); a job that meets it is dead at once."""
 
 
 @dataclass(frozen=True)

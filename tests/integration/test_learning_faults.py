@@ -418,3 +418,51 @@ def test_rollback_to_a_retired_head_catches_up_its_window_projections(
         )
     # Nothing left to catch up: a second activation pass writes nothing.
     assert conn.execute("SELECT project_stale_moment_embeddings(%s)", (old,)).fetchone() == (0,)
+
+
+def test_a_job_row_nobody_can_run_is_dead_at_once_saying_why(
+    conn: psycopg.Connection, db_url: str
+) -> None:
+    """Job rows are anyone's to write: a payload that is no JSON object or holds a value of the
+    wrong type, a reproject job for a rejected or a missing head can never succeed as they
+    stand, so each is dead at its first attempt with the reason (not retried job_max_attempts
+    times on a TypeError from deep inside training)."""
+    conn.execute("INSERT INTO clips (clip_identifier) SELECT 'f' || g FROM generate_series(1, 3) g")
+    rejected = insert_head(conn, random_head(3), 1, "rejected")
+    bad = {
+        "payload a string": ("train_head", "trick_similarity", None, '"garbage"'),
+        "max_epochs as text": ("train_head", "spot_similarity", None, '{"max_epochs": "5"}'),
+        "rejected head": ("reproject", None, rejected, "{}"),
+        "missing head": ("reproject", None, 999_999, "{}"),
+    }
+    ids = {
+        name: conn.execute(
+            "INSERT INTO pipeline_jobs (kind, mode, projection_head_id, payload, max_attempts) "
+            "VALUES (%s, %s, %s, %s::jsonb, 5) RETURNING id",
+            values,
+        ).fetchone()[0]
+        for name, values in bad.items()
+    }
+    daemon = Daemon(
+        Settings(device="cpu", lease_seconds=30),
+        db_url,
+        kinds=["train_head", "reproject"],
+        once=True,
+        retry_delay_seconds=0,
+    )
+    daemon.run()
+    rows = {
+        job_id: (status, attempts, error)
+        for job_id, status, attempts, error in conn.execute(
+            "SELECT id, status, attempts, last_error FROM pipeline_jobs WHERE id = ANY (%s)",
+            (list(ids.values()),),
+        ).fetchall()
+    }
+    assert {name: rows[i][:2] for name, i in ids.items()} == {name: ("dead", 1) for name in bad}
+    assert "payload must be a JSON object, got 'garbage'" in rows[ids["payload a string"]][2]
+    assert (
+        "payload max_epochs must be an integer of at least 0, got '5'"
+        in (rows[ids["max_epochs as text"]][2])
+    )
+    assert "is rejected" in rows[ids["rejected head"]][2]
+    assert "999999" in rows[ids["missing head"]][2]
