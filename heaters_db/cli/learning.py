@@ -285,8 +285,9 @@ def prune(keep: int, mode: str | None) -> None:
 @heads.command()
 @click.argument("mode", type=MODE_CHOICE)
 def rollback(mode: str) -> None:
-    """Retire MODE's active head; the previous version serves again, with exactly its old
-    results (its projections were kept). With no earlier version the base space serves."""
+    """Undo MODE's last activation: retire its active head; the head that activation replaced
+    serves again, with its old results (its projections were kept). Rolling back again undoes
+    the activation before; undoing the first one leaves the base space serving."""
     from heaters_db.learning import store
 
     with _factory()() as conn:

@@ -232,7 +232,8 @@ def override_rejected_head(
 
 
 def rollback_head(conn: psycopg.Connection, mode: str) -> dict[str, Any]:
-    """SQL rollback_head(): the previous version serves the mode again (or the base variant)."""
+    """SQL rollback_head(): the head the mode's last activation replaced serves again (or the
+    base variant)."""
     result = _call(conn, "rollback_head", {"mode": mode})
     log.info("rolled back projection head", extra={"action": "head_rolled_back", **result})
     return result

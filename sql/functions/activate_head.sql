@@ -8,14 +8,16 @@
 --      while the head was retired), so rollback_head serves fresh clip and moment vectors;
 --   2. makes sure its HNSW index exists (normally built already by the re-projection);
 --   3. retires the mode's active head (its rows and index are kept, for rollback_head);
---   4. marks this head active, activated_at = now().
+--   4. marks this head active, activated_at = now(), and records the activation (the head it
+--      replaced: projection_head_activations, what rollback_head undoes).
 -- Only a candidate (passed the gate, re-projected) or a retired head can be activated.
 -- The embeddings and moment_embeddings tables are locked in SHARE mode from the second pass
 -- on: a vector written concurrently either is caught up here or, once this commits, is
 -- projected by the triggers under the new head; none falls in between. Writers wait only for
 -- the second pass (a checksum scan of the variant and the few rows that changed meanwhile,
 -- batched: no per-row PL/Python under the lock; benchmarks/write_path.py measures the wait).
--- Returns {"head_id", "mode", "version", "retired_head_id", "caught_up", "moments_caught_up"}.
+-- Returns {"head_id", "mode", "version", "retired_head_id", "caught_up", "moments_caught_up",
+-- "activation_id"}.
 --   SELECT activate_head(7);
 CREATE OR REPLACE FUNCTION activate_head(head_id integer)
 RETURNS jsonb
@@ -25,6 +27,7 @@ AS $$
 DECLARE
     h projection_heads;
     retired_id integer;
+    activation_id integer;
     caught_up integer;
     moments_caught_up integer;
     clips_written integer;
@@ -66,8 +69,12 @@ BEGIN
     RETURNING p.id INTO retired_id;
     UPDATE projection_heads p SET status = 'active', activated_at = now(), updated_at = now()
     WHERE p.id = h.id;
+    INSERT INTO projection_head_activations (mode, head_id, replaced_head_id)
+    VALUES (h.mode, h.id, retired_id)
+    RETURNING id INTO activation_id;
     RETURN jsonb_build_object('head_id', h.id, 'mode', h.mode, 'version', h.version,
                               'retired_head_id', retired_id, 'caught_up', caught_up,
-                              'moments_caught_up', moments_caught_up);
+                              'moments_caught_up', moments_caught_up,
+                              'activation_id', activation_id);
 END;
 $$;

@@ -19,6 +19,8 @@ GRANT USAGE ON SEQUENCE pipeline_jobs_id_seq TO heaters_worker;
 GRANT SELECT, INSERT, UPDATE ON embeddings TO heaters_worker;
 GRANT USAGE ON SEQUENCE embeddings_id_seq TO heaters_worker;
 GRANT SELECT, INSERT, UPDATE ON projection_heads TO heaters_worker;
+GRANT SELECT, INSERT, UPDATE, DELETE ON projection_head_activations TO heaters_worker;
+GRANT USAGE ON SEQUENCE projection_head_activations_id_seq TO heaters_worker;
 GRANT USAGE ON SEQUENCE projection_heads_id_seq TO heaters_worker;
 -- UPDATE: refresh_head_projections upserts rows whose base changed (ON CONFLICT DO UPDATE).
 GRANT SELECT, INSERT, UPDATE, DELETE ON projected_embeddings TO heaters_worker;

@@ -466,3 +466,39 @@ def test_a_job_row_nobody_can_run_is_dead_at_once_saying_why(
     )
     assert "is rejected" in rows[ids["rejected head"]][2]
     assert "999999" in rows[ids["missing head"]][2]
+
+
+def test_rollback_undoes_the_last_activation_whichever_head_it_was(
+    conn: psycopg.Connection,
+) -> None:
+    """Rollback is a stack of activations, not of versions: after v1, v2 and v1 again by hand,
+    rolling back brings v2 back, then v1, then the base space; heads that went live in version
+    order roll back as before."""
+    add_clips_with_embeddings(conn, 4)
+    v1, v2, v3 = (insert_head(conn, random_head(40 + v), v, "candidate") for v in (1, 2, 3))
+
+    def serving() -> int | None:
+        row = conn.execute("SELECT active_head_id('spot')").fetchone()
+        return row[0]
+
+    def rollback() -> int | None:
+        result = conn.execute("SELECT rollback_head('spot')").fetchone()[0]
+        assert "activation_id" not in result  # a rollback undoes an activation, it is none
+        return result["head_id"]
+
+    for head in (v1, v2, v1):
+        conn.execute("SELECT activate_head(%s)", (head,))
+    assert [rollback(), rollback(), rollback()] == [v2, v1, None]
+    assert serving() is None
+
+    for head in (v1, v2, v3):
+        conn.execute("SELECT activate_head(%s)", (head,))
+    assert rollback() == v2
+    conn.execute("SELECT activate_head(%s)", (v3,))  # forward again, then back twice
+    assert [rollback(), rollback()] == [v2, v1]
+    assert serving() == v1
+    # Past the recorded history the old rule holds: the highest retired version below.
+    conn.execute("DELETE FROM projection_head_activations")
+    conn.execute("SELECT activate_head(%s)", (v3,))
+    conn.execute("DELETE FROM projection_head_activations")
+    assert rollback() == v2
