@@ -313,6 +313,28 @@ def _least_asked(plpy, SD, space, mode, pool_ids, count, avoid, settings):
     return [(ordered[r], scores[r], "least_asked") for r in rows]
 
 
+def _evaluation_draws(plpy, SD, space, excluded, count, recent_vectors, settings):
+    """Up to `count` uniform draws for evaluation screens and their vectors, in draw order,
+    without near-duplicates of each other or of a recent anchor (the rule every pick keeps: in
+    a library of many copies of one take, a batch held several copies). A draw left out is
+    not replaced: the slot goes to an informative pick (interleave)."""
+    drawn = _random_clips(plpy, SD, space, excluded, count)
+    found, vectors = _vectors(plpy, SD, space, drawn)
+    row_of = {clip_id: row for row, clip_id in enumerate(found)}
+    drawn = [clip_id for clip_id in drawn if clip_id in row_of]
+    if not drawn:
+        return [], vectors[:0]
+    vectors = vectors[[row_of[clip_id] for clip_id in drawn]]
+    keep = spread_picks(
+        vectors,
+        np.zeros(len(drawn)),
+        len(drawn),
+        settings["near_duplicate_distance"],
+        recent_vectors,
+    )
+    return [drawn[row] for row in keep], vectors[keep]
+
+
 def interleave(slots, random_rows, picked):
     """Evaluation picks take their slots, informative picks the others in score order; when one
     kind runs out, the other fills in."""
@@ -358,13 +380,12 @@ def next_anchors_body(plpy, SD, mode, n):
     informative = int(n - slots.sum())
     pool_size = int(settings["anchor_pool_size"]) if not cold and informative else 0
     recent = set(history.recent)
-    random_ids = _random_clips(plpy, SD, space, recent | history.trained_on, int(slots.sum()))
+    random_ids, random_vectors = _evaluation_draws(
+        plpy, SD, space, recent | history.trained_on, int(slots.sum()), recent_vectors, settings
+    )
     pool_ids = _random_clips(
         plpy, SD, space, recent | set(random_ids) | history.held_out, pool_size
     )
-    directed, random_vectors = _vectors(plpy, SD, space, random_ids)
-    directed = set(directed)
-    random_ids = [clip_id for clip_id in random_ids if clip_id in directed]
     taken = recent | set(random_ids)
     # Evaluation picks count as used: they cover their cluster and block near-duplicates.
     avoid = np.concatenate([recent_vectors, random_vectors])

@@ -250,6 +250,13 @@ def test_no_two_anchors_are_near_duplicates(conn):
     rows = anchors(conn, n=30)
     pairs = {clip_ids.index(r[0]) // 2 for r in rows}
     assert len(pairs) == len(rows) == 30
+    # Evaluation draws keep the rule too (they were never filtered: a batch held copies).
+    set_setting(conn, "anchor_random_share", 1)
+    for seed in (0.1, 0.2, 0.3):
+        rows = anchors(conn, n=20, seed=seed)
+        assert {r[2] for r in rows} <= {"evaluation", "cold_start_medoid"}
+        pairs = [clip_ids.index(r[0]) // 2 for r in rows]
+        assert len(set(pairs)) == len(pairs), rows
 
 
 @pytest.mark.parametrize(
