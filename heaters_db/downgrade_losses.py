@@ -52,7 +52,7 @@ def losses(conn: psycopg.Connection, revisions: Iterable[str]) -> list[Loss]:
             found += _created_tables(conn)
         elif revision in COUNTED:
             what, name = COUNTED[revision]
-            count = conn.execute(query(QUERIES, name)).fetchone()[0]
+            count = _count(conn, query(QUERIES, name))
             if count:
                 found.append(Loss(revision, what, count))
     return found
@@ -63,7 +63,12 @@ def _created_tables(conn: psycopg.Connection) -> list[Loss]:
     found = []
     for table in row[0] if row else []:
         count_rows = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
-        count = conn.execute(count_rows).fetchone()[0]
+        count = _count(conn, count_rows)
         if count:
             found.append(Loss("0001", f"rows of {table}", count))
     return found
+
+
+def _count(conn: psycopg.Connection, statement: str | sql.Composed) -> int:
+    row = conn.execute(statement).fetchone()
+    return int(row[0]) if row else 0

@@ -228,7 +228,7 @@ def migrate(url: str, revision: str = "head", drop_data: bool = False) -> list[C
     ancestors = (
         {r.revision for r in script.iterate_revisions(current, "base")} if current else set()
     )
-    if revision in ancestors and revision != current:
+    if current is not None and revision in ancestors and revision != current:
         if not drop_data:
             _refuse_losing_data(url, script, current, revision)
         downgrade(url, revision)
