@@ -40,6 +40,7 @@ from heaters_db.index_build import build_concurrently
 from heaters_db.queries import query
 from heaters_db.settings import Settings
 from heaters_db.storage import ClipFileMissing, resolve_clip_path
+from heaters_db.variant_shape import check_shape
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,9 @@ class EmbedPipeline:
                 item.outcome = EmbedResult.failure(target.clip_id, missing)
                 continue
             try:
+                # A shape stored before revision 0028 checked it: refused before the model
+                # loads or the variant row is touched (an UPDATE of it would fail that CHECK).
+                check_shape(target.num_frames, target.window_seconds, target.window_stride_seconds)
                 if target.model_name in load_errors:
                     raise load_errors[target.model_name]
                 try:

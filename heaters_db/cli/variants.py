@@ -12,6 +12,7 @@ import psycopg
 from heaters_db.cli.output import EMBEDDINGS, QUEUE, connection, json_default, query_rows, table
 from heaters_db.errors import HeatersError
 from heaters_db.queries import query
+from heaters_db.variant_shape import MAX_FRAMES, MIN_STRIDE_SECONDS, shape_problem
 
 STRATEGIES = ("video_full_clip", "video_centered_64", "video_trick_window", "video_moment_windows")
 WINDOWS = "video_moment_windows"
@@ -88,7 +89,7 @@ def variant_list(as_json: bool) -> None:
 @click.argument("strategy", type=click.Choice(STRATEGIES))
 @click.option(
     "--frames",
-    type=click.IntRange(min=2),
+    type=click.IntRange(min=2, max=MAX_FRAMES),
     default=None,
     help="Frames the model sees per clip (even; default 64, or the variant's current value).",
 )
@@ -102,7 +103,8 @@ def variant_list(as_json: bool) -> None:
     "--stride-seconds",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help=f"video_moment_windows: seconds between window starts (default {DEFAULT_STRIDE_SECONDS} s).",
+    help=f"video_moment_windows: seconds between window starts (default {DEFAULT_STRIDE_SECONDS} s, "
+    f"at least {MIN_STRIDE_SECONDS}).",
 )
 @click.option("--default", "make_default", is_flag=True, help="Make it the default variant.")
 @click.option(
@@ -173,10 +175,11 @@ def variant_add(
         raise click.BadParameter(
             f"only for {WINDOWS}", param_hint="--window-seconds/--stride-seconds"
         )
-    if frames is not None and frames % 2:
-        raise click.BadParameter(
-            "must be even (V-JEPA 2 reads frames in pairs)", param_hint="--frames"
-        )
+    if not model.strip():
+        raise click.BadParameter("must name a model", param_hint="MODEL")
+    problem = shape_problem(frames, window_seconds, stride_seconds)
+    if problem:
+        raise click.UsageError(problem)
     with connection() as conn:
         with conn.transaction():
             _refuse_mixing_vectors(

@@ -21,6 +21,7 @@ import torch
 
 from heaters_db.embedding.model import Encoder
 from heaters_db.embedding.sampling import DecodedClip, open_video, strategy_frames
+from heaters_db.variant_shape import MAX_WINDOW_FRAMES_PER_CLIP, BadVariantShape, check_shape
 
 WINDOWS = "video_moment_windows"
 # A trick lasts 1-2 s: a 1.5 s window holds one, a 0.5 s stride places one within 0.25 s.
@@ -60,9 +61,12 @@ class WindowedClip(DecodedClip):
 def window_spans(
     start: float, end: float, window_seconds: float, stride_seconds: float
 ) -> list[tuple[float, float]]:
-    """(start, end) of each window of [start, end], in seconds rounded to the millisecond."""
-    if window_seconds <= 0 or stride_seconds <= 0:
-        raise ValueError("window_seconds and stride_seconds must be positive")
+    """(start, end) of each window of [start, end], in seconds rounded to the millisecond.
+
+    Raises BadVariantShape for a window or stride that is not finite, not positive or below
+    MIN_STRIDE_SECONDS (a row written with SQL around `variant add`'s checks).
+    """
+    check_shape(None, window_seconds, stride_seconds)
     if end - start <= window_seconds:
         return [(round(start, 3), round(end, 3))]
     spans = []
@@ -104,6 +108,7 @@ def decode_clip_requests(
     plans: list[tuple[np.ndarray, Any] | Exception] = []
     for request in requests:
         try:
+            check_shape(request.num_frames, None, None)
             if isinstance(request, WindowRequest):
                 spans = window_spans(
                     float(video.starts[0]),
@@ -111,6 +116,7 @@ def decode_clip_requests(
                     request.window_seconds,
                     request.stride_seconds,
                 )
+                _refuse_too_many_frames(path, video.end - float(video.starts[0]), spans, request)
                 plans.append((window_indices(video.starts, spans, request.num_frames), spans))
             else:
                 plans.append(
@@ -138,24 +144,49 @@ def decode_clip_requests(
     return results
 
 
+def _refuse_too_many_frames(
+    path: str | Path, seconds: float, spans: list[tuple[float, float]], request: WindowRequest
+) -> None:
+    frames = len(spans) * request.num_frames
+    if frames > MAX_WINDOW_FRAMES_PER_CLIP:
+        longest = MAX_WINDOW_FRAMES_PER_CLIP // request.num_frames * request.stride_seconds
+        raise BadVariantShape(
+            f"{path}: {seconds:.1f} s of clip makes {len(spans)} windows of "
+            f"{request.num_frames} frames ({frames} frames, more than the "
+            f"{MAX_WINDOW_FRAMES_PER_CLIP} one clip may hold): clips up to about {longest:.0f} s "
+            f"fit this variant; cut the clip, or use a longer stride or fewer frames per window"
+        )
+
+
 def embed_windows(
     encoder: Encoder, clips: list[WindowedClip], batch: int = WINDOW_BATCH
 ) -> list[np.ndarray]:
-    """(windows, dim) float32 vectors per clip; all windows of all clips in batches of `batch`."""
-    pixels = []
+    """(windows, dim) float32 vectors per clip; all windows of all clips in batches of `batch`.
+
+    Each batch is moved to the device and preprocessed on its own: the float pixels of a long
+    clip's windows (4 bytes a value, after the crop) never sit in memory all at once.
+    """
+    pending: list[torch.Tensor] = []  # uint8 frames of whole windows, (T, H, W, 3) each
     counts = []
     for clip in clips:
         assert clip.spans is not None
         count = len(clip.spans)
-        frames = clip.frames.to(encoder.device_used, non_blocking=True)
-        video = encoder.preprocessing(frames)  # (count*T, 3, crop, crop)
-        pixels.append(video.reshape(count, -1, *video.shape[1:]))
+        pending += list(clip.frames.reshape(count, -1, *clip.frames.shape[1:]))
         counts.append(count)
-    if not pixels:
+    if not pending:
         return []
-    windows = torch.cat(pixels)
     vectors = np.concatenate(
-        [encoder.embed(windows[i : i + batch]) for i in range(0, len(windows), batch)]
+        [_embed_batch(encoder, pending[i : i + batch]) for i in range(0, len(pending), batch)]
     )
     offsets = np.cumsum([0, *counts])
     return [vectors[offsets[i] : offsets[i + 1]] for i in range(len(clips))]
+
+
+def _embed_batch(encoder: Encoder, windows: list[torch.Tensor]) -> np.ndarray:
+    # One window at a time: windows of different clips may differ in decoded size until the
+    # preprocessing crops them to the same square.
+    pixels = [
+        encoder.preprocessing(window.to(encoder.device_used, non_blocking=True))
+        for window in windows
+    ]  # (T, 3, crop, crop) each
+    return encoder.embed(torch.stack(pixels))

@@ -45,12 +45,17 @@ RETURNING id;
 
 -- name: claim_variant_dim
 -- Record the model's dimension on a variant that has none yet; returns the dimension the variant
--- now has, which differs from the model's when the variant was declared with another one.
-UPDATE embedding_variants
-SET dim = coalesce(dim, %(dim)s),
-    updated_at = CASE WHEN dim IS NULL THEN now() ELSE updated_at END
-WHERE id = %(variant_id)s
-RETURNING dim;
+-- now has, which differs from the model's when the variant was declared with another one. A
+-- variant with a dim is only read: no row rewrite per daemon start, and no CHECK re-run on a row
+-- stored before a constraint (NOT VALID) was added.
+WITH claimed AS (
+    UPDATE embedding_variants SET dim = %(dim)s, updated_at = now()
+    WHERE id = %(variant_id)s AND dim IS NULL
+    RETURNING dim
+)
+SELECT dim FROM claimed
+UNION ALL
+SELECT dim FROM embedding_variants WHERE id = %(variant_id)s AND dim IS NOT NULL;
 
 -- name: ensure_variant_index
 SELECT ensure_variant_index(%(variant_id)s) AS index_name;

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from heaters_db import migrations
 from heaters_db.embedding.windows import window_spans
 from tests.integration.conftest import TINY_DIM, TINY_FRAMES, MediaRoot, insert_clips, job_rows
 from tests.integration.test_embed_cli import Invoke, add_tiny_variant, invoke  # noqa: F401
@@ -322,3 +323,54 @@ def moment_index_name(conn: psycopg.Connection) -> str:
         "SELECT id FROM embedding_variants WHERE generation_strategy = 'video_moment_windows'"
     ).fetchone()
     return f"moment_embeddings_hnsw_variant_{variant}"
+
+
+def test_a_window_shape_that_cannot_be_computed_is_refused_everywhere(
+    invoke: Invoke,  # noqa: F811
+    conn: psycopg.Connection,
+    db_url: str,
+    media_root: MediaRoot,
+    variants: dict[str, int],
+    start_daemon,
+) -> None:
+    """nan, inf or a near-zero stride once slipped past `variant add` and broke (or never ended)
+    every embed job of the variant: refused by the CLI, by the table, and by the daemon for a
+    row stored before the table refused it."""
+    add = ("variant", "add", TINY_MODEL_NAME, "video_moment_windows", "--no-backfill")
+    for option, value, words in [
+        ("--window-seconds", "nan", "window seconds must be a finite number"),
+        ("--window-seconds", "inf", "window seconds must be a finite number"),
+        ("--stride-seconds", "1e-9", "stride seconds must be a finite number of at least 0.01"),
+        ("--stride-seconds", "nan", "stride seconds must be a finite number of at least 0.01"),
+        ("--frames", "100000", "100000 is not in the range 2<=x<=256"),
+    ]:
+        assert words in invoke(*add, option, value, expect=2).output
+    assert "must name a model" in invoke("variant", "add", " ", "video_full_clip", expect=2).output
+    shape = "SELECT num_frames, window_seconds, window_stride_seconds FROM embedding_variants"
+    stored = conn.execute(f"{shape} WHERE id = %s", (variants["windows"],)).fetchone()
+    assert stored == (TINY_FRAMES, WINDOW, STRIDE)
+    blank = "SELECT count(*) FROM embedding_variants WHERE btrim(model_name) = ''"
+    assert conn.execute(blank).fetchone() == (0,)
+    with pytest.raises(psycopg.errors.CheckViolation, match="embedding_variants_computable"):
+        conn.execute(
+            "UPDATE embedding_variants SET window_stride_seconds = 'NaN' WHERE id = %s",
+            (variants["windows"],),
+        )
+
+    # A row stored before revision 0028 is kept (NOT VALID); its jobs are dead at the first
+    # attempt with the reason, and the clip's other variant is embedded all the same.
+    migrations.migrate(db_url, "0027")
+    conn.execute(
+        "UPDATE embedding_variants SET window_stride_seconds = 1e-9 WHERE id = %s",
+        (variants["windows"],),
+    )
+    migrations.migrate(db_url)
+    (clip_id,) = insert_clips(conn, [media_root.good("tiny-stride.mp4")])
+    daemon = start_daemon(db_url, "--once")
+    assert daemon.wait(120) == 0, daemon.log()
+    by_variant = {row["variant_id"]: row for row in job_rows(conn) if row["clip_id"] == clip_id}
+    windows = by_variant[variants["windows"]]
+    assert (windows["status"], windows["attempts"]) == ("dead", 1)
+    assert "BadVariantShape" in windows["last_error"]
+    assert "stride seconds must be a finite number of at least 0.01" in windows["last_error"]
+    assert by_variant[variants["full"]]["status"] == "done"
