@@ -2,7 +2,7 @@
 
 It lives under ``$HEATERS_HOME`` (default ``./.heaters``): a data directory, a log,
 ``cluster.json`` with the port, and ``password`` (mode 0600): the superuser's password, generated
-by ``db up``. It listens on 127.0.0.1 only (no unix socket, so no path-length or /var/run
+by ``db up`` and written once initdb has used it. It listens on 127.0.0.1 only (no unix socket, so no path-length or /var/run
 permission problems) and asks every connection for a scram-sha-256 password, so other users of
 the machine cannot connect: it is for one developer's machine, never for production.
 
@@ -10,10 +10,16 @@ PostgreSQL refuses to run as root. When invoked as root, the server runs as the 
 ``postgres`` user (``runuser``); if that user cannot reach ``$HEATERS_HOME`` (a checkout under
 /root, say), the data directory goes to /var/lib/heaters-db/clusters/<hash> instead, and
 cluster.json says where.
+
+``up``, ``down`` and ``destroy`` hold an exclusive lock on ``$HEATERS_HOME/.lock``: two
+`db up` at once (two terminals, a test run and a demo) would otherwise both run initdb, and the
+password file would end up holding the password of the initdb that lost.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -24,6 +30,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +110,27 @@ class LocalCluster:
         self.home.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(state, indent=2) + "\n")
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One `db up`/`down`/`destroy` at a time per HEATERS_HOME; an unusable home (not
+        writable, under /proc, a file) is a clear LocalDatabaseError."""
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            lock = open(self.home / ".lock", "a")  # noqa: SIM115 - held for the whole block
+        except OSError as error:
+            raise LocalDatabaseError(
+                f"HEATERS_HOME {self.home} cannot hold the local cluster ({error.strerror or error})"
+                ": set HEATERS_HOME to a directory you can write"
+            ) from error
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            except OSError as error:  # a full disk, a home that turned read-only
+                raise LocalDatabaseError(
+                    f"the local cluster under {self.home} failed: {error}"
+                ) from error
+
     @property
     def data_dir(self) -> Path:
         saved = self._state().get("data_dir")
@@ -177,9 +205,6 @@ class LocalCluster:
         self._save_state(data_dir=str(data_dir))
         log.info("initdb %s", data_dir, extra={"action": "db_init"})
         password = secrets.token_hex(24)  # hex: safe in a URL as is
-        self.password_file.touch(mode=0o600, exist_ok=True)
-        self.password_file.chmod(0o600)
-        self.password_file.write_text(password + "\n")
         # initdb reads the password from a file its user can read; the copy goes away at once.
         with tempfile.NamedTemporaryFile("w", prefix="heaters-db-pw-") as pwfile:
             pwfile.write(password + "\n")
@@ -198,6 +223,10 @@ class LocalCluster:
                 "--encoding=UTF8",
                 "--locale=C.UTF-8",
             )
+        # Only now: a failed initdb leaves no password that opens nothing.
+        self.password_file.touch(mode=0o600, exist_ok=True)
+        self.password_file.chmod(0o600)
+        self.password_file.write_text(password + "\n")
         settings = {"listen_addresses": "'127.0.0.1'", "unix_socket_directories": "''"}
         if self.fast_unsafe:
             settings |= FAST_UNSAFE_SETTINGS
@@ -209,15 +238,40 @@ class LocalCluster:
     def is_running(self) -> bool:
         if not self.is_initialized():
             return False
-        return (
-            self._run(self.bindir / "pg_ctl", "status", "-D", self.data_dir, check=False).returncode
-            == 0
-        )
+        status = self._run(self.bindir / "pg_ctl", "status", "-D", self.data_dir, check=False)
+        return status.returncode == 0 and self._stale_pid() is None
+
+    def _stale_pid(self) -> int | None:
+        """The PID in postmaster.pid when it is not a PostgreSQL process: the server died
+        without removing the file (a crash, a power cut, a killed container) and the PID was
+        reused. pg_ctl only asks whether the PID is alive, so it reports such a cluster as
+        running, and the server refuses to start while the file is there."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+            command = Path(f"/proc/{pid}/comm").read_text().strip()
+        except FileNotFoundError:
+            return None  # no pid file, or no such process (pg_ctl and the server see that)
+        except (OSError, ValueError):
+            return None  # unreadable: leave the judgement to pg_ctl and the server
+        return None if command.startswith(("postgres", "postmaster")) else pid
 
     def up(self) -> str:
         """Create (first time) and start the cluster; return its URL. Does nothing if running."""
+        with self._locked():
+            return self._up()
+
+    def _up(self) -> str:
         if not self.is_initialized():
             self.init()
+        stale = self._stale_pid()
+        if stale is not None:
+            log.warning(
+                "removing a stale postmaster.pid: PID %s is no PostgreSQL server (it died "
+                "without cleaning up and the PID was reused)",
+                stale,
+                extra={"action": "db_up", "pid": stale},
+            )
+            self._run("rm", "-f", self.data_dir / "postmaster.pid")
         if not self.is_running():
             port = self.port
             if port is None:
@@ -256,13 +310,24 @@ class LocalCluster:
         return result.stdout
 
     def _ensure_database(self) -> None:
-        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
-            if exists.fetchone() is None:
-                conn.execute(f"CREATE DATABASE {DATABASE}")  # a constant, not user input
+        try:
+            with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
+                if exists.fetchone() is None:
+                    conn.execute(f"CREATE DATABASE {DATABASE}")  # a constant, not user input
+        except psycopg.Error as error:
+            raise LocalDatabaseError(
+                f"the local cluster under {self.home} started but refused heaters-db "
+                f"({str(error).strip().splitlines()[0]}); if {self.password_file} was edited or "
+                f"replaced, `heaters-db db down` and deleting {self.home} make a new, empty cluster"
+            ) from error
 
     def down(self) -> bool:
         """Stop the cluster (fast shutdown). Returns False if it was not running."""
+        with self._locked():
+            return self._down()
+
+    def _down(self) -> bool:
         if not self.is_running():
             return False
         self._run(self.bindir / "pg_ctl", "stop", "-w", "-m", "fast", "-D", self.data_dir)
@@ -296,7 +361,13 @@ class LocalCluster:
 
     def destroy(self) -> None:
         """Stop and delete the cluster's files."""
-        self.down()
+        if not self.home.exists():
+            return
+        with self._locked():
+            self._destroy()
+
+    def _destroy(self) -> None:
+        self._down()
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)
         if self.state_file.exists():

@@ -16,14 +16,20 @@ from heaters_db import migrations
 from heaters_db.localdb import ROOT_FALLBACK_DIR, LocalCluster
 
 
-def heaters_db(home: Path, *args: str) -> subprocess.CompletedProcess:
+def command(home: Path, *args: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("heaters-db")), *args]
+
+
+def environment(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "HEATERS_DATABASE_URL")}
-    env |= {"HEATERS_HOME": str(home), "HEATERS_LOG_LEVEL": "WARNING"}
-    script = Path(sys.executable).with_name("heaters-db")
+    return env | {"HEATERS_HOME": str(home), "HEATERS_LOG_LEVEL": "WARNING"}
+
+
+def heaters_db(home: Path, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [str(script), *args], env=env, capture_output=True, text=True, timeout=120
+        command(home, *args), env=environment(home), capture_output=True, text=True, timeout=120
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == expect, result.stderr
     return result
 
 
@@ -92,3 +98,59 @@ def test_db_commands_on_a_fresh_cluster(home: Path) -> None:
     cluster = LocalCluster(home)
     assert cluster.status()["running"] is False
     assert cluster.down() is False  # what `db down` reports as "not running"
+
+
+def test_two_db_up_at_once_make_one_cluster_both_can_use(home: Path) -> None:
+    # Both ran initdb: the password file then held the password of the initdb that lost, and
+    # no URL ever opened the cluster again.
+    starts = [
+        subprocess.Popen(
+            command(home, "db", "up"),
+            env=environment(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [start.communicate(timeout=180) for start in starts]
+    assert [start.returncode for start in starts] == [0, 0], outputs
+    first, second = (stdout.strip() for stdout, _ in outputs)
+    assert first == second
+    with psycopg.connect(first, connect_timeout=10) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == ("heaters",)
+
+
+def test_a_stale_pid_file_whose_pid_was_reused_does_not_pass_for_a_server(home: Path) -> None:
+    """The server died without removing postmaster.pid and its PID now belongs to another
+    program: pg_ctl called that running, so `db up` printed a URL to nothing and `db down`
+    waited a minute for a server that was not there."""
+    url = heaters_db(home, "db", "up").stdout.strip()
+    cluster = LocalCluster(home)
+    pid_file = cluster.data_dir / "postmaster.pid"
+    lines = pid_file.read_text().split("\n")
+    heaters_db(home, "db", "down")
+    impostor = subprocess.Popen(["sleep", "300"])
+    try:
+        pid_file.write_text("\n".join([str(impostor.pid), *lines[1:]]))
+        assert json.loads(heaters_db(home, "db", "status").stdout)["running"] is False
+        assert heaters_db(home, "db", "down").stdout.strip() == "not running"
+        started = heaters_db(home, "db", "up")
+        assert started.stdout.strip() == url
+        assert "removing a stale postmaster.pid" in started.stderr
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert impostor.poll() is None  # the other program is left alone
+    finally:
+        impostor.kill()
+        impostor.wait()
+
+
+@pytest.mark.parametrize("place", ["/proc/heaters-db-home", "a file"])
+def test_an_unusable_heaters_home_is_a_clear_error(tmp_path: Path, place: str) -> None:
+    home = Path(place) if place.startswith("/") else tmp_path / place
+    if not place.startswith("/"):
+        home.write_text("not a directory")
+    failed = heaters_db(home, "db", "up", expect=1)
+    assert f"HEATERS_HOME {home} cannot hold the local cluster" in failed.stderr
+    assert "Traceback" not in failed.stderr
