@@ -271,7 +271,7 @@ class OpenedVideo:
             }
         except (RuntimeError, decord.DECORDError) as error:
             self.check_unchanged()  # a rewrite is the likelier cause than a corrupt file
-            raise self.decode_error(error) from error
+            decoded = self._read_front_to_back(unique, error)
         self.check_unchanged()
         frames = []
         for indices in index_sets:
@@ -281,6 +281,40 @@ class OpenedVideo:
             if self.decode_width != self.width:
                 stacked = _resize_width(stacked, self.width)
             frames.append(stacked)
+        return frames
+
+    def _read_front_to_back(
+        self, indices: list[int], error: BaseException
+    ) -> dict[int, np.ndarray]:
+        """The frames decord could not reach, decoded in order with PyAV.
+
+        decord seeks by the container's index; a stream without one (MPEG-TS from cameras and
+        screen recorders, some MKV) fails there ("Unable to handle EOF ... corrupted frames")
+        although every frame decodes. Front to back costs a full pass, so only after decord
+        failed; a file that fails this way too is reported with decord's cause. Rotated
+        streams are left to decord (the display matrix is its job here)."""
+        av = _import_av()
+        wanted = set(indices)
+        frames: dict[int, np.ndarray] = {}
+        if self.info.rotation == 0:
+            try:
+                with av.open(str(self.path)) as container:
+                    stream = container.streams.video[0]
+                    for index, frame in enumerate(container.decode(stream)):
+                        if index in wanted:
+                            frames[index] = frame.to_ndarray(
+                                width=self.decode_width, height=self.height, format="rgb24"
+                            )
+                            if len(frames) == len(wanted):
+                                break
+            except av.FFmpegError:
+                frames = {}
+        if len(frames) < len(wanted):
+            raise self.decode_error(error) from error
+        log.info(
+            "decord could not seek in this file; decoded it front to back with PyAV",
+            extra={"action": "decode", "path": str(self.path), "frames": len(frames)},
+        )
         return frames
 
     def check_unchanged(self) -> None:

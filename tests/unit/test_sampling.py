@@ -367,3 +367,23 @@ def test_timeline_falls_back_to_the_frame_rate_without_timestamps():
     broken = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [np.nan, np.nan]])
     starts, end = _timeline(broken, 4.0)
     assert starts.tolist() == [0.0, 0.25, 0.5, 0.75] and end == 1.0
+
+
+def test_a_stream_decord_cannot_seek_in_is_decoded_front_to_back(tmp_path, caplog):
+    # MPEG-TS (cameras, screen recorders) has no index: decord fails with "Unable to handle
+    # EOF ... corrupted frames" although every frame decodes, and such clips were retried until
+    # dead as corrupt.
+    path = videos.write_video(
+        tmp_path / "camera.ts", videos.index_brightness, num_frames=30, size=(64, 48)
+    )
+    reader = decord.VideoReader(str(path), width=65, height=48)
+    with pytest.raises(decord.DECORDError, match="corrupted frames"):
+        [reader[int(i)].asnumpy() for i in (0, 10, 29)]
+    with caplog.at_level("INFO", logger="heaters_db.embedding.decode"):
+        clip = load_clip_frames(path, FULL_CLIP, FRAMES, EDGE)
+    assert "decoded it front to back with PyAV" in caplog.text
+    assert clip.frames.shape[0] == FRAMES
+    # The frames are the ones the indices name (brightness encodes the frame number).
+    assert [videos.brightness_index(f.numpy()) for f in clip.frames] == clip.frame_indices
+    # The other answer, a file PyAV cannot decode either, is BAD_INPUTS' truncated_tail: it
+    # takes this path too and still fails with decord's cause.
