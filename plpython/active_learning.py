@@ -133,6 +133,26 @@ def _screen_possible(plpy, SD, space):
     return plpy.execute(_plan(plpy, SD, sql, []))[0]["clips"] >= 2
 
 
+def _with_candidates(plpy, SD, space, clip_ids, duplicate):
+    """The clips of `clip_ids` that some clip of the space is not a near-duplicate of: screens
+    never show a near-duplicate of the anchor, so an anchor without one (a library of copies of
+    one take) would be a screen with no candidates. The scan stops at the first clip far
+    enough away, which in any real library is one of the first rows it reads."""
+    if not clip_ids:
+        return set()
+    target, query = space.cast("s"), space.cast("q")
+    sql = (
+        f"SELECT q.clip_id FROM {space.table} q WHERE {space.where('q')} "
+        "AND q.clip_id = ANY($1) AND EXISTS (SELECT 1 FROM "
+        f"{space.source('s')} AND s.clip_id <> q.clip_id "
+        f"AND ({target} <=> {query}) >= $2 AND ({target} <=> {query}) < 'NaN'::float8)"
+    )  # NaN (an all-zero vector) sorts above every number in PostgreSQL: not a candidate
+    rows = plpy.execute(_plan(plpy, SD, sql, ["integer[]", "double precision"]), [
+        list(clip_ids), duplicate,
+    ])  # fmt: skip
+    return {r["clip_id"] for r in rows}
+
+
 def _neighbours(plpy, SD, space, clip_ids, k):
     """Each clip's k nearest clips in `space` (itself left out), as (ids, distances) lists:
     one HNSW index scan per clip, through a LATERAL join."""
@@ -405,4 +425,7 @@ def next_anchors_body(plpy, SD, mode, n):
         in_space = set(recent_ids)
         reused = [c for c in history.recent if c in in_space and c not in chosen]
         result += [(clip_id, 0.0, "least_recently_used") for clip_id in reused[: n - len(result)]]
-    return result
+    answerable = _with_candidates(
+        plpy, SD, space, [row[0] for row in result], settings["near_duplicate_distance"]
+    )
+    return [row for row in result if row[0] in answerable]

@@ -1,7 +1,9 @@
 -- Public API: which clips to ask a person about next, as anchors of sorting screens.
 --   SELECT * FROM next_anchors('trick');        -- one anchor
 --   SELECT * FROM next_anchors('spot', 5);
--- No rows while the mode's space holds fewer than two clips: no screen could show a candidate.
+-- No rows while the mode's space holds fewer than two clips: no screen could show a candidate;
+-- never an anchor that every other clip is a near-duplicate of (a library of copies of one take),
+-- for the same reason.
 -- Cold start (fewer than anchor_cold_start_events events of the mode): typical, diverse clips,
 -- the medoids of k-means clusters of a sample of the current space, clusters nobody was asked
 -- about first (reason cold_start_medoid). Later: from a random pool of anchor_pool_size clips,

@@ -145,6 +145,27 @@ def test_a_library_of_one_clip_gets_no_anchor(conn):
     assert len(anchors(conn, n=1)) == 1
 
 
+@pytest.mark.parametrize("share", [0, 1], ids=["informative", "evaluation"])
+def test_a_library_of_copies_of_one_take_gets_no_anchor(conn, share):
+    """Screens never show a near-duplicate of the anchor: in a library where every clip is a
+    copy of one take, an anchor would be a screen with no candidates (a client looped on empty
+    screens). One clip unlike the rest makes every clip answerable again."""
+    rng = np.random.default_rng(31)
+    take = rng.normal(size=16).astype(np.float32)
+    copies = np.tile(take, (12, 1)) + rng.normal(scale=1e-4, size=(12, 16)).astype(np.float32)
+    variant_id, clip_ids = planted_library(conn, copies)
+    set_setting(conn, "anchor_random_share", share)
+    assert anchors(conn, n=5) == []
+    for clip_id in clip_ids[:3]:
+        assert conn.execute("SELECT * FROM sorting_candidates(%s)", (clip_id,)).fetchall() == []
+    other = rng.normal(size=(1, 16)).astype(np.float32)
+    insert_embeddings(conn, insert_clips(conn, 1, "other take"), other, variant_id)
+    rows = anchors(conn, n=5)
+    assert rows
+    for clip_id, _, _ in rows:
+        assert conn.execute("SELECT * FROM sorting_candidates(%s)", (clip_id,)).fetchall()
+
+
 def test_front_loading_stops_after_its_limit_of_evaluation_screens(conn):
     """A sorter who never picks on evaluation screens (or a library whose uniform candidates
     never hold a match) is not asked evaluation screens for ever: after FRONT_LOAD_LIMIT x the
