@@ -36,6 +36,7 @@ from heaters_db.embedding.embedder import ClipVideo, Decoded, EmbedResult, decod
 from heaters_db.embedding.model import Encoder, load_encoder
 from heaters_db.embedding.overlap import overlapped
 from heaters_db.errors import HeatersError
+from heaters_db.failures import CONNECTION, PERMANENT, classify
 from heaters_db.index_build import build_concurrently
 from heaters_db.queries import query
 from heaters_db.settings import Settings
@@ -163,6 +164,18 @@ class EmbedPipeline:
                 self.check_dimension(conn, target, item.encoder)
             except HeatersError as error:
                 item.outcome = EmbedResult.failure(target.clip_id, error)
+                continue
+            except psycopg.Error as error:
+                # The database refused this target's variant row (a trigger, a constraint):
+                # the target's failure, counted against its job. Raised on, it would end
+                # the batch in the queue loop, whose reconnect hands the jobs back uncharged,
+                # and the same batch would fail the same way forever.
+                failure = classify(error)
+                if failure == CONNECTION:
+                    raise
+                item.outcome = EmbedResult.failure(
+                    target.clip_id, error, permanent=failure == PERMANENT
+                )
                 continue
         # HOOK issue 12: one decode future per target; a clip with a window variant decodes once.
         moments.submit_decodes(self._pool, items, self._decode, self.settings)

@@ -43,6 +43,7 @@ from heaters_db.worker.connection import LOST_AGAIN, WorkerConnection, charge
 log = logging.getLogger(__name__)
 
 RECONNECT_MAX_SECONDS = 30.0
+STABLE_CONNECTION_SECONDS = 60.0  # a connection that lasted this long counts as progress
 ONCE_RETRIES = 3  # --once: reconnect attempts before it exits 1 (it always returns)
 
 
@@ -156,22 +157,32 @@ class Worker:
             },
         )
         self._lease.start()
-        backoff, failures, code = 0.5, 0, 0  # failures: consecutive, for --once
+        backoff, failures, code = 0.5, 0, 0  # failures: in a row without progress, for --once
+        # Progress since the last loop error (a job settled, or a connection that lasted) resets
+        # the backoff: a reconnect alone does not, or an error that every reconnect meets again
+        # (a trigger refusing every claim) would be retried every 0.5 s forever, --once too.
+        settled_at_error: int | None = None
+        connected_at = time.monotonic()
         try:
             while not self._stop.is_set():
                 try:
                     session = self._open()
+                    connected_at = time.monotonic()
                     if failures:
                         log.info(
                             "database connection is back",
                             extra={"action": "db_reconnected", "worker": self.worker},
                         )
-                    backoff, failures = 0.5, 0
                     self._loop(session)
                     break
                 except (psycopg.Error, DatabaseUnavailable) as error:
                     # A job's own database errors are settled where the job runs; what gets
                     # here met the loop itself (claim, LISTEN, a lost connection).
+                    lasted = time.monotonic() - connected_at > STABLE_CONNECTION_SECONDS
+                    if settled_at_error != self._settled() or lasted:
+                        backoff, failures = 0.5, 0
+                    settled_at_error = self._settled()
+                    connected_at = float("inf")  # until a connection opens again
                     failures += 1
                     give_up = self.once and failures > ONCE_RETRIES
                     self._after_loop_error(error, backoff, give_up)
@@ -186,6 +197,9 @@ class Worker:
         finally:
             self._shutdown()
         return code
+
+    def _settled(self) -> int:
+        return self.tally.done + self.tally.retrying + self.tally.dead
 
     def _after_loop_error(self, error: BaseException, backoff: float, give_up: bool) -> None:
         """Close everything, decide about the job that had the connection, log the retry."""

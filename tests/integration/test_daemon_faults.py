@@ -464,3 +464,30 @@ def test_a_device_the_host_does_not_have_fails_before_any_job_is_claimed(env: Da
     assert daemon.process.wait(DAEMON_START_TIMEOUT) == 1
     assert "error: device 'cuda:7' requested but CUDA is not available" in daemon.log()
     assert [r for r in jobs_by_id(env.conn).values() if r["clip_id"] == clip] == before
+
+
+def test_an_error_every_reconnect_meets_again_backs_off_and_once_gives_up(env: DaemonDb) -> None:
+    """A claim the database refuses every time (here a trigger, as a broken upgrade or an
+    operator's freeze would): a reconnect used to reset the backoff and --once's count, so the
+    daemon retried every 0.5 s forever. Without progress between errors the backoff grows and
+    --once exits 1; the job is left as it was."""
+    env.conn.execute(
+        """
+        CREATE FUNCTION refuse_claims() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.status = 'running' THEN RAISE EXCEPTION 'claims are frozen'; END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_claims BEFORE UPDATE ON pipeline_jobs
+            FOR EACH ROW EXECUTE FUNCTION refuse_claims();
+        """
+    )
+    (clip,) = insert_clips(env.conn, [env.media.good("frozen-claims.mp4")])
+    before = [r for r in jobs_by_id(env.conn).values() if r["clip_id"] == clip]
+    daemon = env.start(env.url, "--once")
+    assert daemon.process.wait(DAEMON_START_TIMEOUT) == 1, daemon.log()
+    log_text = daemon.log()
+    assert "claims are frozen" in log_text and "giving up (--once)" in log_text
+    for backoff in ("retrying in 0.5 s", "retrying in 1.0 s", "retrying in 2.0 s"):
+        assert backoff in log_text, log_text
+    assert [r for r in jobs_by_id(env.conn).values() if r["clip_id"] == clip] == before

@@ -297,3 +297,36 @@ def test_every_command_has_helpful_help(args: list[str], words: list[str]) -> No
     output = CliRunner().invoke(cli, [*args, "--help"]).output
     for word in words:
         assert word in output, f"{' '.join(args)} --help lacks {word!r}:\n{output}"
+
+
+def test_a_variant_row_the_database_refuses_fails_its_job_instead_of_looping(
+    invoke: Invoke,
+    conn: psycopg.Connection,
+    db_url: str,
+    media_root: MediaRoot,
+    start_daemon,
+) -> None:
+    """The daemon records a new variant's dimension on its row before the first vector; an
+    error there (here a trigger, as an operator's freeze or a constraint would) ended the batch
+    in the queue loop, whose reconnect handed the jobs back uncharged: the daemon retried the
+    same batch forever. Now it is the job's failure, counted, with the database's message."""
+    add_tiny_variant(invoke, "--default", "--no-backfill")
+    conn.execute(
+        "UPDATE embedding_variants SET enabled = false WHERE model_name <> %s", (TINY_MODEL_NAME,)
+    )
+    conn.execute(
+        """
+        CREATE FUNCTION test_freeze_variants() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'embedding_variants is frozen for maintenance'; END $$;
+        CREATE TRIGGER test_freeze_variants BEFORE UPDATE ON embedding_variants
+            FOR EACH ROW EXECUTE FUNCTION test_freeze_variants();
+        """
+    )
+    (clip_id,) = insert_clips(conn, [media_root.good("frozen.mp4")])
+    daemon = start_daemon(db_url, "--once")
+    assert daemon.wait(120) == 0, daemon.log()
+    assert "database error in the queue loop" not in daemon.log()
+    (job,) = [row for row in job_rows(conn) if row["clip_id"] == clip_id]
+    assert (job["status"], job["attempts"]) == ("queued", 1)  # retried later, with backoff
+    assert "embedding_variants is frozen for maintenance" in job["last_error"]
+    assert embedding_count(conn, [clip_id]) == 0
