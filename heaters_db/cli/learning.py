@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import psycopg
 from psycopg.rows import dict_row
 
 from heaters_db.db import connect, database_url
@@ -107,14 +108,24 @@ def train(
 
     connect_new = _factory()
     if now:
-        result = jobs.train_mode(
-            connect_new,
-            mode,
-            variant_id=variant_id,
-            overrides=overrides,
-            activation="none" if no_activate else "inline",
-            device=get_settings().device,
-        )
+        try:
+            result = jobs.train_mode(
+                connect_new,
+                mode,
+                variant_id=variant_id,
+                overrides=overrides,
+                activation="none" if no_activate else "inline",
+                device=get_settings().device,
+                exclusive=True,
+            )
+        except psycopg.errors.DeadlockDetected as error:
+            # Beside a daemon's reproject job both build an index and activate: one gives way.
+            raise click.ClickException(
+                f"the activation met another one of {mode} (a daemon's reproject job?) and the "
+                f"database broke the deadlock by ending this one ({error.diag.message_primary}); "
+                "the new head, if stored, stays a candidate: `heaters-db heads list`, then "
+                "`heads activate ID` or train again"
+            ) from error
         click.echo(_head_line(result))
         _echo_json(result)
         return
@@ -159,10 +170,13 @@ def _options(overrides: dict[str, Any], variant_id: int | None) -> str:
 
 def _head_line(result: dict[str, Any]) -> str:
     """One line per training run, the same for --now and --wait."""
-    return (
+    line = (
         f"{result['mode']} v{result['version']} (head {result['head_id']}): {result['status']} "
         f"- {result['reason']}"
     )
+    if result.get("not_activated"):
+        line += f"; not activated: {result['not_activated']}"
+    return line
 
 
 def _wait_and_report(connect_new, job_id: int, deadline: float) -> None:
@@ -185,6 +199,9 @@ def _wait_and_report(connect_new, job_id: int, deadline: float) -> None:
             ).fetchone()
         if active and active[0]:
             result = {**result, "status": "active"}
+        activation = (reproject.get("result") or {}).get("activation") or {}
+        if activation.get("activated") is False:
+            result = {**result, "not_activated": activation.get("reason")}
     if job["status"] == "done" and "head_id" in result:
         click.echo(_head_line(result))
     elif job["status"] == "skipped":
@@ -337,9 +354,10 @@ def activate(head_id: int, force: bool, note: str | None) -> None:
         if record.status == "retired":
             result = store.activate_head(conn, head_id)
     if record.status != "retired":
-        result = reproject_head(
-            connect_new, head_id, device=jobs.resolve_device(get_settings().device)
-        )
+        with jobs.one_run_per_mode(connect_new, record.mode):  # not beside a training run
+            result = reproject_head(
+                connect_new, head_id, device=jobs.resolve_device(get_settings().device)
+            )
     if override is not None:
         result["override"] = override
     _echo_json(result)

@@ -20,9 +20,10 @@ The daemon calls ``handle_train_head`` / ``handle_reproject`` for claimed jobs o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -61,6 +62,10 @@ log = logging.getLogger(__name__)
 QUERIES = "learning.sql"
 Connect = Callable[[], psycopg.Connection]
 ACTIVATION_CHOICES = ("inline", "enqueue", "none")
+TRAINING_LOCK_POLL_SECONDS = 0.5
+# The reason a train_head job gives the reproject job it queues for a head that passed: that
+# job's activation is the gate's, checked against what serves then (reproject.stale_gate).
+GATE_PASSED = "passed the held-out gate"
 # head_output_dim 0 means "choose by validation"; TrainConfig needs a positive placeholder.
 AUTO_OUTPUT_DIM = -1
 # TrainConfig fields a train_head job's payload (or `heaters-db train`) may set.
@@ -310,8 +315,13 @@ def train_mode(
     activation: str = "inline",
     device: str | None = "cpu",
     fence: Fence | None = None,
+    exclusive: bool = False,
 ) -> dict[str, Any]:
     """One training run for a mode; returns a JSON-ready summary (the train_head job's result).
+
+    ``exclusive``: first wait for other exclusive runs of the mode (one_run_per_mode); what
+    `train --now` does. The daemon's jobs do not wait: a worker paused while holding the lock
+    would block the one that took its lease over, and their writes are fenced anyway.
 
     ``activation``: 'inline' re-projects and activates a head that passed the gate here,
     'enqueue' leaves that to a reproject job, 'none' stores the candidate only.
@@ -321,6 +331,55 @@ def train_mode(
     if activation not in ACTIVATION_CHOICES:
         raise ValueError(f"activation must be one of {ACTIVATION_CHOICES}")
     device = resolve_device(device)
+    with one_run_per_mode(connect, mode) if exclusive else contextlib.nullcontext():
+        return _train_mode(connect, mode, variant_id, overrides, activation, device, fence)
+
+
+@contextlib.contextmanager
+def one_run_per_mode(connect: Connect, mode: str) -> Iterator[None]:
+    """Wait for any other exclusive training run or head activation of the mode to end (two
+    `train --now`, or one beside `heads activate`): two at once trained the same events,
+    deadlocked on the activations' index builds, or both went live. A session lock on a
+    connection of its own, held for the block; a training run that waited is then gated
+    against whatever the first one left serving."""
+    with connect() as guard:
+        guard.autocommit = True  # holds a session lock, never a transaction
+        _lock_mode(guard, mode)
+        yield
+
+
+def _lock_mode(conn: psycopg.Connection, mode: str) -> None:
+    key = "SELECT hashtext('heaters_db.train_mode') AS a, hashtext(sorting_mode(%s)) AS b"
+    keys = conn.execute(key, (mode,)).fetchone()
+    assert keys is not None  # one row from a SELECT without FROM
+    a, b = keys
+    # Polled, never a blocking pg_advisory_lock: a statement waiting on the lock holds a
+    # snapshot, and the first run's CREATE INDEX CONCURRENTLY waits for every older snapshot
+    # to end, which would be a deadlock the server does not detect.
+    waiting = False
+    while True:
+        locked = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (a, b)).fetchone()
+        if locked and locked[0]:
+            return
+        if not waiting:
+            log.info(
+                "waiting for the training run of %s in progress",
+                mode,
+                extra={"action": "train_wait", "mode": mode},
+            )
+            waiting = True
+        time.sleep(TRAINING_LOCK_POLL_SECONDS)
+
+
+def _train_mode(
+    connect: Connect,
+    mode: str,
+    variant_id: int | None,
+    overrides: dict[str, Any] | None,
+    activation: str,
+    device: str,
+    fence: Fence | None,
+) -> dict[str, Any]:
     started = time.perf_counter()
     with connect() as conn:
         run = _load(conn, mode, variant_id, overrides, device)
@@ -349,8 +408,11 @@ def _after_gate(
     connect: Connect, record: store.HeadRecord, activation: str, device: str, fence: Fence | None
 ) -> dict[str, Any]:
     if activation == "inline":
-        reprojected = reproject_head(connect, record.id, device=device, fence=fence)
-        return {"status": "active", "reprojection": reprojected}
+        reprojected = reproject_head(connect, record.id, device=device, fence=fence, gated=True)
+        outcome = reprojected.get("activation", {})
+        if outcome.get("activated", True):
+            return {"status": "active", "reprojection": reprojected}
+        return {"not_activated": outcome["reason"], "reprojection": reprojected}
     if activation == "enqueue":
         return {"reproject_job_id": enqueue_reproject(connect, record, fence)}
     return {}
@@ -364,7 +426,7 @@ def enqueue_reproject(
         hold(conn, fence)
         cur.execute(
             query(QUERIES, "enqueue_reproject_job"),
-            {"head_id": record.id, "reason": "passed the held-out gate"},
+            {"head_id": record.id, "reason": GATE_PASSED},
         )
         row = cur.fetchone()
     return None if row is None else row["job_id"]
@@ -422,15 +484,16 @@ def handle_reproject(connect: Connect, job: Any, settings: Any = None) -> dict[s
             catch_up_head(autocommit_factory(connect), job.projection_head_id, fence)
         )
     device = resolve_device(payload.get("device") or getattr(settings, "device", "auto"))
-    return store.json_ready(
-        reproject_head(
-            autocommit_factory(connect),
-            job.projection_head_id,
-            activate=payload.get("activate", True),
-            device=device,
-            fence=fence,
-        )
+    reprojected = reproject_head(
+        autocommit_factory(connect),
+        job.projection_head_id,
+        activate=payload.get("activate", True),
+        device=device,
+        fence=fence,
+        # Queued by the gate's pass (train_head), or by `heads activate` / a client.
+        gated=payload.get("reason") == GATE_PASSED,
     )
+    return store.json_ready(reprojected)
 
 
 HANDLERS = {"train_head": handle_train_head, "reproject": handle_reproject}

@@ -162,12 +162,15 @@ def reproject_head(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     device: str = "cpu",
     fence: Fence | None = None,
+    gated: bool = False,
 ) -> dict[str, Any]:
     """Re-project, index and (by default) activate one head; returns what was done and timings.
 
     ``connect`` opens a new connection (autocommit). An active head is re-projected in place: its
     rows are replaced in one transaction, so searches see the old rows until it commits; then
     the rows of clips embedded meanwhile are caught up (catch_up_head).
+    ``gated``: the activation the gate's pass asked for (not an operator's): a candidate is
+    activated only while what it was gated against still serves the mode (stale_gate).
     """
     with connect() as conn:
         record, head = store.load_projection_head(conn, head_id)
@@ -190,7 +193,16 @@ def reproject_head(
         with conn.transaction():
             hold(conn, fence)
             result.update(moments.project_windows(conn, record.id))  # HOOK issue 12
-        if activate and record.status != "active":
+        stale = stale_gate(conn, record) if gated and record.status == "candidate" else None
+        if stale:
+            log.warning(
+                "not activating %s: %s",
+                record.label,
+                stale,
+                extra={"action": "reproject_not_activated", "head_id": record.id},
+            )
+            result["activation"] = {"activated": False, "reason": stale}
+        elif activate and record.status != "active":
             started = time.perf_counter()
             result["activation"] = store.activate_head(conn, record.id, fence)
             result["seconds_activate"] = round(time.perf_counter() - started, 3)
@@ -201,6 +213,28 @@ def reproject_head(
         result["catch_up"] = catch_up_head(connect, record.id, fence)
     log.info("re-projected projection head", extra={"action": "reproject_done", **result})
     return result
+
+
+def stale_gate(conn: psycopg.Connection, record: store.HeadRecord) -> str | None:
+    """Why the gate's pass no longer licenses activating this candidate, or None.
+
+    The gate compared the candidate with what served its mode then (metrics.baseline: the base
+    space or a head). When another head went live since (a newer training, a concurrent
+    `train --now`) or an operator rolled back, activating it would replace a head it was never
+    compared with, and undo that decision without a word."""
+    baseline = record.metrics.get("baseline") or {}
+    if baseline.get("kind") not in ("base", "head"):
+        return None  # a head stored before baselines were recorded: nothing to compare
+    gated_against = baseline.get("head_id") if baseline.get("kind") == "head" else None
+    serving = store.active_head(conn, record.mode)
+    if (serving.id if serving else None) == gated_against:
+        return None
+    then = "the base space" if gated_against is None else f"head #{gated_against}"
+    now = "the base space" if serving is None else serving.label
+    return (
+        f"it was gated against {then}, but {now} serves the mode now; it stays a candidate "
+        "(train again to compare with what serves, or `heaters-db heads activate` it by hand)"
+    )
 
 
 def catch_up_head(

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -583,3 +584,84 @@ def test_train_wait_prints_what_now_prints_and_a_dead_job_exits_1(
     out, err = waiting.communicate(timeout=60)
     assert waiting.returncode == 1, (out, err)
     assert "died: the head did not fit" in err, err
+
+
+# ---- activation after the gate ---------------------------------------------------------------
+def test_a_queued_activation_waits_for_nothing_newer_to_have_gone_live(
+    pg_server, migrated_template
+) -> None:
+    """A reproject job the gate's pass queued activates its candidate only while what it was
+    gated against still serves: a queued v3 had replaced a v4 that went live meanwhile, and
+    silently undone an operator's rollback. `heads activate` by hand is not held back."""
+    url, janitor = make_database(pg_server, migrated_template)
+    try:
+        with connect(url, autocommit=True) as conn:
+            library = prepare(conn)
+            conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
+            on_base = {"baseline": {"kind": "base"}}
+            first = insert_pca_candidate(conn, library, metrics=on_base)
+            second = insert_pca_candidate(conn, library, metrics=on_base)
+            for record in (first, second):
+                assert jobs.enqueue_reproject(factory(url), record) is not None
+            ended = {row["result"]["head_id"]: row for row in run_learning_jobs(url)}
+            # The first goes live; the second was gated against the base space, which no
+            # longer serves: it stays a candidate and its job says why.
+            assert conn.execute("SELECT active_head_id('trick')").fetchone()[0] == first.id
+            assert store.get_head(conn, second.id).status == "candidate"
+            activation = ended[second.id]["result"]["activation"]
+            assert activation["activated"] is False
+            assert "gated against the base space, but trick v1" in activation["reason"]
+
+            # Gated against the first, queued, then the operator rolls the first back.
+            third = insert_pca_candidate(
+                conn, library, metrics={"baseline": {"kind": "head", "head_id": first.id}}
+            )
+            jobs.enqueue_reproject(factory(url), third)
+            store.rollback_head(conn, "trick")
+            (ended,) = run_learning_jobs(url)
+            assert conn.execute("SELECT active_head_id('trick')").fetchone()[0] is None
+            assert store.get_head(conn, third.id).status == "candidate"
+            assert "the base space serves the mode now" in ended["result"]["activation"]["reason"]
+
+            # An operator's activation of the same candidate is theirs to make.
+            reproject_head(factory(url), second.id)
+            assert conn.execute("SELECT active_head_id('trick')").fetchone()[0] == second.id
+    finally:
+        janitor.drop()
+
+
+def test_two_training_runs_of_a_mode_at_once_run_one_after_the_other(
+    pg_server, migrated_template
+) -> None:
+    """Two `train --now` at once trained the same events side by side: a deadlock on the
+    activation's index build (a raw traceback and a stray candidate), or two identical heads both
+    gone live. The second now waits, and is gated against what the first left serving."""
+    url, janitor = make_database(pg_server, migrated_template)
+    try:
+        with connect(url, autocommit=True) as conn:
+            library = prepare(conn)
+            sorter = SimulatedSorter(library, "trick", seed=3)
+            sort_round(conn, library, sorter, 200, seed=31, evaluation_share=EVALUATION_SHARE)
+            conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                runs = [
+                    pool.submit(jobs.train_mode, factory(url), "trick", exclusive=True)
+                    for _ in range(2)
+                ]  # what two `train --now` run
+                results = [run.result(timeout=600) for run in runs]  # neither raised
+            first, second = sorted(results, key=lambda result: result["head_id"])
+            later = store.get_head(conn, second["head_id"])
+            activations = conn.execute(
+                "SELECT count(*) FROM projection_head_activations"
+            ).fetchone()[0]
+            active = conn.execute("SELECT active_head_id('trick')").fetchone()[0]
+    finally:
+        janitor.drop()
+    if first["status"] == "active":
+        assert later.metrics["baseline"]["kind"] == "head"
+        assert later.metrics["baseline"]["head_id"] == first["head_id"]
+        assert second["passed"] is False  # the same events: not trained on more
+        assert active == first["head_id"] and activations == 1
+    else:  # the first was refused: the second met the base space too
+        assert later.metrics["baseline"]["kind"] == "base"
+        assert activations <= 1
