@@ -112,9 +112,12 @@ def stored_mode(conn: psycopg.Connection, mode: str) -> str:
 
 def resolve_variant(conn: psycopg.Connection, variant_id: int | None = None) -> Variant:
     """The variant with that id, else the default variant; it must have a dimension."""
-    row = _one(conn, "variant", {"variant_id": variant_id})
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(query(QUERIES, "variant"), {"variant_id": variant_id}).fetchone()
     if row is None:
-        raise VariantNotReady(f"unknown embedding variant {variant_id}")
+        raise VariantNotReady(
+            f"no embedding variant {variant_id} (`heaters-db variant list` shows them)"
+        )
     if row["dim"] is None:
         raise VariantNotReady(
             f"embedding variant {row['model_name']} / {row['generation_strategy']} has no "

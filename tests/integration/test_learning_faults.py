@@ -21,7 +21,8 @@ import pytest
 from heaters_db.daemon import Daemon
 from heaters_db.db import connect
 from heaters_db.errors import LeaseLost
-from heaters_db.learning import store
+from heaters_db.learning import jobs, store
+from heaters_db.learning.data import VariantNotReady
 from heaters_db.learning.fence import Fence
 from heaters_db.learning.reproject import catch_up_head
 from heaters_db.queue import Queue
@@ -502,3 +503,9 @@ def test_rollback_undoes_the_last_activation_whichever_head_it_was(
     conn.execute("SELECT activate_head(%s)", (v3,))
     conn.execute("DELETE FROM projection_head_activations")
     assert rollback() == v2
+
+
+def test_training_on_a_variant_that_does_not_exist_names_it(db_url: str) -> None:
+    # `train --variant 3` printed "variant: expected one row, the database returned none".
+    with pytest.raises(VariantNotReady, match="no embedding variant 99999 .*variant list"):
+        jobs.train_mode(lambda: psycopg.connect(db_url, autocommit=True), "trick", variant_id=99999)

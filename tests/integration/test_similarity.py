@@ -220,14 +220,20 @@ def test_active_head_matches_brute_force(conn: psycopg.Connection, library: np.n
 
 
 def test_errors_name_the_problem(conn: psycopg.Connection) -> None:
-    add_clips(conn, 4)
-    prepare_default_variant(conn, np.eye(3, 4, dtype=np.float32))  # clips 1..3; clip 4 has none
+    add_clips(conn, 5)
+    prepare_default_variant(conn, np.eye(3, 4, dtype=np.float32))  # clips 1..3; 4 and 5 have none
+    conn.execute("UPDATE clips SET clip_filepath = 'clips/4-first.mp4' WHERE id = 4")
+    conn.execute("DELETE FROM pipeline_jobs")  # as if nobody had queued its embed job
     cases = [
         ("SELECT * FROM similar_clips(999)", "unknown clip 999"),
         ("SELECT * FROM similar_clips(NULL)", "unknown clip NULL"),
         (
             "SELECT * FROM similar_clips(4)",
             f"clip 4 has no {DEFAULT_MODEL} / {DEFAULT_STRATEGY} embedding yet (embed job: none",
+        ),
+        (  # `embed --missing` was advised, which queues nothing for a clip without a video
+            "SELECT * FROM similar_clips(5)",
+            "embedding yet: it has no video (clip_filepath is NULL), nothing to embed",
         ),
         ("SELECT * FROM similar_clips(1, 'tricks')", "unknown mode 'tricks'"),
         ("SELECT * FROM similar_clips(1, NULL)", "unknown mode NULL"),
