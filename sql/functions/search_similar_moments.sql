@@ -32,13 +32,20 @@ BEGIN
     IF query IS NULL THEN
         RAISE EXCEPTION 'query vector is NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- As similar_to_embedding: a zero vector has no cosine distance (NaN for every window), and
+    -- one of tiny norm reads as distance 0 to everything in float32 unless made unit length.
+    IF vector_norm(query) = 0 THEN
+        RAISE EXCEPTION 'query vector is all zeros: it has no cosine distance to anything'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    search_query := l2_normalize(query);
     IF head_id IS NOT NULL THEN
         SELECT * INTO h FROM projection_heads p WHERE p.id = head_id;
         IF vector_dims(query) <> h.input_dim THEN
             RAISE EXCEPTION 'query vector has % dimensions, the base space of head % (%) has %',
                 vector_dims(query), h.id, h.mode, h.input_dim USING ERRCODE = 'data_exception';
         END IF;
-        search_query := apply_head(head_id, query);
+        search_query := apply_head(head_id, search_query);
     END IF;
     FOR hit IN
         SELECT * FROM nearest_moments(v.id, head_id, search_query, least(1000, greatest(8 * k, 64)), exclude_clip_id) n

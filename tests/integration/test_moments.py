@@ -200,6 +200,21 @@ def test_similar_moments_errors_name_the_problem(
     assert "outside clip" in error(a, 2.0, 1.0, "trick", 5)
     assert "unknown mode" in error(a, 0.0, 1.0, "style", 5)
     assert "k must be between" in error(a, 0.0, 1.0, "trick", 0)
+
+    # A raw query vector of zeros gave a NaN distance for every window; one of tiny norm gave
+    # distance 0 to everything, and now ranks as the same vector at unit scale.
+    def raw(scale: float) -> list[tuple]:
+        vector = np.random.default_rng(4).normal(size=TINY_DIM).astype(np.float32) * scale
+        return conn.execute(
+            "SELECT * FROM similar_moments_to_embedding(%s::real[]::vector, 'spot', 3)",
+            (vector.tolist(),),
+        ).fetchall()
+
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="all zeros"):
+        raw(0.0)
+    unit, tiny = raw(1.0), raw(1e-41)
+    assert [r[:3] for r in tiny] == [r[:3] for r in unit]
+    assert [r[3] for r in tiny] == pytest.approx([r[3] for r in unit], abs=1e-5)
     conn.execute(
         "INSERT INTO clips (clip_identifier, clip_filepath) VALUES ('late', 'clips/late.mp4')"
     )
