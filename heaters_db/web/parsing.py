@@ -123,6 +123,14 @@ def parse_event(body: Any) -> dict[str, Any]:
     rankings = body.get("candidate_rankings") or []
     if not isinstance(rankings, list) or len(rankings) > MAX_CANDIDATES:
         raise TypeError("candidate_rankings must be a list (one entry per shown candidate)")
+    for ranking in rankings:  # read by clip id later (a list as an id was a 500 there)
+        if not isinstance(ranking, dict):
+            raise TypeError("candidate_rankings[] must be objects {clip_id, source, ...}")
+        clip(ranking.get("clip_id"), "candidate_rankings[].clip_id")
+        if not isinstance(ranking.get("source"), str | None):
+            raise TypeError("candidate_rankings[].source must be a string")
+    if not isinstance(body["mode"], str):
+        raise TypeError("mode must be a string (trick or spot)")
     return {
         "mode": normalise_mode(body["mode"]),
         "anchor": clip(body["anchor"], "anchor"),

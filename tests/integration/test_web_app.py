@@ -155,6 +155,27 @@ def test_refused_event_returns_the_database_message(
 
 
 @pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mode": 5}, "mode must be a string"),
+        ({"mode": {"a": 1}}, "mode must be a string"),
+        ({"candidate_rankings": [{"clip_id": [1], "source": "x"}]}, "clip_id must be a clip id"),
+        ({"candidate_rankings": ["x"]}, "candidate_rankings[] must be objects"),
+        ({"candidate_rankings": [{"clip_id": 1, "source": 7}]}, "source must be a string"),
+    ],
+)
+def test_a_real_screen_with_one_field_of_the_wrong_type_is_a_400(
+    client: TestClient, conn: psycopg.Connection, change: dict, message: str
+) -> None:
+    # These were 500s: an AttributeError in the mode's spelling, a TypeError in the insert.
+    event = event_for(next_screen(client)["screen"], selected_key=1) | change
+    response = client.post("/api/events", json=event)
+    assert response.status_code == 400, response.text
+    assert "malformed event" in response.json()["error"] and message in response.json()["error"]
+    assert conn.execute("SELECT count(*) FROM clip_sorting_events").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
     ("body", "headers", "status", "message"),
     [
         ("not json", {"content-type": "application/json"}, 400, "malformed event"),
