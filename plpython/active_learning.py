@@ -397,12 +397,14 @@ def next_anchors_body(plpy, SD, mode, n):
         rng,
         evaluation_deficit(history.evaluation_selected, history.evaluation_asked),
     )
-    informative = int(n - slots.sum())
-    pool_size = int(settings["anchor_pool_size"]) if not cold and informative else 0
     recent = set(history.recent)
     random_ids, random_vectors = _evaluation_draws(
         plpy, SD, space, recent | history.trained_on, int(slots.sum()), recent_vectors, settings
     )
+    # Counted after the draws: a draw left out (a near-duplicate) gives its slot to an
+    # informative pick, even when every slot was an evaluation slot.
+    informative = int(n - len(random_ids))
+    pool_size = int(settings["anchor_pool_size"]) if not cold and informative else 0
     pool_ids = _random_clips(
         plpy, SD, space, recent | set(random_ids) | history.held_out, pool_size
     )

@@ -519,3 +519,13 @@ def test_installed_body_is_the_files(conn):
         for name in ("anchor_clustering", "anchor_scores")
     ]
     assert f"MODULES = {siblings!r}" in body
+
+
+def test_a_draw_left_out_as_a_near_duplicate_gives_its_slot_to_another_pick(conn):
+    # Four clips, two of them near-duplicates (3 and 4): while the front-loading makes every
+    # slot an evaluation slot, a batch of two that drew both came back with one anchor.
+    vectors = np.array([[1, i, i * i] for i in range(1, 5)], dtype=np.float32)
+    planted_library(conn, vectors)
+    set_setting(conn, "near_duplicate_distance", 0.01)
+    short = [s for s in np.linspace(0.0, 0.99, 60) if len(anchors(conn, n=2, seed=float(s))) != 2]
+    assert short == []
