@@ -92,7 +92,7 @@ def train(
 
     The new head is gated on the held-out evaluation screens: it goes live only if it beats
     the base space beyond the holdout's noise and, when a head serves the mode, is trained on
-    more events and not measured worse than it (ties go to the newer head); otherwise it is
+    events it was not and not measured worse than it (ties go to the newer head); otherwise it is
     stored as rejected with its metrics and the reason (`heaters-db report`). Without --now a
     train_head job is queued (one per mode at a time) and a running `heaters-db daemon` picks
     it up.

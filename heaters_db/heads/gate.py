@@ -37,7 +37,9 @@ report.
    rank score alone could not (+0.038 [-0.006, +0.081]) for two rounds running;
 3. against the live head (when there is one): the new head must differ from it (a warm start
    that training left at its epoch 0 *is* the live head: serving it again would only redo the
-   re-projection), be trained on more events, be non-inferior (the lower bound of (new - live)
+   re-projection), be trained on events the live head was not (sorting events newer than its
+   watermark: a count of events would refuse every head after clips, and with them their
+   events, were deleted), be non-inferior (the lower bound of (new - live)
    above ``-margin``) and not measured worse (the mean difference at least zero). Ties go to
    the newer head, so a saturated holdout never freezes the first good head; a head the judged
    screens put below the live one does not replace it, however wide the interval.
@@ -256,6 +258,7 @@ def gate(
     *,
     new_training_events: int | None = None,
     live_training_events: int | None = None,
+    events_new_to_live: int | None = None,
     unchanged: bool = False,
     margin: float = DEFAULT_MARGIN,
     n_boot: int = 2000,
@@ -264,11 +267,13 @@ def gate(
     min_events: int = MIN_EVENTS,
 ) -> GateDecision:
     """Decide whether the new head may serve: superior to the base space beyond noise and, when a
-    head is live, trained on more events and not worse than it by more than ``margin``.
+    head is live, trained on events it was not and not worse than it by more than ``margin``.
 
     The three EventMetrics must cover the same holdout events (evaluation.common_events).
     ``unchanged``: the new head has the live head's weights (e.g. a warm start stopped at
-    epoch 0).
+    epoch 0). ``events_new_to_live``: the new head's training and validation events newer than
+    the live head's watermark (None: not known, not judged); ``new_training_events`` and
+    ``live_training_events`` are kept in the metrics for the report.
     """
     new, base = _paired(new_per_event, baseline_per_event)
     live = None
@@ -317,16 +322,12 @@ def gate(
                 "(a warm start whose best epoch was 0), so there is nothing new to serve"
             ),
         )
-    elif (
-        new_training_events is not None
-        and live_training_events is not None
-        and new_training_events <= live_training_events
-    ):
+    elif events_new_to_live is not None and events_new_to_live <= 0:
         passed, reason = (
             False,
             (
-                f"trained on {new_training_events} events, not more than the live head's "
-                f"{live_training_events}"
+                f"trained on no event the live head was not ({new_training_events} events, "
+                f"the live head {live_training_events}): nothing new to learn from"
             ),
         )
     elif vs_live[metric]["difference"] < 0:
@@ -364,7 +365,8 @@ def gate(
             f"{round(100 * (1 - alpha / 2 / len(base_metrics)), 6)}% lower bound above 0 on any "
             f"of {', '.join(base_metrics)} (Bonferroni over {len(base_metrics)}); vs live head "
             f"(if any) on {metric}, {confidence}% interval whose lower end is the one-sided "
-            f"{one_sided}% bound: changed, trained on more events, mean difference >= 0 and "
+            f"{one_sided}% bound: changed, trained on events the live head was not, mean "
+            "difference >= 0 and "
             f"lower bound > -{margin}"
         ),
         "judged_on": judged_on,
@@ -378,6 +380,7 @@ def gate(
         "margin": margin,
         "new_training_events": new_training_events,
         "live_training_events": live_training_events,
+        "events_new_to_live": events_new_to_live,
         "unchanged": unchanged,
         "vs_base": vs_base,
         "vs_base_tests": base_tests,

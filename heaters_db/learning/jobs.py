@@ -8,7 +8,7 @@
    fresh from the PCA and, when a head is live, also continued from it; the validation fold
    picks one (heads/capacity.py);
 3. gate it on the holdout events' evaluation screens: superior to the base space, and (when a
-   head is live) trained on more events, not measured worse and non-inferior to it
+   head is live) trained on events it was not, not measured worse and non-inferior to it
    (heads/gate.py);
 4. store it (learning/store.py) as ``rejected`` with its metrics, or as ``candidate``;
 5. for a candidate: re-project every clip, build the index, activate (learning/reproject.py) —
@@ -238,6 +238,20 @@ def _train(run: _Run) -> None:
     run.seconds["train"] = time.perf_counter() - started
 
 
+def _events_new_to_live(run: _Run) -> int | None:
+    """The new head's training and validation events the live head never saw (newer than its
+    watermark). Not a comparison of counts: clips deleted the documented way take their events
+    out of every later training, and a count would refuse every head until it recovered."""
+    if run.active is None:
+        return None
+    watermark = run.active.trained_through_event_id
+    return sum(
+        1
+        for screen in run.loaded.data.screens
+        if screen.split != "holdout" and screen.event_id > watermark
+    )
+
+
 def _evaluate(conn: psycopg.Connection, run: _Run) -> tuple[Any, dict[str, Any]]:
     """Step 3: the gate's decision and the metrics stored with the head."""
     data, head = run.loaded.data, run.trained.head
@@ -256,6 +270,7 @@ def _evaluate(conn: psycopg.Connection, run: _Run) -> tuple[Any, dict[str, Any]]
         live_metrics,
         new_training_events=len(data.screens),
         live_training_events=None if run.active is None else run.active.training_event_count,
+        events_new_to_live=_events_new_to_live(run),
         # E.g. a warm start whose best epoch was 0: restored to the live head's own weights.
         unchanged=run.trained.head.same_space_as(run.live_head),
         margin=float(_setting(conn, "gate_noninferiority_margin")),

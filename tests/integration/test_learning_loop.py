@@ -420,6 +420,69 @@ def test_a_warm_start_left_at_the_live_head_is_not_served_again(
     assert active == first["head_id"] and after == before
 
 
+def test_after_clips_are_deleted_a_head_with_newer_events_is_still_judged(
+    pg_server, migrated_template
+) -> None:
+    """Deleting clips the documented way takes their events out of every later training: the
+    next head learns from fewer events than the live head did. It has still seen events the
+    live head had not, and the gate judges it on its screens (it used to refuse every head as
+    "not more than the live head's" until the count recovered); with nothing new since the live
+    head, a retrain is refused as before."""
+    url, janitor = make_database(pg_server, migrated_template)
+    try:
+        with connect(url, autocommit=True) as conn:
+            library = prepare(conn)
+            trick = SimulatedSorter(library, "trick", seed=7)
+            first_ids = sort_round(
+                conn, library, trick, 220, seed=30, evaluation_share=EVALUATION_SHARE
+            )
+            conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
+            first = jobs.train_mode(factory(url), "trick", activation="none")
+            if not first["passed"]:
+                store.override_rejected_head(conn, first["head_id"], "test: a live head to keep")
+            reproject_head(factory(url), first["head_id"])
+            newer_ids = sort_round(
+                conn, library, trick, 40, seed=31, evaluation_share=EVALUATION_SHARE
+            )
+            conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
+            # The anchors of the first 100 events go, clips no newer event names.
+            newer_clips = {
+                int(c)
+                for (c,) in conn.execute(
+                    "SELECT unnest(anchor_clip_id || candidate_clip_ids) FROM clip_sorting_events "
+                    "WHERE id = ANY(%s)",
+                    (newer_ids,),
+                ).fetchall()
+            }
+            gone = [
+                int(c)
+                for (c,) in conn.execute(
+                    "SELECT DISTINCT anchor_clip_id FROM clip_sorting_events WHERE id = ANY(%s)",
+                    (first_ids[:100],),
+                ).fetchall()
+                if int(c) not in newer_clips
+            ]
+            with conn.transaction():
+                conn.execute("SET LOCAL heaters_db.allow_clip_delete = 'on'")
+                conn.execute("DELETE FROM clips WHERE id = ANY(%s)", (gone,))
+            second = jobs.train_mode(factory(url), "trick", activation="none")
+            gate_metrics = store.get_head(conn, second["head_id"]).metrics["gate"]
+            live = store.get_head(conn, first["head_id"])
+            # Nothing new since the head that now serves: refused, whatever the screens say.
+            if second["passed"]:
+                reproject_head(factory(url), second["head_id"])
+            again = jobs.train_mode(factory(url), "trick", activation="none")
+    finally:
+        janitor.drop()
+    assert second["events"] < live.training_event_count, (second["events"], live)
+    assert gate_metrics["live_training_events"] == live.training_event_count
+    assert 0 < gate_metrics["events_new_to_live"] <= len(newer_ids)
+    assert "trained on no event" not in second["reason"], second["reason"]
+    assert "not more than" not in second["reason"], second["reason"]
+    assert again["passed"] is False
+    assert again["reason"].startswith("trained on no event the live head was not"), again
+
+
 # ---- the retrain trigger ----------------------------------------------------------------------
 def train_jobs(conn: psycopg.Connection) -> list[tuple]:
     return conn.execute(
