@@ -15,8 +15,12 @@
 -- insert's transaction no longer carries the projection and the head index upkeep
 -- (benchmarks/write_path.py: 10k rows, batched trigger vs queued). Smaller statements (the
 -- daemon's embed batches, heaters' own inserts) are projected at once, searchable on commit.
+-- A statement that finds projected_embeddings locked against writes (a plain CREATE INDEX: the
+-- head index a login that does not own the table builds through ensure_head_index, holding a
+-- SHARE lock for the whole build) queues its rows the same way instead of waiting behind it:
+-- heaters' inserts never wait for a head index build.
 -- A session may choose: SET heaters_db.project_embeddings = 'queued' (always later) or
--- 'trigger' (always now); unset or 'auto' is the rule above.
+-- 'trigger' (always now, waiting for a lock if it must); unset or 'auto' is the rule above.
 -- SECURITY DEFINER: whoever writes embeddings (the daemon, heaters itself) need not be allowed
 -- to call apply_head_batch or write projected_embeddings.
 CREATE OR REPLACE FUNCTION project_new_embeddings()
@@ -32,6 +36,7 @@ DECLARE
     projected vector[];
     choice text := coalesce(nullif(current_setting('heaters_db.project_embeddings', true), ''), 'auto');
     inline_max_rows constant integer := 256;
+    reason text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM projection_heads p WHERE p.status = 'active') THEN
         RETURN NULL;
@@ -59,9 +64,20 @@ BEGIN
                    OR n.generation_strategy IS DISTINCT FROM o.generation_strategy);
         END IF;
         CONTINUE WHEN ids IS NULL;
+        reason := NULL;
         IF choice = 'queued' OR (choice <> 'trigger' AND cardinality(ids) > inline_max_rows) THEN
+            reason := format('queued projection of %s new embedding(s)', cardinality(ids));
+        ELSIF choice <> 'trigger' THEN
             BEGIN
-                PERFORM project_head_later(h.id, format('queued projection of %s new embedding(s)', cardinality(ids)), true);
+                LOCK TABLE projected_embeddings IN ROW EXCLUSIVE MODE NOWAIT;
+            EXCEPTION WHEN lock_not_available THEN
+                reason := format('queued projection of %s new embedding(s): projected_embeddings '
+                                 'was locked against writes (an index build)', cardinality(ids));
+            END;
+        END IF;
+        IF reason IS NOT NULL THEN
+            BEGIN
+                PERFORM project_head_later(h.id, reason, true);
                 CONTINUE;  -- this head's rows are the job's now
             EXCEPTION WHEN OTHERS THEN  -- never fail the write: this head projects inline instead
                 RAISE WARNING 'projection head %: no catch-up job queued: %', h.id, SQLERRM;

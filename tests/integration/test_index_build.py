@@ -1,6 +1,8 @@
 """HNSW builds with CREATE INDEX CONCURRENTLY from the client: a heaters-side insert never waits
 for one (a plain CREATE INDEX would queue it behind its SHARE lock), and an index left INVALID by
-an interrupted build is built again."""
+an interrupted build is built again. A head index the worker must build through the owner's
+function (a plain build) does not hold up embedding inserts either: the trigger queues their
+projection."""
 
 from __future__ import annotations
 
@@ -9,9 +11,13 @@ import threading
 import numpy as np
 import psycopg
 
+from heaters_db.daemon import Daemon
 from heaters_db.db import connect
 from heaters_db.index_build import build_concurrently
+from heaters_db.settings import Settings
 from tests.integration.conftest import wait_until
+from tests.integration.test_apply_head_sql import insert_head, random_head
+from tests.integration.test_projection_freshness import add_clips_with_embeddings, assert_fresh
 
 DIM = 1024  # the seeded default variant
 
@@ -105,3 +111,45 @@ def test_a_login_that_does_not_own_the_table_builds_through_the_owner_function(
     assert "not the table's owner" in caplog.text
     with connect(db_url, autocommit=True) as owner:
         assert build_concurrently(owner, "variant", variant)["built"] is False
+
+
+def test_an_insert_does_not_wait_for_a_head_index_built_through_the_owner_function(
+    worker_url: str, db_url: str, conn: psycopg.Connection
+) -> None:
+    """The worker builds a new head's index through ensure_head_index: a plain CREATE INDEX,
+    whose SHARE lock on projected_embeddings lasts the whole build. An embedding inserted
+    meanwhile would have waited for it in the projection trigger; it commits at once, its rows
+    left to a catch-up job the daemon runs once the build is done."""
+    live = insert_head(conn, random_head(11), 1, "candidate")
+    conn.execute("SELECT activate_head(%s)", (live,))
+    candidate = insert_head(conn, random_head(12), 2, "candidate")
+    add_clips_with_embeddings(conn, 3)
+    conn.execute("SELECT refresh_head_projections(%s)", (candidate,))
+    with connect(worker_url) as builder:  # the build's transaction stays open: its lock holds
+        builder.execute("SELECT ensure_head_index(%s)", (candidate,))
+        bases: dict = {}
+
+        def heaters_insert() -> None:
+            with connect(db_url, autocommit=True) as heaters:
+                bases.update(add_clips_with_embeddings(heaters, 2))
+
+        # Without the queued projection the insert waits for the build's commit, below.
+        inserter = threading.Thread(target=heaters_insert)
+        inserter.start()
+        inserter.join(60)
+        assert not inserter.is_alive(), "the insert waited for the head index build"
+        assert conn.execute(
+            "SELECT count(*) FROM projected_embeddings WHERE projection_head_id = %s "
+            "AND clip_id = ANY(%s)",
+            (live, list(bases)),
+        ).fetchone() == (0,)
+        builder.commit()
+    (reason,) = conn.execute(
+        "SELECT payload ->> 'reason' FROM pipeline_jobs WHERE kind = 'reproject' "
+        "AND projection_head_id = %s AND status = 'queued' AND payload ? 'catch_up'",
+        (live,),
+    ).fetchone()
+    assert "locked against writes" in reason
+    assert Daemon(Settings(device="cpu"), worker_url, kinds=["reproject"], once=True).run() == 0
+    for clip_id, base in bases.items():
+        assert_fresh(conn, live, clip_id, base)
