@@ -30,6 +30,16 @@ class PermanentJobError(HeatersError):
     file, a missing prerequisite): the job is dead-lettered at once with this reason, not retried."""
 
 
+class JobPostponed(HeatersError):
+    """The job cannot start now through no fault of its own (another run holds what it needs):
+    it goes back to the queue without spending an attempt and is tried again after ``seconds``."""
+
+    def __init__(self, reason: str, seconds: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.seconds = seconds
+
+
 class LeaseLost(HeatersError):
     """The job's lease is no longer this worker's (it expired and another worker may have taken
     it): the result was rolled back, not written."""

@@ -64,6 +64,7 @@ class JobTally:
     done: int = 0
     retrying: int = 0
     dead: int = 0
+    postponed: int = 0
 
     def failed(self, status: str | None) -> None:
         """Count a failed attempt by the job's status after it ('dead', 'queued'; None: the
@@ -183,6 +184,24 @@ class JobSession:
             status = self.queue.fail(job.id, error, detail)
         self.lease.remove([job.id])
         self.tally.failed(status)
+        return status
+
+    def postpone(self, job: Job, reason: str, seconds: float) -> str | None:
+        """Hand a job back that could not start (no attempt spent), runnable after ``seconds``;
+        returns 'queued', None when it was no longer ours."""
+        status = self.queue.postpone(job.id, reason, seconds)
+        self.lease.remove([job.id])
+        if status is None:
+            warn_lease_lost(job, self.worker)
+        else:
+            self.tally.postponed += 1
+            log.info(
+                "%s postponed for %.0f s: %s",
+                job.describe(),
+                seconds,
+                reason,
+                extra={"action": "job_postponed", "job_id": job.id, "seconds": seconds},
+            )
         return status
 
     def release(self, job_ids: Iterable[int]) -> int:

@@ -218,6 +218,19 @@ class Queue:
             },
         )
 
+    def postpone(self, job_id: int, reason: str, delay_seconds: float) -> str | None:
+        """Hand a job back without spending an attempt, runnable after ``delay_seconds``;
+        returns 'queued', or None (not ours)."""
+        return self._value(
+            "postpone_job",
+            {
+                "job_id": job_id,
+                "worker": self.worker,
+                "reason": reason,
+                "delay_seconds": delay_seconds,
+            },
+        )
+
     def release(self, job_ids: Iterable[int]) -> int:
         """Hand unfinished jobs back without spending an attempt (clean shutdown)."""
         ids = list(job_ids)

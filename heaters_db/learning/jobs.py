@@ -32,7 +32,7 @@ from psycopg.rows import dict_row
 
 from heaters_db import devices
 from heaters_db.db import one_row
-from heaters_db.errors import HeatersError, PermanentJobError
+from heaters_db.errors import HeatersError, JobPostponed, PermanentJobError
 from heaters_db.heads.capacity import train_selected
 from heaters_db.heads.evaluation import (
     common_events,
@@ -63,6 +63,7 @@ QUERIES = "learning.sql"
 Connect = Callable[[], psycopg.Connection]
 ACTIVATION_CHOICES = ("inline", "enqueue", "none")
 TRAINING_LOCK_POLL_SECONDS = 0.5
+MODE_BUSY_RETRY_SECONDS = 30.0  # a daemon job that found its mode held tries again after this
 # The reason a train_head job gives the reproject job it queues for a head that passed: that
 # job's activation is the gate's, checked against what serves then (reproject.stale_gate).
 GATE_PASSED = "passed the held-out gate"
@@ -334,9 +335,9 @@ def train_mode(
 ) -> dict[str, Any]:
     """One training run for a mode; returns a JSON-ready summary (the train_head job's result).
 
-    ``exclusive``: first wait for other exclusive runs of the mode (one_run_per_mode); what
-    `train --now` does. The daemon's jobs do not wait: a worker paused while holding the lock
-    would block the one that took its lease over, and their writes are fenced anyway.
+    ``exclusive``: first wait for other exclusive runs and the daemon's running jobs of the
+    mode, and hold it (one_run_per_mode); what `train --now` does. A daemon job that finds the
+    mode held is postponed (postpone_if_mode_held).
 
     ``activation``: 'inline' re-projects and activates a head that passed the gate here,
     'enqueue' leaves that to a reproject job, 'none' stores the candidate only.
@@ -352,37 +353,77 @@ def train_mode(
 
 @contextlib.contextmanager
 def one_run_per_mode(connect: Connect, mode: str) -> Iterator[None]:
-    """Wait for any other exclusive training run or head activation of the mode to end (two
-    `train --now`, or one beside `heads activate`): two at once trained the same events,
-    deadlocked on the activations' index builds, or both went live. A session lock on a
-    connection of its own, held for the block; a training run that waited is then gated
-    against whatever the first one left serving."""
+    """Wait until no other exclusive run of the mode (`train --now`, `heads activate`) and no
+    daemon train_head / reproject job of it is in progress, and hold the mode for the block:
+    two at once trained the same events, deadlocked on the activations' index builds, or both
+    went live. A run that waited is then gated against whatever the first one left serving.
+
+    Two flags, each set before the other is checked: this run takes a session advisory lock
+    (on a connection of its own, polled) and then waits for the mode's running jobs; a daemon
+    job is 'running' (claimed) before it checks the lock (postpone_if_mode_held). A job whose
+    lease expired (its worker paused or gone) does not hold the mode: its writes are fenced."""
     with connect() as guard:
         guard.autocommit = True  # holds a session lock, never a transaction
-        _lock_mode(guard, mode)
+        a, b = _mode_lock_keys(guard, mode)
+        short = mode.removesuffix("_similarity")
+        # Polled, never a blocking pg_advisory_lock: a statement waiting on the lock holds a
+        # snapshot, and the first run's CREATE INDEX CONCURRENTLY waits for every older
+        # snapshot to end, which would be a deadlock the server does not detect.
+        _poll(
+            lambda: _try_lock(guard, a, b),
+            f"waiting for the training run or activation of {short} in progress",
+            mode,
+        )
+        _poll(
+            lambda: not _running_mode_jobs(guard, mode),
+            f"waiting for the daemon's job of {short} in progress",
+            mode,
+        )
         yield
 
 
-def _lock_mode(conn: psycopg.Connection, mode: str) -> None:
+def postpone_if_mode_held(connect: Connect, mode: str) -> None:
+    """A daemon job's side of one_run_per_mode: raise JobPostponed (back to the queue, its
+    attempt not spent) while a `train --now` or `heads activate` holds the mode. The job does
+    not take the lock itself: a worker paused while holding it would keep it, and block the
+    worker that took its lease over."""
+    with connect() as conn:
+        conn.autocommit = True
+        a, b = _mode_lock_keys(conn, mode)
+        if _try_lock(conn, a, b):
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (a, b))
+            return
+    raise JobPostponed(
+        f"a training run or activation of {mode.removesuffix('_similarity')} is in progress (`train --now` or `heads "
+        f"activate`): tried again in {MODE_BUSY_RETRY_SECONDS:.0f} s",
+        MODE_BUSY_RETRY_SECONDS,
+    )
+
+
+def _mode_lock_keys(conn: psycopg.Connection, mode: str) -> tuple[int, int]:
     key = "SELECT hashtext('heaters_db.train_mode') AS a, hashtext(sorting_mode(%s)) AS b"
     keys = conn.execute(key, (mode,)).fetchone()
     assert keys is not None  # one row from a SELECT without FROM
-    a, b = keys
-    # Polled, never a blocking pg_advisory_lock: a statement waiting on the lock holds a
-    # snapshot, and the first run's CREATE INDEX CONCURRENTLY waits for every older snapshot
-    # to end, which would be a deadlock the server does not detect.
-    waiting = False
-    while True:
-        locked = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (a, b)).fetchone()
-        if locked and locked[0]:
-            return
-        if not waiting:
-            log.info(
-                "waiting for the training run of %s in progress",
-                mode,
-                extra={"action": "train_wait", "mode": mode},
-            )
-            waiting = True
+    return int(keys[0]), int(keys[1])
+
+
+def _try_lock(conn: psycopg.Connection, a: int, b: int) -> bool:
+    locked = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (a, b)).fetchone()
+    return bool(locked and locked[0])
+
+
+def _running_mode_jobs(conn: psycopg.Connection, mode: str) -> list[int]:
+    with conn.cursor() as cur:
+        cur.execute(query(QUERIES, "running_mode_jobs"), {"mode": mode})
+        return [int(row[0]) for row in cur.fetchall()]
+
+
+def _poll(done: Callable[[], bool], waiting_message: str, mode: str) -> None:
+    logged = False
+    while not done():
+        if not logged:
+            log.info(waiting_message, extra={"action": "train_wait", "mode": mode})
+            logged = True
         time.sleep(TRAINING_LOCK_POLL_SECONDS)
 
 
@@ -474,6 +515,7 @@ def handle_train_head(connect: Connect, job: Any, settings: Any = None) -> dict[
     payload = job_payload(job)
     device = resolve_device(payload.get("device") or getattr(settings, "device", "auto"))
     try:
+        postpone_if_mode_held(connect, job.mode)
         return train_mode(
             autocommit_factory(connect),
             job.mode,
@@ -499,6 +541,11 @@ def handle_reproject(connect: Connect, job: Any, settings: Any = None) -> dict[s
             catch_up_head(autocommit_factory(connect), job.projection_head_id, fence)
         )
     device = resolve_device(payload.get("device") or getattr(settings, "device", "auto"))
+    # Not beside `train --now` or `heads activate` of the mode (their index builds deadlock);
+    # a catch-up, above, builds nothing and waits for nothing. (A job a client queued without
+    # a mode runs unguarded.)
+    if job.mode is not None:
+        postpone_if_mode_held(connect, job.mode)
     reprojected = reproject_head(
         autocommit_factory(connect),
         job.projection_head_id,

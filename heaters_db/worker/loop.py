@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 
 from heaters_db.db import connect as db_connect
-from heaters_db.errors import ConfigurationError, DatabaseUnavailable, HeatersError
+from heaters_db.errors import ConfigurationError, DatabaseUnavailable, HeatersError, JobPostponed
 from heaters_db.failures import CONNECTION, PERMANENT, classify, first_line, is_connection_lost
 from heaters_db.job_session import BatchKind, JobSession, JobTally
 from heaters_db.queue import (
@@ -199,7 +199,7 @@ class Worker:
         return code
 
     def _settled(self) -> int:
-        return self.tally.done + self.tally.retrying + self.tally.dead
+        return self.tally.done + self.tally.retrying + self.tally.dead + self.tally.postponed
 
     def _after_loop_error(self, error: BaseException, backoff: float, give_up: bool) -> None:
         """Close everything, decide about the job that had the connection, log the retry."""
@@ -243,10 +243,11 @@ class Worker:
             if self.once:
                 tally = self.tally
                 log.info(
-                    "queue drained: %d jobs done, %d failed and queued to retry, %d dead%s",
+                    "queue drained: %d jobs done, %d failed and queued to retry, %d dead%s%s",
                     tally.done,
                     tally.retrying,
                     tally.dead,
+                    f", {tally.postponed} postponed" if tally.postponed else "",
                     " (their errors: heaters-db jobs)" if tally.retrying or tally.dead else "",
                     extra={
                         "action": "drained",
@@ -254,6 +255,7 @@ class Worker:
                         "done": tally.done,
                         "retrying": tally.retrying,
                         "dead": tally.dead,
+                        "postponed": tally.postponed,
                     },
                 )
                 break
@@ -307,6 +309,9 @@ class Worker:
                 result = handler(self.connect, job, self.settings) or {}
         except SkipJob as skip:
             session.finish(job, "skipped", {**(skip.result or {}), "reason": skip.reason})
+            return True
+        except JobPostponed as busy:
+            session.postpone(job, busy.reason, busy.seconds)
             return True
         except Exception as error:
             failure = classify(error)

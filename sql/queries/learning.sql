@@ -193,3 +193,12 @@ SET status = 'candidate', updated_at = now(),
         'note', %(note)s::text))
 WHERE id = %(head_id)s AND status = 'rejected'
 RETURNING id, metrics -> 'override' AS override;
+
+-- name: running_mode_jobs
+-- The mode's daemon jobs that hold it (one_run_per_mode waits for them): train_head and full
+-- reproject jobs running under a live lease. A catch-up builds nothing; an expired lease's
+-- worker is paused or gone and its writes are fenced.
+SELECT id FROM pipeline_jobs
+WHERE mode = sorting_mode(%(mode)s) AND status = 'running'
+  AND kind IN ('train_head', 'reproject') AND NOT (payload ? 'catch_up')
+  AND lease_expires_at > now();

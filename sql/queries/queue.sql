@@ -37,6 +37,10 @@ SELECT dead_letter_job(%(job_id)s, %(worker)s, %(error)s, %(traceback)s) AS stat
 SELECT fail_job(%(job_id)s, %(worker)s, %(error)s, %(traceback)s, %(base_delay_seconds)s)
     AS status;
 
+-- name: postpone_job
+-- Back to the queue without spending an attempt, runnable after delay_seconds.
+SELECT postpone_job(%(job_id)s, %(worker)s, %(reason)s, %(delay_seconds)s) AS status;
+
 -- name: release_jobs
 SELECT release_jobs(%(worker)s, %(job_ids)s::integer[]) AS released;
 

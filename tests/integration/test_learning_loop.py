@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,9 @@ from heaters_db.heads.module import ProjectionHead
 from heaters_db.heads.train import TrainConfig
 from heaters_db.learning import jobs, store
 from heaters_db.learning.reproject import project_batch, reproject_head
+from heaters_db.queue import Queue
 from heaters_db.settings import Settings
+from tests.integration.conftest import wait_until
 from tests.support.simulated_sorter import (
     SimulatedSorter,
     insert_clips,
@@ -728,3 +731,65 @@ def test_two_training_runs_of_a_mode_at_once_run_one_after_the_other(
     else:  # the first was refused: the second met the base space too
         assert later.metrics["baseline"]["kind"] == "base"
         assert activations <= 1
+
+
+def test_a_daemon_job_and_train_now_of_a_mode_take_turns(
+    pg_server, migrated_template, caplog
+) -> None:
+    """A daemon's reproject (or train_head) job that finds `train --now` / `heads activate`
+    holding the mode goes back to the queue, its attempt not spent, and runs once the mode is
+    free; an exclusive run waits for the mode's job running under a live lease, and not for
+    one whose lease expired (a paused worker: its writes are fenced)."""
+    url, janitor = make_database(pg_server, migrated_template)
+    try:
+        with connect(url, autocommit=True) as conn:
+            library = prepare(conn)
+            conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
+            on_base = {"baseline": {"kind": "base"}}
+            first = insert_pca_candidate(conn, library, metrics=on_base)
+            job_id = jobs.enqueue_reproject(factory(url), first)
+            with jobs.one_run_per_mode(factory(url), "trick"):  # what `train --now` holds
+                assert run_learning_jobs(url) == []  # postponed, not ended
+                postponed = conn.execute(
+                    "SELECT status, attempts, last_error, run_after > now() FROM pipeline_jobs "
+                    "WHERE id = %s",
+                    (job_id,),
+                ).fetchone()
+            assert postponed[:2] == ("queued", 0), postponed
+            assert "a training run or activation of trick is in progress" in postponed[2]
+            assert postponed[3] is True
+            conn.execute("UPDATE pipeline_jobs SET run_after = now() WHERE id = %s", (job_id,))
+            (ended,) = run_learning_jobs(url)
+            assert (ended["id"], ended["status"]) == (job_id, "done")
+            assert conn.execute("SELECT active_head_id('trick')").fetchone()[0] == first.id
+
+            # A worker runs the mode's next job: an exclusive run waits for it.
+            second = insert_pca_candidate(conn, library, metrics=on_base)
+            running_id = jobs.enqueue_reproject(factory(url), second)
+            (claimed,) = Queue(conn, "paused-worker", 60).claim(["reproject"], 1)
+            assert claimed.id == running_id
+            entered = threading.Event()
+
+            def exclusive_run() -> None:
+                with jobs.one_run_per_mode(factory(url), "trick"):
+                    entered.set()
+
+            with caplog.at_level("INFO", logger="heaters_db.learning.jobs"):
+                waiter = threading.Thread(target=exclusive_run)
+                waiter.start()
+                wait_until(
+                    lambda: "waiting for the daemon's job of trick" in caplog.text,
+                    30,
+                    what="the exclusive run to wait for the running job",
+                )
+                assert not entered.is_set()
+                # The worker is paused past its lease: the mode is free.
+                conn.execute(
+                    "UPDATE pipeline_jobs SET lease_expires_at = now() - interval '1 second' "
+                    "WHERE id = %s",
+                    (running_id,),
+                )
+                waiter.join(30)
+            assert entered.is_set()
+    finally:
+        janitor.drop()
