@@ -135,49 +135,33 @@ def test_a_perfect_live_head_is_replaced_by_an_as_good_head_trained_on_more_even
     rng = np.random.default_rng(2)
     base = per_event(rng.uniform(0.3, 0.7, 40))
     perfect = per_event(np.ones(40))
-    decision = gate(
-        per_event(np.ones(40)),
-        base,
-        perfect,
-        new_training_events=200,
-        live_training_events=100,
-        events_new_to_live=100,
-    )
+
+    def against_perfect(new_events: int, live_events: int, new_to_live: int):
+        return gate(
+            per_event(np.ones(40)),
+            base,
+            perfect,
+            new_training_events=new_events,
+            live_training_events=live_events,
+            events_new_to_live=new_to_live,
+        )
+
+    decision = against_perfect(200, 100, 100)
     assert decision.passed, decision.reason
     assert "ties go to the newer head" in decision.reason
     assert decision.metrics["vs_live"]["judged_rank_score"]["difference"] == 0
     assert decision.metrics["events_new_to_live"] == 100
     # The same head trained on no event the live one was not stays out.
-    stale = gate(
-        per_event(np.ones(40)),
-        base,
-        perfect,
-        new_training_events=100,
-        live_training_events=100,
-        events_new_to_live=0,
-    )
+    stale = against_perfect(100, 100, 0)
     assert not stale.passed
     assert "trained on no event the live head was not (100 events, the live head 100)" in (
         stale.reason
     )
-
-
-def test_a_head_trained_on_fewer_but_newer_events_may_replace_the_live_head():
-    """Clips deleted the documented way take their events out of later trainings: a new head
-    can learn from fewer events than the live head did and still have seen events it had not."""
-    rng = np.random.default_rng(2)
-    base = per_event(rng.uniform(0.3, 0.7, 40))
-    perfect = per_event(np.ones(40))
-    decision = gate(
-        per_event(np.ones(40)),
-        base,
-        perfect,
-        new_training_events=80,
-        live_training_events=100,
-        events_new_to_live=12,
-    )
-    assert decision.passed, decision.reason
-    assert decision.metrics["new_training_events"] == 80
+    # Clips deleted the documented way take their events out of later trainings: a head can
+    # learn from fewer events than the live head did and still have seen events it had not.
+    fewer_but_newer = against_perfect(80, 100, 12)
+    assert fewer_but_newer.passed, fewer_but_newer.reason
+    assert fewer_but_newer.metrics["new_training_events"] == 80
 
 
 def test_a_head_measured_worse_than_the_live_head_is_refused_even_within_the_margin():
