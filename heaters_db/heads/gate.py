@@ -42,7 +42,9 @@ report.
    events, were deleted), be non-inferior (the lower bound of (new - live)
    above ``-margin``) and not measured worse (the mean difference at least zero). Ties go to
    the newer head, so a saturated holdout never freezes the first good head; a head the judged
-   screens put below the live one does not replace it, however wide the interval.
+   screens put below the live one does not replace it, however wide the interval. The two
+   "nothing new" reasons are given before any measured one: they do not depend on the screens,
+   so a stale retrain is refused as stale whatever noise its measurement carries.
 
 The margin (``gate_noninferiority_margin``, 0.05) is not tighter because a tighter one was
 measured not to help: on the learning-curve matrix 0.02 still let one drop through (a head 0.09
@@ -293,7 +295,25 @@ def gate(
     beaten_on = [test for test in base_tests.values() if test["beats_base"]]
 
     selected = vs_base[DECIDING_METRIC]["events"]
-    if selected < min_events or deciding["events"] < min_events:
+    # "Nothing new" comes first: it does not depend on the screens, so a retrain with nothing
+    # new is refused for that reason whatever noise its measurement carries.
+    if vs_live is not None and events_new_to_live is not None and events_new_to_live <= 0:
+        passed, reason = (
+            False,
+            (
+                f"trained on no event the live head was not ({new_training_events} events, "
+                f"the live head {live_training_events}): nothing new to learn from"
+            ),
+        )
+    elif vs_live is not None and unchanged:
+        passed, reason = (
+            False,
+            (
+                "the live head unchanged: training left the live head's weights as they were "
+                "(a warm start whose best epoch was 0), so there is nothing new to serve"
+            ),
+        )
+    elif selected < min_events or deciding["events"] < min_events:
         passed, reason = (
             False,
             (
@@ -313,22 +333,6 @@ def gate(
         passed, reason = (
             True,
             (f"beats the base space beyond noise on {judged_on} ({_describe_tests(beaten_on)})"),
-        )
-    elif unchanged:
-        passed, reason = (
-            False,
-            (
-                "the live head unchanged: training left the live head's weights as they were "
-                "(a warm start whose best epoch was 0), so there is nothing new to serve"
-            ),
-        )
-    elif events_new_to_live is not None and events_new_to_live <= 0:
-        passed, reason = (
-            False,
-            (
-                f"trained on no event the live head was not ({new_training_events} events, "
-                f"the live head {live_training_events}): nothing new to learn from"
-            ),
         )
     elif vs_live[metric]["difference"] < 0:
         passed, reason = (

@@ -157,6 +157,17 @@ def test_a_perfect_live_head_is_replaced_by_an_as_good_head_trained_on_more_even
     assert "trained on no event the live head was not (100 events, the live head 100)" in (
         stale.reason
     )
+    # Nothing new is the reason given first, whatever the screens measured: a stale retrain
+    # measured worse than the live head (or than the base) is refused as stale, not as noise.
+    stale_and_worse = gate(
+        per_event(np.zeros(40)),
+        base,
+        perfect,
+        new_training_events=100,
+        live_training_events=100,
+        events_new_to_live=0,
+    )
+    assert stale_and_worse.reason.startswith("trained on no event the live head was not")
     # Clips deleted the documented way take their events out of later trainings: a head can
     # learn from fewer events than the live head did and still have seen events it had not.
     fewer_but_newer = against_perfect(80, 100, 12)
