@@ -28,6 +28,7 @@ import logging
 import struct
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -193,19 +194,26 @@ def reproject_head(
         with conn.transaction():
             hold(conn, fence)
             result.update(moments.project_windows(conn, record.id))  # HOOK issue 12
-        stale = stale_gate(conn, record) if gated and record.status == "candidate" else None
-        if stale:
-            log.warning(
-                "not activating %s: %s",
-                record.label,
-                stale,
-                extra={"action": "reproject_not_activated", "head_id": record.id},
-            )
-            result["activation"] = {"activated": False, "reason": stale}
-        elif activate and record.status != "active":
+        if activate and record.status != "active":
             started = time.perf_counter()
-            result["activation"] = store.activate_head(conn, record.id, fence)
-            result["seconds_activate"] = round(time.perf_counter() - started, 3)
+            # The gate's pass licenses the activation only while what it was gated against
+            # serves: asked under the mode's activation lock, in the activation's transaction.
+            refuse = (
+                partial(stale_gate, record=record)
+                if gated and record.status == "candidate"
+                else None
+            )
+            activation = store.activate_head(conn, record.id, fence, refuse=refuse)
+            result["activation"] = activation
+            if activation.get("activated") is False:
+                log.warning(
+                    "not activating %s: %s",
+                    record.label,
+                    activation["reason"],
+                    extra={"action": "reproject_not_activated", "head_id": record.id},
+                )
+            else:
+                result["seconds_activate"] = round(time.perf_counter() - started, 3)
     if record.status == "active":
         # Its rows were replaced from one snapshot: a clip embedded or re-embedded after that
         # snapshot but before the replacement lost the row its trigger wrote, or kept the old

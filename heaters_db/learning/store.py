@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -187,26 +189,48 @@ def active_head(conn: psycopg.Connection, mode: str) -> HeadRecord | None:
     return None if head_id is None else get_head(conn, head_id)
 
 
-def _call(
-    conn: psycopg.Connection, name: str, params: dict[str, Any], fence: Fence | None = None
-) -> dict[str, Any]:
+@contextmanager
+def _head_errors() -> Iterator[None]:
+    """The SQL functions' refusals as this module's exceptions (the CLI prints their message)."""
     try:
-        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-            hold(conn, fence)
-            cur.execute(query(QUERIES, name), params)
-            return one_row(cur, name)["result"]
+        yield
     except psycopg.errors.ObjectNotInPrerequisiteState as exc:
         raise HeadStateError(exc.diag.message_primary or str(exc)) from exc
     except psycopg.errors.NoDataFound as exc:
         raise HeadNotFound(exc.diag.message_primary or str(exc)) from exc
 
 
+def _call(
+    conn: psycopg.Connection, name: str, params: dict[str, Any], fence: Fence | None = None
+) -> dict[str, Any]:
+    with _head_errors(), conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        hold(conn, fence)
+        cur.execute(query(QUERIES, name), params)
+        return one_row(cur, name)["result"]
+
+
 def activate_head(
-    conn: psycopg.Connection, head_id: int, fence: Fence | None = None
+    conn: psycopg.Connection,
+    head_id: int,
+    fence: Fence | None = None,
+    refuse: Callable[[psycopg.Connection], str | None] | None = None,
 ) -> dict[str, Any]:
     """SQL activate_head(): catch up, index, retire the old head, activate this one (atomic);
-    with a ``fence``, in the transaction that checks the job's lease."""
-    result = _call(conn, "activate_head", {"head_id": head_id}, fence)
+    with a ``fence``, in the transaction that checks the job's lease.
+
+    ``refuse(conn)``: a reason not to activate after all, or None; asked in the same transaction
+    once the mode's activation lock is held, so no other activation or rollback can change what
+    it read before this one commits. A refusal returns ``{"activated": False, "reason": ...}``.
+    """
+    with _head_errors(), conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        hold(conn, fence)
+        if refuse is not None:
+            cur.execute(query(QUERIES, "lock_head_mode"), {"head_id": head_id})
+            reason = refuse(conn)
+            if reason:
+                return {"activated": False, "reason": reason}
+        cur.execute(query(QUERIES, "activate_head"), {"head_id": head_id})
+        result = one_row(cur, "activate_head")["result"]
     log.info("activated projection head", extra={"action": "head_activated", **result})
     return result
 

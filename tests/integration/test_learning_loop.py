@@ -711,6 +711,52 @@ def test_a_queued_activation_waits_for_nothing_newer_to_have_gone_live(
         janitor.drop()
 
 
+def test_the_gate_still_holding_is_checked_under_the_activation_lock(
+    pg_server, migrated_template
+) -> None:
+    """The check that what the candidate was gated against still serves is made in the
+    activation's own transaction, under the mode's lock: an activation that committed while the
+    gated one waited for that lock is not undone by it (the check used to run just before)."""
+    url, janitor = make_database(pg_server, migrated_template)
+    try:
+        with connect(url, autocommit=True) as conn, connect(url) as other:
+            library = prepare(conn)
+            conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
+            on_base = {"baseline": {"kind": "base"}}
+            gated = insert_pca_candidate(conn, library, metrics=on_base)
+            rival = insert_pca_candidate(conn, library, metrics=on_base)
+            reproject_head(factory(url), gated.id, activate=False)  # its rows and index exist
+            # An operator's activation of the rival holds the mode's lock, not yet committed.
+            other.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('heaters_db.activate_head'), "
+                "hashtext('trick_similarity'))"
+            )
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                waiting = pool.submit(reproject_head, factory(url), gated.id, gated=True)
+                wait_until(
+                    lambda: (
+                        waiting.done()
+                        or conn.execute(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                        ).fetchone()[0]
+                    ),
+                    what="the gated activation waiting for the mode's lock",
+                )
+                other.execute("SELECT activate_head(%s)", (rival.id,))
+                other.commit()
+                result = waiting.result(timeout=300)
+            active = conn.execute("SELECT active_head_id('trick')").fetchone()[0]
+            status = store.get_head(conn, gated.id).status
+    finally:
+        janitor.drop()
+    assert active == rival.id
+    assert status == "candidate"
+    assert result["activation"]["activated"] is False, result["activation"]
+    assert (
+        "gated against the base space, but trick v2 (#2) serves" in result["activation"]["reason"]
+    )
+
+
 def test_two_training_runs_of_a_mode_at_once_run_one_after_the_other(
     pg_server, migrated_template
 ) -> None:
