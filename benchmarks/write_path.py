@@ -11,11 +11,16 @@ On one throwaway database (learning_common.Server), with an active 1024 -> 256 h
    row is projected, too);
 2. the longest wait of a heaters-side insert (one embedding per transaction, every 20 ms,
    projected by the trigger) while the head's HNSW index over ``--rows`` projected rows is
-   built: a plain CREATE INDEX in a transaction (ensure_head_index, 0.1.0) vs
-   CREATE INDEX CONCURRENTLY from the client (heaters_db.index_build);
+   built: a plain CREATE INDEX in a transaction (ensure_head_index) under the 0.1.0 trigger,
+   the same build under today's (what the worker role does: the trigger finds the table
+   locked and queues the row's projection), and CREATE INDEX CONCURRENTLY from the client
+   (heaters_db.index_build);
 3. the longest wait of the same inserts while activate_head catches up a head with none of
    the ``--rows`` rows projected yet: 0.1.0 (apply_head per row under a SHARE lock on
-   embeddings) vs today's (batched, the bulk before the lock, only what changed under it).
+   embeddings) vs today's (batched, the bulk before the lock, only what changed under it);
+4. what the default trigger's lock check costs a one-row insert (its NOWAIT lock attempt on
+   projected_embeddings, a subtransaction): single-row inserts alternating between
+   ``heaters_db.project_embeddings = 'trigger'`` (no check) and the default 'auto'.
 
     .venv/bin/python benchmarks/write_path.py
 """
@@ -140,6 +145,31 @@ def longest_insert_wait(
     return max(waits), seconds, len(waits)
 
 
+def lock_check_cost(url: str, clip_ids: list[int], dim: int) -> dict[str, float]:
+    """Median and 95th percentile milliseconds of one-row inserts (one per transaction, the
+    active head projecting in the trigger) with and without the default mode's lock check,
+    alternating so that both meet the same table and cache state."""
+    rng = np.random.default_rng(2)
+    times: dict[str, list[float]] = {"trigger": [], "auto": []}
+    with connect(url, autocommit=True) as conn:
+        for i, clip_id in enumerate(clip_ids):
+            mode = "trigger" if i % 2 else "auto"
+            conn.execute("SELECT set_config('heaters_db.project_embeddings', %s, false)", (mode,))
+            started = time.perf_counter()
+            conn.execute(
+                "INSERT INTO embeddings (clip_id, model_name, generation_strategy, embedding) "
+                "VALUES (%s, %s, %s, %s)",
+                (clip_id, MODEL_NAME, STRATEGY, rng.normal(size=dim).astype(np.float32)),
+            )
+            times[mode].append(1000 * (time.perf_counter() - started))
+    out: dict[str, float] = {}
+    for mode, values in times.items():
+        out[f"one_row_{mode}_ms"] = float(np.median(values))
+        out[f"one_row_{mode}_p95_ms"] = float(np.percentile(values, 95))
+        out[f"one_row_{mode}_n"] = len(values)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000)
@@ -213,10 +243,15 @@ def main() -> None:
                         flush=True,
                     )
 
-            for label in ("0.1.0", "now"):
+            builds = (
+                ("0.1.0", released_trigger_body(), spare[:700]),
+                ("worker", current_trigger_body(), spare[700:1400]),
+                ("now", current_trigger_body(), spare[1400:2000]),
+            )
+            for label, body, batch in builds:
+                conn.execute(body)
                 conn.execute(drop_index)
-                batch = spare[:1000] if label == "0.1.0" else spare[1000:]
-                if label == "0.1.0":
+                if label != "now":  # a plain CREATE INDEX, SHARE lock to its commit
 
                     def build() -> None:
                         with connect(url) as own:
@@ -236,6 +271,12 @@ def main() -> None:
                     f"({inserts} inserts)",
                     flush=True,
                 )
+            results.update(lock_check_cost(url, spare[6000:7000], args.dim))
+            print(
+                f"one-row insert: 'trigger' median {results['one_row_trigger_ms']:.2f} ms, "
+                f"'auto' median {results['one_row_auto_ms']:.2f} ms",
+                flush=True,
+            )
             for label in ("0.1.0", "now"):
                 candidate = store.insert_head(
                     conn,
@@ -253,7 +294,7 @@ def main() -> None:
                     if label == "0.1.0"
                     else current_activate_head()
                 )
-                batch = spare[2000:4500] if label == "0.1.0" else spare[4500:]
+                batch = spare[2000:4000] if label == "0.1.0" else spare[4000:6000]
 
                 def activate(head_id: int = candidate.id) -> None:
                     with connect(url, autocommit=True) as own:
@@ -298,12 +339,24 @@ projection cannot remove; the queued projection moves it into the daemon's job.
 | head index build over {args.rows:,} projected rows, while heaters inserts one embedding every 20 ms | build s | longest insert ms | inserts |
 |---|---:|---:|---:|
 | 0.1.0: CREATE INDEX in a transaction (SHARE lock on projected_embeddings) | {results["build_0.1.0"]:.2f} | {results["wait_0.1.0"] * 1000:.0f} | {results["inserts_0.1.0"]:.0f} |
+| now, the worker role's build (ensure_head_index: CREATE INDEX in a transaction); the trigger finds the table locked and queues the row's projection | {results["build_worker"]:.2f} | {results["wait_worker"] * 1000:.0f} | {results["inserts_worker"]:.0f} |
 | now: CREATE INDEX CONCURRENTLY from the client | {results["build_now"]:.2f} | {results["wait_now"] * 1000:.0f} | {results["inserts_now"]:.0f} |
+
+In the worker row the rows inserted during the build are searchable in the head's space once
+the daemon has run the catch-up job they queued (not measured here), not at their commit.
 
 | activate_head of a head with none of the {args.rows:,} rows projected, while heaters inserts one embedding every 20 ms | activation s | longest insert ms | inserts |
 |---|---:|---:|---:|
 | 0.1.0: apply_head per row, all under a SHARE lock on embeddings | {results["activate_0.1.0"]:.2f} | {results["activate_wait_0.1.0"] * 1000:.0f} | {results["activate_inserts_0.1.0"]:.0f} |
 | now: batched, the bulk and what was written meanwhile before the lock; under it only the last few rows | {results["activate_now"]:.2f} | {results["activate_wait_now"] * 1000:.0f} | {results["activate_inserts_now"]:.0f} |
+
+| one-row insert (one embedding per transaction, projected in the trigger, head index present) | inserts | median ms | 95th percentile ms |
+|---|---:|---:|---:|
+| `heaters_db.project_embeddings = 'trigger'`: no lock check | {results["one_row_trigger_n"]:.0f} | {results["one_row_trigger_ms"]:.2f} | {results["one_row_trigger_p95_ms"]:.2f} |
+| default ('auto'): the NOWAIT lock check on projected_embeddings first (a subtransaction) | {results["one_row_auto_n"]:.0f} | {results["one_row_auto_ms"]:.2f} | {results["one_row_auto_p95_ms"]:.2f} |
+
+The two rows alternate insert by insert in one session; their difference is what the check
+that lets an insert go on past a worker's index build costs every small statement.
 """
     print(body)
     if not args.no_readme:
