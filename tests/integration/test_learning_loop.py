@@ -313,6 +313,16 @@ def trick_results(conn: psycopg.Connection, queries: np.ndarray) -> list[tuple]:
     ).fetchall()
 
 
+def sort_and_skip_jobs(
+    conn: psycopg.Connection, library, sorter: SimulatedSorter, events: int, seed: int
+) -> list[int]:
+    """A round of sorting with evaluation screens, its queued jobs (the retrain trigger's) set
+    aside: the test runs what it wants itself. The events' ids."""
+    ids = sort_round(conn, library, sorter, events, seed=seed, evaluation_share=EVALUATION_SHARE)
+    conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
+    return ids
+
+
 def insert_pca_candidate(conn: psycopg.Connection, library, metrics: dict) -> store.HeadRecord:
     """The untrained PCA head of the library's base space, stored as a trick candidate."""
     pca = ProjectionHead(BASE_DIM, HEAD_DIM, HIDDEN_DIM).pca_init(library.vectors)
@@ -392,30 +402,18 @@ def test_a_warm_start_left_at_the_live_head_is_not_served_again(
     try:
         with connect(url, autocommit=True) as conn:
             library = prepare(conn)
-            sort_round(
-                conn,
-                library,
-                SimulatedSorter(library, "trick", seed=7),
-                260,
-                seed=30,
-                evaluation_share=EVALUATION_SHARE,
+            sort_and_skip_jobs(
+                conn, library, SimulatedSorter(library, "trick", seed=7), 260, seed=30
             )
-            conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
             first = jobs.train_mode(factory(url), "trick", activation="none")
             if not first["passed"]:
                 store.override_rejected_head(conn, first["head_id"], "test: a live head to keep")
             reproject_head(factory(url), first["head_id"])
             # A few screens sorted since: the retrain has something new to learn from, so that
             # it is the unchanged weights the gate refuses, not the lack of new events.
-            sort_round(
-                conn,
-                library,
-                SimulatedSorter(library, "trick", seed=8),
-                20,
-                seed=31,
-                evaluation_share=EVALUATION_SHARE,
+            sort_and_skip_jobs(
+                conn, library, SimulatedSorter(library, "trick", seed=8), 20, seed=31
             )
-            conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
             queries = library.clip_ids[::23]
             before = neighbours(conn, queries, "trick")
             again = jobs.train_mode(factory(url), "trick", overrides={"max_epochs": 0})
@@ -448,18 +446,12 @@ def test_after_clips_are_deleted_a_head_with_newer_events_is_still_judged(
         with connect(url, autocommit=True) as conn:
             library = prepare(conn)
             trick = SimulatedSorter(library, "trick", seed=7)
-            first_ids = sort_round(
-                conn, library, trick, 220, seed=30, evaluation_share=EVALUATION_SHARE
-            )
-            conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
+            first_ids = sort_and_skip_jobs(conn, library, trick, 220, seed=30)
             first = jobs.train_mode(factory(url), "trick", activation="none")
             if not first["passed"]:
                 store.override_rejected_head(conn, first["head_id"], "test: a live head to keep")
             reproject_head(factory(url), first["head_id"])
-            newer_ids = sort_round(
-                conn, library, trick, 40, seed=31, evaluation_share=EVALUATION_SHARE
-            )
-            conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
+            newer_ids = sort_and_skip_jobs(conn, library, trick, 40, seed=31)
             # The anchors of the first 100 events go, clips no newer event names.
             newer_clips = {
                 int(c)
@@ -768,8 +760,7 @@ def test_two_training_runs_of_a_mode_at_once_run_one_after_the_other(
         with connect(url, autocommit=True) as conn:
             library = prepare(conn)
             sorter = SimulatedSorter(library, "trick", seed=3)
-            sort_round(conn, library, sorter, 200, seed=31, evaluation_share=EVALUATION_SHARE)
-            conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
+            sort_and_skip_jobs(conn, library, sorter, 200, seed=31)
             with ThreadPoolExecutor(max_workers=2) as pool:
                 runs = [
                     pool.submit(jobs.train_mode, factory(url), "trick", exclusive=True)
