@@ -366,17 +366,30 @@ def one_run_per_mode(connect: Connect, mode: str) -> Iterator[None]:
         guard.autocommit = True  # holds a session lock, never a transaction
         a, b = _mode_lock_keys(guard, mode)
         short = mode.removesuffix("_similarity")
+        # What pg_stat_activity shows of the holder to a job postponed behind it, or to a run
+        # waiting for it (mode_lock_holder): an operator can tell a paused `train --now`.
+        guard.execute(
+            "SELECT set_config('application_name', %s, false)",
+            (f"heaters-db: holds {short} (train --now / heads activate)"[:63],),
+        )
         # Polled, never a blocking pg_advisory_lock: a statement waiting on the lock holds a
         # snapshot, and the first run's CREATE INDEX CONCURRENTLY waits for every older
         # snapshot to end, which would be a deadlock the server does not detect.
         _poll(
             lambda: _try_lock(guard, a, b),
-            f"waiting for the training run or activation of {short} in progress",
+            lambda: (
+                f"waiting for the training run or activation of {short} in progress "
+                f"({_mode_holder(guard, a, b) or 'just ended'})"
+            ),
             mode,
         )
         _poll(
             lambda: not _running_mode_jobs(guard, mode),
-            f"waiting for the daemon's job of {short} in progress",
+            lambda: (
+                f"waiting for the daemon's job of {short} in progress ("
+                + ", ".join(_running_mode_jobs(guard, mode))
+                + ")"
+            ),
             mode,
         )
         yield
@@ -393,11 +406,33 @@ def postpone_if_mode_held(connect: Connect, mode: str) -> None:
         if _try_lock(conn, a, b):
             conn.execute("SELECT pg_advisory_unlock(%s, %s)", (a, b))
             return
+        holder = _mode_holder(conn, a, b)
     raise JobPostponed(
-        f"a training run or activation of {mode.removesuffix('_similarity')} is in progress (`train --now` or `heads "
-        f"activate`): tried again in {MODE_BUSY_RETRY_SECONDS:.0f} s",
+        f"a training run or activation of {mode.removesuffix('_similarity')} is in progress "
+        f"(`train --now` or `heads activate`{'; ' + holder if holder else ''}): tried again "
+        f"in {MODE_BUSY_RETRY_SECONDS:.0f} s",
         MODE_BUSY_RETRY_SECONDS,
     )
+
+
+def _mode_holder(conn: psycopg.Connection, a: int, b: int) -> str:
+    """Who holds the mode, as far as this role may see ('held by pid 123, ...'); '' when no
+    session does any more."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(QUERIES, "mode_lock_holder"), {"a": a, "b": b})
+        row = cur.fetchone()
+    if row is None:
+        return ""
+    parts = [f"pid {row['pid']}"]
+    if row["application_name"]:
+        parts.append(repr(row["application_name"]))
+    if row["usename"]:
+        parts.append(f"role {row['usename']}")
+    if row["client_addr"]:
+        parts.append(f"from {row['client_addr']}")
+    if row["last_statement_seconds"] is not None:
+        parts.append(f"its last statement {row['last_statement_seconds']} s ago")
+    return "held by " + ", ".join(parts) + "; pg_terminate_backend(pid) frees it"
 
 
 def _mode_lock_keys(conn: psycopg.Connection, mode: str) -> tuple[int, int]:
@@ -412,17 +447,19 @@ def _try_lock(conn: psycopg.Connection, a: int, b: int) -> bool:
     return bool(locked and locked[0])
 
 
-def _running_mode_jobs(conn: psycopg.Connection, mode: str) -> list[int]:
+def _running_mode_jobs(conn: psycopg.Connection, mode: str) -> list[str]:
+    """The mode's jobs that hold it, described ('job 12 reproject, worker host:123')."""
     with conn.cursor() as cur:
         cur.execute(query(QUERIES, "running_mode_jobs"), {"mode": mode})
-        return [int(row[0]) for row in cur.fetchall()]
+        return [f"job {row[0]} {row[1]}, worker {row[2]}" for row in cur.fetchall()]
 
 
-def _poll(done: Callable[[], bool], waiting_message: str, mode: str) -> None:
+def _poll(done: Callable[[], bool], waiting_message: Callable[[], str], mode: str) -> None:
+    """Poll ``done`` until it holds; log once what it waits for (asked when first logged)."""
     logged = False
     while not done():
         if not logged:
-            log.info(waiting_message, extra={"action": "train_wait", "mode": mode})
+            log.info(waiting_message(), extra={"action": "train_wait", "mode": mode})
             logged = True
         time.sleep(TRAINING_LOCK_POLL_SECONDS)
 

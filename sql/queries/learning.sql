@@ -194,11 +194,27 @@ SET status = 'candidate', updated_at = now(),
 WHERE id = %(head_id)s AND status = 'rejected'
 RETURNING id, metrics -> 'override' AS override;
 
+-- name: mode_lock_holder
+-- The session that holds a mode's train lock (one_run_per_mode's session advisory lock on
+-- (hashtext('heaters_db.train_mode'), hashtext(mode))): named in a postponed job's reason and
+-- in the waiting log line, so that an operator can find a paused `train --now`
+-- (pg_terminate_backend(pid) frees the mode). What pg_stat_activity hides of another role's
+-- session from this one is NULL.
+SELECT a.pid, a.application_name, a.usename, host(a.client_addr) AS client_addr,
+       round(extract(epoch FROM now() - a.state_change))::bigint AS last_statement_seconds
+FROM pg_locks l
+JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid = %(a)s::integer::oid AND l.objid = %(b)s::integer::oid AND l.objsubid = 2
+LIMIT 1;
+
 -- name: running_mode_jobs
 -- The mode's daemon jobs that hold it (one_run_per_mode waits for them): train_head and full
 -- reproject jobs running under a live lease. A catch-up builds nothing; an expired lease's
 -- worker is paused or gone and its writes are fenced.
-SELECT id FROM pipeline_jobs
+SELECT id, kind, lease_owner FROM pipeline_jobs
 WHERE mode = sorting_mode(%(mode)s) AND status = 'running'
   AND kind IN ('train_head', 'reproject') AND NOT (payload ? 'catch_up')
-  AND lease_expires_at > now();
+  AND lease_expires_at > now()
+ORDER BY id;

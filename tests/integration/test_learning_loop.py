@@ -809,6 +809,9 @@ def test_a_daemon_job_and_train_now_of_a_mode_take_turns(
                 ).fetchone()
             assert postponed[:2] == ("queued", 0), postponed
             assert "a training run or activation of trick is in progress" in postponed[2]
+            # It names the session that holds the mode, so a paused `train --now` can be found.
+            assert "held by pid " in postponed[2], postponed[2]
+            assert "'heaters-db: holds trick (train --now / heads activate)'" in postponed[2]
             assert postponed[3] is True
             conn.execute("UPDATE pipeline_jobs SET run_after = now() WHERE id = %s", (job_id,))
             (ended,) = run_learning_jobs(url)
@@ -830,7 +833,10 @@ def test_a_daemon_job_and_train_now_of_a_mode_take_turns(
                 waiter = threading.Thread(target=exclusive_run)
                 waiter.start()
                 wait_until(
-                    lambda: "waiting for the daemon's job of trick" in caplog.text,
+                    lambda: (
+                        f"waiting for the daemon's job of trick in progress (job {running_id} "
+                        "reproject, worker paused-worker)" in caplog.text
+                    ),
                     30,
                     what="the exclusive run to wait for the running job",
                 )
