@@ -103,6 +103,13 @@ def _check_file(path: Path) -> None:
         raise _unusable(path, f"{path}: file is empty (0 bytes)")
 
 
+def _open_container(av: Any, path: Path) -> Any:
+    """av.open for reading, with metadata that is not UTF-8 (old cameras' Latin-1 tags, a
+    damaged header) decoded with replacement characters: PyAV's default raised
+    UnicodeDecodeError from av.open itself, for a video whose frames decode."""
+    return av.open(str(path), metadata_errors="replace")
+
+
 def probe_video(path: str | Path) -> VideoInfo:
     """Open `path` with PyAV, decode its first frame, and describe it.
 
@@ -114,7 +121,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     path = Path(path)
     _check_file(path)
     try:
-        container = av.open(str(path))
+        container = _open_container(av, path)
     except av.FFmpegError as error:
         raise _unusable(path, f"{path}: not a readable video container ({error})") from error
     with container:
@@ -248,13 +255,14 @@ class OpenedVideo:
 
     path: Path
     info: VideoInfo
-    reader: Any
+    reader: Any  # decord's VideoReader; None when decord has no decoder for the stream
     starts: np.ndarray
     end: float
     width: int
     decode_width: int
     height: int
     version: tuple[int, int] | None = None  # (mtime_ns, size) when it was opened
+    open_error: BaseException | None = None  # why decord could not open it (reader None)
 
     def read(self, index_sets: list[np.ndarray]) -> list[torch.Tensor]:
         """uint8 (len(indices), H, W, 3) per set, decoding the union of the sets once.
@@ -264,14 +272,20 @@ class OpenedVideo:
         read is embedded; the retry reads the file as it then stands."""
         decord = _import_decord()
         unique = sorted({int(i) for indices in index_sets for i in np.asarray(indices).ravel()})
-        try:
-            decoded = {
-                index: _rgb(self.reader[index].asnumpy(), self.decode_width, self.height, self.path)
-                for index in unique
-            }
-        except (RuntimeError, decord.DECORDError) as error:
-            self.check_unchanged()  # a rewrite is the likelier cause than a corrupt file
-            decoded = self._read_front_to_back(unique, error)
+        if self.reader is None:
+            assert self.open_error is not None
+            decoded = self._read_front_to_back(unique, self.open_error)
+        else:
+            try:
+                decoded = {
+                    index: _rgb(
+                        self.reader[index].asnumpy(), self.decode_width, self.height, self.path
+                    )
+                    for index in unique
+                }
+            except (RuntimeError, decord.DECORDError) as error:
+                self.check_unchanged()  # a rewrite is the likelier cause than a corrupt file
+                decoded = self._read_front_to_back(unique, error)
         self.check_unchanged()
         frames = []
         for indices in index_sets:
@@ -286,36 +300,45 @@ class OpenedVideo:
     def _read_front_to_back(
         self, indices: list[int], error: BaseException
     ) -> dict[int, np.ndarray]:
-        """The frames decord could not reach, decoded in order with PyAV.
+        """The frames decord could not reach, decoded in order with PyAV, upright.
 
         decord seeks by the container's index; a stream without one (MPEG-TS from cameras and
         screen recorders, some MKV) fails there ("Unable to handle EOF ... corrupted frames")
-        although every frame decodes. Front to back costs a full pass, so only after decord
-        failed; a file that fails this way too is reported with decord's cause. Rotated
-        streams are left to decord (the display matrix is its job here)."""
+        although every frame decodes. decord's bundled ffmpeg also lacks decoders PyAV's has
+        (AV1): such a file is opened without decord (open_video) and read here only. Front to
+        back costs a full pass, so only then; a file that fails this way too is reported with
+        decord's cause."""
         av = _import_av()
         wanted = set(indices)
         frames: dict[int, np.ndarray] = {}
-        if self.info.rotation == 0:
-            try:
-                with av.open(str(self.path)) as container:
-                    stream = container.streams.video[0]
-                    for index, frame in enumerate(container.decode(stream)):
-                        if index in wanted:
-                            frames[index] = frame.to_ndarray(
-                                width=self.decode_width, height=self.height, format="rgb24"
-                            )
-                            if len(frames) == len(wanted):
-                                break
-            except av.FFmpegError:
-                frames = {}
+        try:
+            with _open_container(av, self.path) as container:
+                stream = container.streams.video[0]
+                for index, frame in enumerate(container.decode(stream)):
+                    if index in wanted:
+                        frames[index] = self._upright(frame)
+                        if len(frames) == len(wanted):
+                            break
+        except av.FFmpegError:
+            frames = {}
         if len(frames) < len(wanted):
             raise self.decode_error(error) from error
         log.info(
-            "decord could not seek in this file; decoded it front to back with PyAV",
+            "decord could not %s this file; decoded it front to back with PyAV",
+            "seek in" if self.reader is not None else "decode",
             extra={"action": "decode", "path": str(self.path), "frames": len(frames)},
         )
         return frames
+
+    def _upright(self, frame: Any) -> np.ndarray:
+        """A PyAV frame as RGB at the decode size, turned by the display matrix as decord
+        turns it (PyAV hands frames over as stored)."""
+        turns = self.info.rotation // 90
+        width, height = (
+            (self.height, self.decode_width) if turns % 2 else (self.decode_width, self.height)
+        )
+        array = frame.to_ndarray(width=width, height=height, format="rgb24")
+        return np.ascontiguousarray(np.rot90(array, k=-turns)) if turns else array
 
     def check_unchanged(self) -> None:
         """VideoDecodeError (retried) when the file's mtime or size moved since it was opened."""
@@ -332,9 +355,11 @@ class OpenedVideo:
     def decode_error(self, error: BaseException) -> VideoDecodeError:
         cause = _decord_cause(error)
         if "cannot find video stream" in cause:
-            # PyAV found a video stream, so decord's older bundled ffmpeg lacks the decoder (AV1).
+            # PyAV found a video stream, so decord's older bundled ffmpeg lacks the decoder (AV1),
+            # and PyAV's own decoding failed too (_read_front_to_back).
             cause = (
-                f"decord has no decoder for {self.info.codec or 'this'} video; re-encode to H.264"
+                f"decord has no decoder for {self.info.codec or 'this'} video and PyAV could "
+                "not decode it either; re-encode to H.264"
             )
         return VideoDecodeError(f"{self.path}: decoding failed ({cause})")
 
@@ -377,7 +402,36 @@ def open_video(path: str | Path, shortest_edge: int | None) -> OpenedVideo:
             raise VideoDecodeError(f"{path}: decoder found no frames")
         times = np.asarray(reader.get_frame_timestamp(list(range(frame_count))), dtype=np.float64)
     except (RuntimeError, decord.DECORDError) as error:
-        raise video.decode_error(error) from error
+        if "cannot find video stream" not in _decord_cause(error):
+            raise video.decode_error(error) from error
+        # PyAV decoded its first frame (probe_video), so decord's older bundled ffmpeg lacks
+        # the decoder (AV1): PyAV reads the whole file instead, front to back.
+        reader, video.open_error = None, error
+        times = _frame_times(path, video)
     starts, end = _timeline(times, info.fps)
     video.reader, video.starts, video.end = reader, starts, end
     return video
+
+
+def _frame_times(path: Path, video: OpenedVideo) -> np.ndarray:
+    """(start, stop) seconds of every frame, as decord's get_frame_timestamp gives them, from a
+    PyAV pass over the stream (frames decoded, not converted)."""
+    av = _import_av()
+    times: list[tuple[float, float]] = []
+    try:
+        with _open_container(av, path) as container:
+            stream = container.streams.video[0]
+            for frame in container.decode(stream):
+                start = float(frame.time) if frame.time is not None else float("nan")
+                length = (
+                    float(frame.duration * frame.time_base)
+                    if frame.duration and frame.time_base
+                    else 0.0
+                )
+                times.append((start, start + length))
+    except av.FFmpegError as error:
+        assert video.open_error is not None
+        raise video.decode_error(video.open_error) from error
+    if not times:
+        raise VideoDecodeError(f"{path}: decoder found no frames")
+    return np.asarray(times, dtype=np.float64)

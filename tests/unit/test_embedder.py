@@ -153,3 +153,22 @@ def test_run_video_embed_reports_errors_and_skips(heaters_model_dir, clips, tmp_
     no_model = run_video_embed(16, clips["bar"], absent, FULL_CLIP, num_frames=FRAMES)
     assert no_model["status"] == "error" and no_model["error_type"] == "ModelLoadError"
     assert f"no model directory at {absent}" in no_model["error"]
+
+
+def test_an_av1_clip_embeds_like_the_same_frames_in_h264(encoder, tmp_path):
+    # decord cannot decode AV1; the decoder falls back to PyAV (heaters_db.embedding.decode).
+    import av
+
+    if "libsvtav1" not in av.codecs_available:
+        pytest.skip("PyAV build has no AV1 encoder")
+    av1 = videos.write_video(tmp_path / "av1.mp4", num_frames=24, size=(64, 48), codec="libsvtav1")
+    h264 = videos.write_video(tmp_path / "h264.mp4", num_frames=24, size=(64, 48))
+    first, second = embed_clips(encoder, [ClipVideo(1, av1), ClipVideo(2, h264)], FULL_CLIP, FRAMES)
+    assert first.ok and second.ok, (first.message, second.message)
+    assert first.frame_indices == second.frame_indices
+    cosine = float(
+        first.embedding
+        @ second.embedding
+        / (np.linalg.norm(first.embedding) * np.linalg.norm(second.embedding))
+    )
+    assert cosine > 0.99, cosine

@@ -86,12 +86,22 @@ def test_probe_reports_display_size_rotation_and_counts(clip_files):
     assert (odd.width, odd.height, odd.rotation) == (317, 239, 0)
 
 
+@pytest.mark.parametrize("codec", ["libx264", "libsvtav1"])  # decord turns it; PyAV, for AV1
 @pytest.mark.parametrize(
     ("rotate", "corner"), [(90, "top_right"), (270, "bottom_left"), (180, "bottom_right")]
 )
-def test_rotated_phone_video_comes_out_upright(tmp_path, rotate, corner):
+def test_rotated_phone_video_comes_out_upright(tmp_path, rotate, corner, codec):
+    import av
+
+    if codec not in av.codecs_available:
+        pytest.skip(f"PyAV build has no {codec} encoder")
     path = videos.write_video(
-        tmp_path / "phone.mp4", videos.corner_marker, num_frames=4, size=(80, 48), rotate=rotate
+        tmp_path / "phone.mp4",
+        videos.corner_marker,
+        num_frames=4,
+        size=(80, 48),
+        rotate=rotate,
+        codec=codec,
     )
     frames = decode_frames(path, FULL_CLIP, 2, EDGE).numpy()
     height, width = frames.shape[1:3]
@@ -348,16 +358,58 @@ def test_directory_is_not_a_video(tmp_path):
         probe_video(tmp_path)
 
 
-def test_codec_decord_cannot_decode_is_named(tmp_path):
+def test_a_codec_decord_lacks_is_decoded_with_pyav(tmp_path, caplog):
+    # decord's bundled ffmpeg has no AV1 decoder (phones, web exports): such clips were dead as
+    # "re-encode to H.264" although PyAV's decodes them.
     import av
 
     if "libsvtav1" not in av.codecs_available:
         pytest.skip("PyAV build has no AV1 encoder")
-    path = videos.write_video(tmp_path / "av1.mp4", num_frames=4, size=(64, 48), codec="libsvtav1")
+    path = videos.write_video(
+        tmp_path / "av1.mp4",
+        videos.index_brightness,
+        num_frames=30,
+        size=(64, 48),
+        codec="libsvtav1",
+    )
     assert probe_video(path).codec == "av1"
-    with pytest.raises(VideoDecodeError, match="no decoder for av1 video") as caught:
-        decode_frames(path, FULL_CLIP, FRAMES, EDGE)
-    assert str(path) in str(caught.value)
+    with pytest.raises(decord.DECORDError, match="cannot find video stream"):
+        decord.VideoReader(str(path))
+    with caplog.at_level("INFO", logger="heaters_db.embedding.decode"):
+        clip = load_clip_frames(path, FULL_CLIP, FRAMES, EDGE)
+    assert "decord could not decode this file; decoded it front to back with PyAV" in caplog.text
+    assert tuple(clip.frames.shape) == (FRAMES, EDGE, 48, 3)
+    # The frames are the ones the indices name (brightness encodes the frame number), spread
+    # over the clip as for any other file.
+    assert [videos.brightness_index(f.numpy()) for f in clip.frames] == clip.frame_indices
+    h264 = videos.write_video(
+        tmp_path / "h264.mp4", videos.index_brightness, num_frames=30, size=(64, 48)
+    )
+    assert clip.frame_indices == load_clip_frames(h264, FULL_CLIP, FRAMES, EDGE).frame_indices
+    # Rotated AV1 comes out upright too: test_rotated_phone_video_comes_out_upright.
+
+
+def test_metadata_that_is_not_utf8_does_not_stop_a_video(tmp_path):
+    # An old camera's Latin-1 tags: PyAV's av.open raised UnicodeDecodeError (not a
+    # HeatersError) before a frame was read, for a video whose frames all decode.
+    import av
+
+    path = tmp_path / "latin1.mp4"
+    with av.open(str(path), "w", metadata_encoding="latin-1") as container:
+        container.metadata["title"] = "été à Lyon"
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(videos.index_brightness(index, 64, 48), "rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with pytest.raises(UnicodeDecodeError):
+        av.open(str(path)).close()
+    assert probe_video(path).frame_count == 10
+    clip = load_clip_frames(path, FULL_CLIP, 4, EDGE)
+    assert [videos.brightness_index(f.numpy()) for f in clip.frames] == clip.frame_indices
 
 
 def test_timeline_falls_back_to_the_frame_rate_without_timestamps():
