@@ -325,7 +325,7 @@ class OpenedVideo:
             raise self.decode_error(error) from error
         log.info(
             "decord could not %s this file; decoded it front to back with PyAV",
-            "seek in" if self.reader is not None else "decode",
+            "seek in" if self.reader is not None else "open",
             extra={"action": "decode", "path": str(self.path), "frames": len(frames)},
         )
         return frames
@@ -402,20 +402,21 @@ def open_video(path: str | Path, shortest_edge: int | None) -> OpenedVideo:
             raise VideoDecodeError(f"{path}: decoder found no frames")
         times = np.asarray(reader.get_frame_timestamp(list(range(frame_count))), dtype=np.float64)
     except (RuntimeError, decord.DECORDError) as error:
-        if "cannot find video stream" not in _decord_cause(error):
-            raise video.decode_error(error) from error
-        # PyAV decoded its first frame (probe_video), so decord's older bundled ffmpeg lacks
-        # the decoder (AV1): PyAV reads the whole file instead, front to back.
+        # PyAV decoded the first frame (probe_video): decord's older bundled ffmpeg lacks the
+        # decoder (AV1), or cannot size a stream without a container (a raw .h264 from a
+        # dashcam or a Raspberry Pi camera). PyAV reads the whole file instead, front to back;
+        # if it cannot either, the error is decord's.
         reader, video.open_error = None, error
-        times = _frame_times(path, video)
+        times = _frame_times(path, video, error)
     starts, end = _timeline(times, info.fps)
     video.reader, video.starts, video.end = reader, starts, end
     return video
 
 
-def _frame_times(path: Path, video: OpenedVideo) -> np.ndarray:
+def _frame_times(path: Path, video: OpenedVideo, decord_error: BaseException) -> np.ndarray:
     """(start, stop) seconds of every frame, as decord's get_frame_timestamp gives them, from a
-    PyAV pass over the stream (frames decoded, not converted)."""
+    PyAV pass over the stream (frames decoded, not converted). When PyAV cannot decode the
+    stream either, the error is decord's (``decord_error``, why it could not open the file)."""
     av = _import_av()
     times: list[tuple[float, float]] = []
     try:
@@ -430,8 +431,12 @@ def _frame_times(path: Path, video: OpenedVideo) -> np.ndarray:
                 )
                 times.append((start, start + length))
     except av.FFmpegError as error:
-        assert video.open_error is not None
-        raise video.decode_error(video.open_error) from error
+        raise video.decode_error(decord_error) from error
     if not times:
-        raise VideoDecodeError(f"{path}: decoder found no frames")
+        raise video.decode_error(decord_error)
+    log.info(
+        "decord could not open this file (%s); reading it with PyAV",
+        _decord_cause(decord_error),
+        extra={"action": "decode", "path": str(path), "frames": len(times)},
+    )
     return np.asarray(times, dtype=np.float64)

@@ -377,7 +377,7 @@ def test_a_codec_decord_lacks_is_decoded_with_pyav(tmp_path, caplog):
         decord.VideoReader(str(path))
     with caplog.at_level("INFO", logger="heaters_db.embedding.decode"):
         clip = load_clip_frames(path, FULL_CLIP, FRAMES, EDGE)
-    assert "decord could not decode this file; decoded it front to back with PyAV" in caplog.text
+    assert "decord could not open this file; decoded it front to back with PyAV" in caplog.text
     assert tuple(clip.frames.shape) == (FRAMES, EDGE, 48, 3)
     # The frames are the ones the indices name (brightness encodes the frame number), spread
     # over the clip as for any other file.
@@ -387,6 +387,39 @@ def test_a_codec_decord_lacks_is_decoded_with_pyav(tmp_path, caplog):
     )
     assert clip.frame_indices == load_clip_frames(h264, FULL_CLIP, FRAMES, EDGE).frame_indices
     # Rotated AV1 comes out upright too: test_rotated_phone_video_comes_out_upright.
+    # The other answer: an AV1 file whose frame data is damaged past its first third decodes
+    # with neither, and the error says so (a VideoDecodeError: retried, then dead, with the
+    # cause). The packets' own bytes are overwritten, wherever the encoder put them.
+    with av.open(str(path)) as container:
+        packets = [
+            (packet.pos, packet.size)
+            for packet in container.demux(container.streams.video[0])
+            if packet.size > 4 and packet.pos is not None
+        ]
+    damaged = bytearray(path.read_bytes())
+    for position, size in packets[len(packets) // 3 :]:
+        damaged[position + 2 : position + size] = bytes((7 * i) % 256 for i in range(size - 2))
+    broken = tmp_path / "damaged_av1.mp4"
+    broken.write_bytes(bytes(damaged))
+    with pytest.raises(VideoDecodeError, match="PyAV could not decode it either") as caught:
+        load_clip_frames(broken, FULL_CLIP, FRAMES, EDGE)
+    assert str(broken) in str(caught.value)
+
+
+def test_a_raw_h264_stream_decord_cannot_open_is_read_with_pyav(tmp_path, caplog):
+    # An elementary stream without a container (dashcams, Raspberry Pi cameras): decord cannot
+    # size it ("Failed to measure duration/frame-count") and such clips were dead.
+    path = videos.write_video(
+        tmp_path / "dashcam.h264", videos.index_brightness, num_frames=30, size=(64, 48)
+    )
+    with pytest.raises(decord.DECORDError, match="Failed to measure duration"):
+        decord.VideoReader(str(path))
+    with caplog.at_level("INFO", logger="heaters_db.embedding.decode"):
+        clip = load_clip_frames(path, FULL_CLIP, FRAMES, EDGE)
+    assert "decord could not open this file" in caplog.text
+    assert clip.frames.shape[0] == FRAMES
+    assert [videos.brightness_index(f.numpy()) for f in clip.frames] == clip.frame_indices
+    assert clip.frame_indices[-1] >= 25  # spread over all 30 frames, not a prefix
 
 
 def test_metadata_that_is_not_utf8_does_not_stop_a_video(tmp_path):
