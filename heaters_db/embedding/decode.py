@@ -255,7 +255,7 @@ class OpenedVideo:
 
     path: Path
     info: VideoInfo
-    reader: Any  # decord's VideoReader; None when decord has no decoder for the stream
+    reader: Any  # decord's VideoReader; None when decord could not open the file (PyAV reads it)
     starts: np.ndarray
     end: float
     width: int
