@@ -34,6 +34,13 @@ class UnusableVideo(VideoDecodeError, PermanentJobError):
     stream): its embed job is dead at once instead of retried."""
 
 
+MAX_ASPECT_RATIO = 16.0
+"""Longest side over shortest side of a video that is embedded. The model sees a centre crop of
+the frame resized to its short side, so a strip of 1920 x 8 pixels would be decoded at
+61,440 x 256 per frame (3 GB of uint8 for 64 frames, four times that as floats) to keep a
+256-pixel square of it: out of memory on a GPU host, again on every retry. Cinema is 2.4:1, a
+360-degree equirectangular video 2:1."""
+
 SETTLING_SECONDS = 300.0
 """A file modified this recently may still be being written (an upload, a copy, an MP4 muxer
 that writes its index last): empty or not yet a readable container, it is retried with backoff
@@ -381,6 +388,13 @@ def open_video(path: str | Path, shortest_edge: int | None) -> OpenedVideo:
     path = Path(path)
     version = file_version(path)
     info = probe_video(path)
+    long_side, short_side = max(info.width, info.height), min(info.width, info.height)
+    if long_side > MAX_ASPECT_RATIO * short_side:
+        raise UnusableVideo(
+            f"{path}: {info.width}x{info.height} pixels is {long_side / short_side:.0f}:1, beyond "
+            f"the {MAX_ASPECT_RATIO:.0f}:1 a clip may have (the model sees a square crop of it; "
+            "decoding it at the model's short side would take too much memory)"
+        )
     width, height = (
         decode_size(info.width, info.height, shortest_edge)
         if shortest_edge

@@ -422,6 +422,16 @@ def test_a_raw_h264_stream_decord_cannot_open_is_read_with_pyav(tmp_path, caplog
     assert clip.frame_indices[-1] >= 25  # spread over all 30 frames, not a prefix
 
 
+def test_a_strip_of_extreme_aspect_ratio_is_refused_and_16_to_1_is_not(tmp_path):
+    # 1920 x 8 would be decoded at 61,440 x 256 per frame for a 256-pixel crop: out of memory,
+    # again on every retry. Refused at once (UnusableVideo: the job is dead with the reason).
+    strip = videos.write_video(tmp_path / "strip.mp4", num_frames=4, size=(340, 16))
+    with pytest.raises(UnusableVideo, match=r"340x16 pixels is 21:1, beyond the 16:1"):
+        decode_frames(strip, FULL_CLIP, 2, EDGE)
+    wide = videos.write_video(tmp_path / "wide.mp4", num_frames=4, size=(256, 16))
+    assert tuple(decode_frames(wide, FULL_CLIP, 2, EDGE).shape) == (2, EDGE, 16 * EDGE, 3)
+
+
 def test_metadata_that_is_not_utf8_does_not_stop_a_video(tmp_path):
     # An old camera's Latin-1 tags: PyAV's av.open raised UnicodeDecodeError (not a
     # HeatersError) before a frame was read, for a video whose frames all decode.
