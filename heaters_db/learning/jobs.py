@@ -364,22 +364,19 @@ def one_run_per_mode(connect: Connect, mode: str) -> Iterator[None]:
     lease expired (its worker paused or gone) does not hold the mode: its writes are fenced."""
     with connect() as guard:
         guard.autocommit = True  # holds a session lock, never a transaction
-        a, b = _mode_lock_keys(guard, mode)
         short = mode.removesuffix("_similarity")
         # What pg_stat_activity shows of the holder to a job postponed behind it, or to a run
         # waiting for it (mode_lock_holder): an operator can tell a paused `train --now`.
-        guard.execute(
-            "SELECT set_config('application_name', %s, false)",
-            (f"heaters-db: holds {short} (train --now / heads activate)"[:63],),
-        )
+        name = f"heaters-db: holds {short} (train --now / heads activate)"[:63]
+        guard.execute(query(QUERIES, "name_session"), {"name": name})
         # Polled, never a blocking pg_advisory_lock: a statement waiting on the lock holds a
         # snapshot, and the first run's CREATE INDEX CONCURRENTLY waits for every older
         # snapshot to end, which would be a deadlock the server does not detect.
         _poll(
-            lambda: _try_lock(guard, a, b),
+            lambda: _try_lock(guard, mode),
             lambda: (
                 f"waiting for the training run or activation of {short} in progress "
-                f"({_mode_holder(guard, a, b) or 'just ended'})"
+                f"({_mode_holder(guard, mode) or 'just ended'})"
             ),
             mode,
         )
@@ -402,11 +399,10 @@ def postpone_if_mode_held(connect: Connect, mode: str) -> None:
     worker that took its lease over."""
     with connect() as conn:
         conn.autocommit = True
-        a, b = _mode_lock_keys(conn, mode)
-        if _try_lock(conn, a, b):
-            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (a, b))
+        if _try_lock(conn, mode):
+            conn.execute(query(QUERIES, "unlock_mode"), {"mode": mode})
             return
-        holder = _mode_holder(conn, a, b)
+        holder = _mode_holder(conn, mode)
     raise JobPostponed(
         f"a training run or activation of {mode.removesuffix('_similarity')} is in progress "
         f"(`train --now` or `heads activate`{'; ' + holder if holder else ''}): tried again "
@@ -415,11 +411,11 @@ def postpone_if_mode_held(connect: Connect, mode: str) -> None:
     )
 
 
-def _mode_holder(conn: psycopg.Connection, a: int, b: int) -> str:
+def _mode_holder(conn: psycopg.Connection, mode: str) -> str:
     """Who holds the mode, as far as this role may see ('held by pid 123, ...'); '' when no
     session does any more."""
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query(QUERIES, "mode_lock_holder"), {"a": a, "b": b})
+        cur.execute(query(QUERIES, "mode_lock_holder"), {"mode": mode})
         row = cur.fetchone()
     if row is None:
         return ""
@@ -435,16 +431,10 @@ def _mode_holder(conn: psycopg.Connection, a: int, b: int) -> str:
     return "held by " + ", ".join(parts) + "; pg_terminate_backend(pid) frees it"
 
 
-def _mode_lock_keys(conn: psycopg.Connection, mode: str) -> tuple[int, int]:
-    key = "SELECT hashtext('heaters_db.train_mode') AS a, hashtext(sorting_mode(%s)) AS b"
-    keys = conn.execute(key, (mode,)).fetchone()
-    assert keys is not None  # one row from a SELECT without FROM
-    return int(keys[0]), int(keys[1])
-
-
-def _try_lock(conn: psycopg.Connection, a: int, b: int) -> bool:
-    locked = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (a, b)).fetchone()
-    return bool(locked and locked[0])
+def _try_lock(conn: psycopg.Connection, mode: str) -> bool:
+    return bool(
+        one_row(conn.execute(query(QUERIES, "try_lock_mode"), {"mode": mode}), "try_lock_mode")[0]
+    )
 
 
 def _running_mode_jobs(conn: psycopg.Connection, mode: str) -> list[str]:

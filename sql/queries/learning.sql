@@ -194,19 +194,34 @@ SET status = 'candidate', updated_at = now(),
 WHERE id = %(head_id)s AND status = 'rejected'
 RETURNING id, metrics -> 'override' AS override;
 
+-- name: try_lock_mode
+-- one_run_per_mode's session advisory lock on the mode (`train --now`, `heads activate`):
+-- taken, or false at once when another session holds it (polled, never waited on).
+SELECT pg_try_advisory_lock(hashtext('heaters_db.train_mode'), hashtext(sorting_mode(%(mode)s)))
+    AS locked;
+
+-- name: unlock_mode
+SELECT pg_advisory_unlock(hashtext('heaters_db.train_mode'), hashtext(sorting_mode(%(mode)s)))
+    AS unlocked;
+
+-- name: name_session
+-- What pg_stat_activity (and so mode_lock_holder) shows for this connection.
+SELECT set_config('application_name', %(name)s, false);
+
 -- name: mode_lock_holder
--- The session that holds a mode's train lock (one_run_per_mode's session advisory lock on
--- (hashtext('heaters_db.train_mode'), hashtext(mode))): named in a postponed job's reason and
--- in the waiting log line, so that an operator can find a paused `train --now`
+-- The session that holds try_lock_mode's lock: named in a postponed job's reason and in the
+-- waiting log line, so that an operator can find a paused `train --now`
 -- (pg_terminate_backend(pid) frees the mode). What pg_stat_activity hides of another role's
--- session from this one is NULL.
+-- session from this one is NULL. pg_locks shows a two-key advisory lock as
+-- (classid, objid, objsubid 2).
 SELECT a.pid, a.application_name, a.usename, host(a.client_addr) AS client_addr,
        round(extract(epoch FROM now() - a.state_change))::bigint AS last_statement_seconds
 FROM pg_locks l
 JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND l.classid = %(a)s::integer::oid AND l.objid = %(b)s::integer::oid AND l.objsubid = 2
+  AND l.classid = hashtext('heaters_db.train_mode')::oid
+  AND l.objid = hashtext(sorting_mode(%(mode)s))::oid AND l.objsubid = 2
 LIMIT 1;
 
 -- name: running_mode_jobs

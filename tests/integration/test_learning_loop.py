@@ -313,6 +313,10 @@ def trick_results(conn: psycopg.Connection, queries: np.ndarray) -> list[tuple]:
     ).fetchall()
 
 
+# A candidate's metrics as the gate leaves them when it was compared with the base space.
+GATED_ON_BASE = {"baseline": {"kind": "base"}}
+
+
 def sort_and_skip_jobs(
     conn: psycopg.Connection, library, sorter: SimulatedSorter, events: int, seed: int
 ) -> list[int]:
@@ -671,9 +675,8 @@ def test_a_queued_activation_waits_for_nothing_newer_to_have_gone_live(
         with connect(url, autocommit=True) as conn:
             library = prepare(conn)
             conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
-            on_base = {"baseline": {"kind": "base"}}
-            first = insert_pca_candidate(conn, library, metrics=on_base)
-            second = insert_pca_candidate(conn, library, metrics=on_base)
+            first = insert_pca_candidate(conn, library, metrics=GATED_ON_BASE)
+            second = insert_pca_candidate(conn, library, metrics=GATED_ON_BASE)
             for record in (first, second):
                 assert jobs.enqueue_reproject(factory(url), record) is not None
             ended = {row["result"]["head_id"]: row for row in run_learning_jobs(url)}
@@ -714,9 +717,8 @@ def test_the_gate_still_holding_is_checked_under_the_activation_lock(
         with connect(url, autocommit=True) as conn, connect(url) as other:
             library = prepare(conn)
             conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
-            on_base = {"baseline": {"kind": "base"}}
-            gated = insert_pca_candidate(conn, library, metrics=on_base)
-            rival = insert_pca_candidate(conn, library, metrics=on_base)
+            gated = insert_pca_candidate(conn, library, metrics=GATED_ON_BASE)
+            rival = insert_pca_candidate(conn, library, metrics=GATED_ON_BASE)
             reproject_head(factory(url), gated.id, activate=False)  # its rows and index exist
             # An operator's activation of the rival holds the mode's lock, not yet committed.
             other.execute(
@@ -797,8 +799,7 @@ def test_a_daemon_job_and_train_now_of_a_mode_take_turns(
         with connect(url, autocommit=True) as conn:
             library = prepare(conn)
             conn.execute("UPDATE pipeline_jobs SET status = 'skipped' WHERE status = 'queued'")
-            on_base = {"baseline": {"kind": "base"}}
-            first = insert_pca_candidate(conn, library, metrics=on_base)
+            first = insert_pca_candidate(conn, library, metrics=GATED_ON_BASE)
             job_id = jobs.enqueue_reproject(factory(url), first)
             with jobs.one_run_per_mode(factory(url), "trick"):  # what `train --now` holds
                 assert run_learning_jobs(url) == []  # postponed, not ended
@@ -819,7 +820,7 @@ def test_a_daemon_job_and_train_now_of_a_mode_take_turns(
             assert conn.execute("SELECT active_head_id('trick')").fetchone()[0] == first.id
 
             # A worker runs the mode's next job: an exclusive run waits for it.
-            second = insert_pca_candidate(conn, library, metrics=on_base)
+            second = insert_pca_candidate(conn, library, metrics=GATED_ON_BASE)
             running_id = jobs.enqueue_reproject(factory(url), second)
             (claimed,) = Queue(conn, "paused-worker", 60).claim(["reproject"], 1)
             assert claimed.id == running_id
