@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,13 @@ def _open_container(av: Any, path: Path) -> Any:
     damaged header) decoded with replacement characters: PyAV's default raised
     UnicodeDecodeError from av.open itself, for a video whose frames decode."""
     return av.open(str(path), metadata_errors="replace")
+
+
+def _video_frames(av: Any, path: Path) -> Iterator[Any]:
+    """The first video stream's frames, decoded front to back by PyAV (the container closes when
+    the caller stops iterating); FFmpegError propagates to the caller."""
+    with _open_container(av, path) as container:
+        yield from container.decode(container.streams.video[0])
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -319,13 +327,11 @@ class OpenedVideo:
         wanted = set(indices)
         frames: dict[int, np.ndarray] = {}
         try:
-            with _open_container(av, self.path) as container:
-                stream = container.streams.video[0]
-                for index, frame in enumerate(container.decode(stream)):
-                    if index in wanted:
-                        frames[index] = self._upright(frame)
-                        if len(frames) == len(wanted):
-                            break
+            for index, frame in enumerate(_video_frames(av, self.path)):
+                if index in wanted:
+                    frames[index] = self._upright(frame)
+                    if len(frames) == len(wanted):
+                        break
         except av.FFmpegError:
             frames = {}
         if len(frames) < len(wanted):
@@ -434,16 +440,14 @@ def _frame_times(path: Path, video: OpenedVideo, decord_error: BaseException) ->
     av = _import_av()
     times: list[tuple[float, float]] = []
     try:
-        with _open_container(av, path) as container:
-            stream = container.streams.video[0]
-            for frame in container.decode(stream):
-                start = float(frame.time) if frame.time is not None else float("nan")
-                length = (
-                    float(frame.duration * frame.time_base)
-                    if frame.duration and frame.time_base
-                    else 0.0
-                )
-                times.append((start, start + length))
+        for frame in _video_frames(av, path):
+            start = float(frame.time) if frame.time is not None else float("nan")
+            length = (
+                float(frame.duration * frame.time_base)
+                if frame.duration and frame.time_base
+                else 0.0
+            )
+            times.append((start, start + length))
     except av.FFmpegError as error:
         raise video.decode_error(decord_error) from error
     if not times:
