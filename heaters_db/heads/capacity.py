@@ -25,10 +25,12 @@ a fifth of new heads were worse than the live one by over 0.02 of recall, and th
 see differences that small on a few dozen screens). A warm start stays in the live head's
 solution and differs from it by what the new events taught. With train.MIN_VALIDATION_SCREENS
 validation screens or more, its epoch 0 is the live head itself and early stopping on the
-validation loss ends it no worse than the live head there. With fewer, it trains on the train
-loss like the fresh candidates (train.py: a handful of validation screens cannot pick an epoch),
-so the live head is refitted to all the train events rather than frozen. The fresh candidates
-still compete, so a live head stuck in a poor solution can be replaced once the fold can show
+validation loss ends it no worse than the live head there. With fewer (train.py: a handful of
+validation screens cannot pick an epoch), cross-validation over the train screens picks its
+epochs, ties going to more of them: the live head moves as far as the new events support, and
+stays (epoch 0, the live head itself) when its folds' loss only rises. Before, it trained on the
+train loss for every epoch, and three of the held-out check's four drops were such warm starts.
+The fresh candidates still compete, so a live head stuck in a poor solution can be replaced once the fold can show
 it.
 
 Which candidate wins: among the fresh ones, the lowest validation screen loss. Against a warm

@@ -100,14 +100,18 @@ class Triplets:
         """The triplets of one split (all of them when no split was given)."""
         if len(self.split) == 0:
             return self
-        keep = np.asarray(self.split) == split
+        return self.take(np.asarray(self.split) == split)
+
+    def take(self, keep: np.ndarray) -> Triplets:
+        """The rows where ``keep`` (a boolean mask) is true."""
+        split = np.asarray(self.split)[keep] if len(self.split) else self.split
         return Triplets(
             self.event_id[keep],
             self.anchor[keep],
             self.positive[keep],
             self.negative[keep],
             self.weight[keep],
-            np.asarray(self.split)[keep],
+            split,
         )
 
 

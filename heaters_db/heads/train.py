@@ -50,6 +50,13 @@ log = logging.getLogger(__name__)
 
 
 MIN_VALIDATION_SCREENS = 20
+# Below MIN_VALIDATION_SCREENS a warm start's number of epochs is chosen by cross-validation over
+# the train screens (folds grouped by anchor), once the folds hold a few screens and one anchor
+# each at least; with fewer still, the train loss decides. Three of the held-out check's four
+# drops (benchmarks/README.md) were warm starts that ran every epoch on the train loss beside a
+# fold of 8-16 validation screens.
+CROSS_VALIDATION_FOLDS = 5
+MIN_CROSS_VALIDATION_SCREENS = 4 * CROSS_VALIDATION_FOLDS
 
 
 @dataclass(frozen=True)
@@ -263,8 +270,13 @@ def train_head(
     then overrides the config's. The best epoch's weights (epoch 0 = the starting head) are
     restored, so a warm start stopped on the validation loss never ends worse than the live head
     there. Same data and seed give identical weights on the same device and thread count.
-    Without validation screens the train loss decides and the run goes to max_epochs or the
-    patience limit on it.
+    With fewer than MIN_VALIDATION_SCREENS validation screens (none included), a warm start's
+    number of epochs comes from CROSS_VALIDATION_FOLDS folds of the train screens grouped by
+    anchor (``_cross_validated_epochs``; the mean held-out loss per epoch is kept in
+    ``metrics["cross_validation_loss"]``), and the head is then fitted on every train screen for
+    exactly that many. A fresh head there, or a warm start on fewer than
+    MIN_CROSS_VALIDATION_SCREENS train screens or CROSS_VALIDATION_FOLDS anchors, trains on the
+    train loss up to max_epochs or the patience limit on it.
     """
     config = config or TrainConfig()
     if start_from is not None:
@@ -296,26 +308,45 @@ def train_head(
         objective = _initial_objective(base, train_batch, config, rng, start_from)
         optimizer = _optimizer(objective, config)
         # A handful of validation screens cannot pick an epoch (the untrained PCA head wins by
-        # noise): below MIN_VALIDATION_SCREENS the train loss decides, and the gate alone
-        # protects the live space.
+        # noise): below MIN_VALIDATION_SCREENS the train screens' cross-validation picks a warm
+        # start's (its epoch 0 being the live head), and the train loss a fresh head's (the
+        # gate protects the live space; cross-validating fresh heads too was measured to cost
+        # served recall, benchmarks/README.md).
         monitor = (
             "validation_loss" if len(validation_batch) >= MIN_VALIDATION_SCREENS else "train_loss"
         )
+        cv_epochs: int | None = None
+        cv_curve: list[float] | None = None
+        if (
+            monitor == "train_loss"
+            and start_from is not None
+            and len(train_batch) >= MIN_CROSS_VALIDATION_SCREENS
+            and len(np.unique(train_batch.anchors)) >= CROSS_VALIDATION_FOLDS
+        ):
+            cv_epochs, cv_curve = _cross_validated_epochs(
+                objective, base, train_batch, triplets, config
+            )
+            monitor = "cross_validation"
         history = [_epoch_record(0, objective, base, train_batch, validation_batch, data, config)]
-        best_value, best_epoch = history[0][monitor], 0
+        best_value, best_epoch = history[0].get(monitor, 0.0), 0
         best_state = copy.deepcopy(objective.state_dict())
         start_weights = _start_weights(objective) if config.start_decay > 0 else None
-        for epoch in range(1, config.max_epochs + 1):
+        last_epoch = config.max_epochs if cv_epochs is None else cv_epochs
+        for epoch in range(1, last_epoch + 1):
             running = _train_epoch(
                 objective, optimizer, base, train_batch, triplets, rng, config, start_weights
             )
             # With a validation split the epoch's running loss is enough for the record; without
             # one the train loss picks the best epoch, so it is measured exactly after the epoch.
-            running_loss = running if monitor == "validation_loss" else None
+            running_loss = running if monitor != "train_loss" else None
             record = _epoch_record(
                 epoch, objective, base, train_batch, validation_batch, data, config, running_loss
             )
             history.append(record)
+            if cv_epochs is not None:
+                if epoch == cv_epochs:
+                    best_epoch, best_state = epoch, copy.deepcopy(objective.state_dict())
+                continue
             if record[monitor] < best_value - config.min_delta:
                 best_value, best_epoch = record[monitor], epoch
                 best_state = copy.deepcopy(objective.state_dict())
@@ -331,6 +362,7 @@ def train_head(
         "start": "pca" if start_from is None else "warm",
         "train_screens": len(train_batch),
         "validation_screens": len(validation_batch),
+        **({"cross_validation_loss": cv_curve} if cv_curve is not None else {}),
         "none_threshold": float(objective.none_threshold.item()),
         "parameters": head.parameter_count(),
         "config": asdict(config),
@@ -347,6 +379,67 @@ def train_head(
         },
     )
     return TrainResult(head=head, history=history, best_epoch=best_epoch, metrics=metrics)
+
+
+def _cross_validated_epochs(
+    start: _Objective,
+    base: np.ndarray,
+    train_batch: _ScreenBatch,
+    triplets: Triplets | None,
+    config: TrainConfig,
+) -> tuple[int, list[float]]:
+    """How many epochs the train screens support, by CROSS_VALIDATION_FOLDS folds grouped by
+    anchor (screens of one anchor are not independent), and the mean held-out screen loss per
+    epoch. Each fold trains from ``start``, the final fit's untrained start (a warm start's epoch
+    0 is the live head itself), so every train screen gets a held-out loss after each epoch
+    count; ``epochs_tied_with_lowest`` turns those into the count."""
+    rng = np.random.default_rng(config.seed + 1)  # its own stream: the final fit's is untouched
+    anchors = np.unique(train_batch.anchors)
+    fold_of_anchor = rng.permutation(len(anchors)) % CROSS_VALIDATION_FOLDS
+    fold = fold_of_anchor[np.searchsorted(anchors, train_batch.anchors)]
+    losses = np.zeros((len(train_batch), config.max_epochs + 1))
+    for k in range(CROSS_VALIDATION_FOLDS):
+        fit_index, held_index = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        fit, held = train_batch.take(fit_index), train_batch.take(held_index)
+        fit_triplets = None
+        if triplets is not None:  # the held fold's anchors are out of the triplet term too
+            kept = triplets.take(~np.isin(triplets.anchor, anchors[fold_of_anchor == k]))
+            fit_triplets = kept if len(kept) else None
+        objective = copy.deepcopy(start)
+        with torch.no_grad():  # the threshold's start from this fold's screens alone
+            objective.none_threshold.fill_(_initial_none_threshold(objective, base, fit))
+        optimizer = _optimizer(objective, config)
+        start_weights = _start_weights(objective) if config.start_decay > 0 else None
+        losses[held_index, 0] = _screen_losses(objective, base, held, config)
+        for epoch in range(1, config.max_epochs + 1):
+            _train_epoch(objective, optimizer, base, fit, fit_triplets, rng, config, start_weights)
+            objective.eval()
+            losses[held_index, epoch] = _screen_losses(objective, base, held, config)
+    best = epochs_tied_with_lowest(losses, train_batch.anchors, config.min_delta)
+    return best, [float(v) for v in losses.mean(axis=0)]
+
+
+def epochs_tied_with_lowest(losses: np.ndarray, anchors: np.ndarray, min_delta: float) -> int:
+    """The most epochs whose held-out loss is within one standard error of the lowest.
+
+    ``losses`` is (screens, epochs + 1): each screen's held-out loss after each epoch count.
+    The lowest is the epoch with the lowest mean; another epoch's excess over it is paired per
+    anchor (its screens' mean), and it is tied when the mean excess is at most one standard
+    error of it over the anchors (or min_delta). Ties go to more learning, as the gate's go to
+    the newer head: choosing the lowest alone kept warm starts at the live head (epoch 0)
+    whenever a noisy sorter's folds showed no clear gain, and served recall stalled
+    (benchmarks/README.md).
+    """
+    curve = losses.mean(axis=0)
+    lowest = int(curve.argmin())
+    _, anchor_index = np.unique(anchors, return_inverse=True)
+    counts = np.bincount(anchor_index)
+    per_anchor = np.stack(
+        [np.bincount(anchor_index, weights=column) / counts for column in losses.T], axis=1
+    )
+    excess = per_anchor - per_anchor[:, [lowest]]
+    error = excess.std(axis=0, ddof=1) / math.sqrt(len(counts)) if len(counts) > 1 else 0.0
+    return int(np.flatnonzero(excess.mean(axis=0) <= np.maximum(error, min_delta)).max())
 
 
 def validation_screen_losses(

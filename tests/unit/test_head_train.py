@@ -22,6 +22,7 @@ from heaters_db.heads import (
     train_head,
     triplets_from_screens,
 )
+from heaters_db.heads.train import epochs_tied_with_lowest
 
 DIM = 64
 TRICKS, SPOTS, REPEATS = 8, 6, 3
@@ -446,13 +447,14 @@ def test_selection_between_fresh_and_warm_heads_follows_the_validation_fold():
     assert result.metrics["capacity"]["live_validation_loss"] == pytest.approx(
         as_live.metrics["validation_loss"]
     )
-    # Too few validation screens to stop on: the warm start trains on the train loss like the
-    # fresh one, so it leaves the live head instead of staying frozen at its epoch 0.
+    # Too few validation screens to stop on: cross-validation over the train screens picks the
+    # warm start's epochs, and on these events it leaves the live head instead of staying
+    # frozen at its epoch 0.
     few = train_selected(_with_validation(data, 5), FAST, auto_shape=False, live_head=live)
     assert [t["start"] for t in few.metrics["capacity"]["tried"]] == ["pca", "warm"]
     warm = [t for t in few.metrics["capacity"]["tried"] if t["start"] == "warm"][0]
     assert warm["best_epoch"] > 0, few.metrics["capacity"]
-    assert few.metrics["monitor"] == "train_loss"
+    assert few.metrics["monitor"] == "cross_validation"
     # Without validation screens nothing can show a fresh head clearly better: the warm start.
     none = train_selected(_with_validation(data, 0), FAST, auto_shape=False, live_head=live)
     assert none.metrics["start"] == "warm"
@@ -498,3 +500,68 @@ def test_a_fresh_head_replaces_a_warm_start_only_when_clearly_better_on_validati
     # The comparison itself: a head against itself has no edge.
     same = fresh_edge_over_warm(trained, trained, data)
     assert same["loss_edge"] == 0 and not same["clearly_better"]
+
+
+def test_cross_validation_ties_go_to_more_epochs():
+    # Ten anchors, one screen each; each epoch's excess over the lowest (epoch 2) is its mean
+    # plus +-0.3 across anchors, so one standard error of it is 0.3 / 3 = 0.1.
+    means = np.array([0.5, 0.2, 0.0, 0.05, 0.08, 0.3, 0.6])
+    spread = np.where(np.arange(10) % 2 == 0, 0.3, -0.3)[:, None] * (means > 0)
+    losses = 1.0 + means[None, :] + spread
+    anchors = np.arange(10)
+    # Epochs 3 and 4 are within one standard error of epoch 2: the most of them, 4.
+    assert epochs_tied_with_lowest(losses, anchors, min_delta=1e-4) == 4
+    # Without the spread every gain is clear: the lowest itself.
+    assert epochs_tied_with_lowest(1.0 + np.tile(means, (10, 1)), anchors, 1e-4) == 2
+    # A loss that only rises (an incumbent the events cannot improve): epoch 0, no training.
+    rising = 1.0 + np.tile(np.arange(7) * 0.1, (10, 1)) + spread * 0.01
+    assert epochs_tied_with_lowest(rising, anchors, 1e-4) == 0
+    # Screens of one anchor are averaged before the error: duplicating an anchor's screens
+    # does not make its excess look more certain.
+    doubled = np.concatenate([losses, losses[:1]])
+    assert epochs_tied_with_lowest(doubled, np.concatenate([anchors, [0]]), 1e-4) == 4
+
+
+def test_a_warm_start_below_a_usable_validation_fold_takes_its_epochs_from_cross_validation():
+    data, _ = sorting_data(seed=6)
+    few = _with_validation(data, 5)
+    # A poor live head and informative events: the folds' held-out loss keeps falling, so the
+    # warm start trains on (the final fit runs exactly the epochs the folds chose).
+    poor = train_head(data, replace(FAST, max_epochs=1, learning_rate=1e-5)).head
+    moved = train_head(few, FAST, start_from=poor)
+    assert moved.metrics["monitor"] == "cross_validation"
+    curve = moved.metrics["cross_validation_loss"]
+    assert len(curve) == FAST.max_epochs + 1
+    assert moved.best_epoch == moved.metrics["epochs_run"] > FAST.max_epochs // 2
+    assert curve[moved.best_epoch] < curve[0] / 10
+    # A live head that already fits these events (the incumbent is as good as they can show):
+    # training on only raises the folds' loss, so the warm start stays at epoch 0, the live
+    # head itself.
+    fitted = train_head(few, replace(FAST, max_epochs=80, patience=200)).head
+    kept = train_head(few, FAST, start_from=fitted)
+    assert kept.metrics["monitor"] == "cross_validation"
+    assert kept.best_epoch == kept.metrics["epochs_run"] == 0, kept.metrics["cross_validation_loss"]
+    for a, b in zip(kept.head.parameters(), fitted.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # Random answers on 40 screens: the folds' loss turns up after a few epochs, and the warm
+    # start stops there instead of fitting the noise for every epoch (as it did on the train
+    # loss).
+    noise, _ = sorting_data(random_answers=True, seed=0)
+    train = [s for s in noise.screens if s.split == "train"][:40]
+    validation = [s for s in noise.screens if s.split == "validation"][:5]
+    small = TrainingData(noise.base_vectors, noise.clip_rows, train + validation)
+    live = train_head(TrainingData(noise.base_vectors, noise.clip_rows, train[:20]), FAST).head
+    stopped = train_head(small, FAST, start_from=live)
+    noise_curve = stopped.metrics["cross_validation_loss"]
+    assert 0 < stopped.best_epoch < FAST.max_epochs // 2, noise_curve
+    assert noise_curve[-1] > noise_curve[stopped.best_epoch] + 0.5
+    assert stopped.metrics["epochs_run"] == stopped.best_epoch
+    # A fresh head there trains on the train loss (the gate protects the live space).
+    assert train_head(small, FAST).metrics["monitor"] == "train_loss"
+    # Fewer train screens than the folds need: the train loss decides, as before.
+    tiny = TrainingData(noise.base_vectors, noise.clip_rows, train[:15] + validation)
+    assert train_head(tiny, FAST, start_from=live).metrics["monitor"] == "train_loss"
+    # A full validation fold stops on itself: no cross-validation.
+    full = train_head(data, FAST, start_from=poor)
+    assert full.metrics["monitor"] == "validation_loss"
+    assert "cross_validation_loss" not in full.metrics
