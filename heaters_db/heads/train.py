@@ -328,7 +328,9 @@ def train_head(
             )
             monitor = "cross_validation"
         history = [_epoch_record(0, objective, base, train_batch, validation_batch, data, config)]
-        best_value, best_epoch = history[0].get(monitor, 0.0), 0
+        # With cross-validation the folds chose the epoch and the run goes exactly that far.
+        best_value = history[0][monitor] if cv_epochs is None else math.nan
+        best_epoch = 0
         best_state = copy.deepcopy(objective.state_dict())
         start_weights = _start_weights(objective) if config.start_decay > 0 else None
         last_epoch = config.max_epochs if cv_epochs is None else cv_epochs
@@ -336,8 +338,9 @@ def train_head(
             running = _train_epoch(
                 objective, optimizer, base, train_batch, triplets, rng, config, start_weights
             )
-            # With a validation split the epoch's running loss is enough for the record; without
-            # one the train loss picks the best epoch, so it is measured exactly after the epoch.
+            # When the validation loss or the folds decide, the epoch's running loss is enough
+            # for the record; when the train loss picks the best epoch, it is measured exactly
+            # after the epoch.
             running_loss = running if monitor != "train_loss" else None
             record = _epoch_record(
                 epoch, objective, base, train_batch, validation_batch, data, config, running_loss
