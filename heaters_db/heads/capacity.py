@@ -30,8 +30,8 @@ validation screens cannot pick an epoch), cross-validation over the train screen
 epochs, ties going to more of them: the live head moves as far as the new events support, and
 stays (epoch 0, the live head itself) when its folds' loss only rises. Before, it trained on the
 train loss for every epoch, and three of the held-out check's four drops were such warm starts.
-The fresh candidates still compete, so a live head stuck in a poor solution can be replaced once the fold can show
-it.
+The fresh candidates still compete, so a live head stuck in a poor solution can be replaced once
+the fold can show it.
 
 Which candidate wins: among the fresh ones, the lowest validation screen loss. Against a warm
 start, a fresh head must be *clearly* better: its validation loss lower per anchor by more than
