@@ -87,13 +87,12 @@ import math
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
 from heaters_db.heads.module import ProjectionHead, default_hidden_dim
 from heaters_db.heads.train import (
     TrainConfig,
     TrainingData,
     TrainResult,
+    per_anchor_means,
     train_head,
     validation_screen_losses,
 )
@@ -242,8 +241,7 @@ def fresh_edge_over_warm(
     standard error, and whether it exceeds FRESH_OVER_WARM_Z of them."""
     anchors, fresh_losses = validation_screen_losses(fresh, data)
     _, warm_losses = validation_screen_losses(warm, data)
-    _, index = np.unique(anchors, return_inverse=True)
-    per_anchor = np.bincount(index, weights=warm_losses - fresh_losses) / np.bincount(index)
+    per_anchor = per_anchor_means(warm_losses - fresh_losses, anchors)
     edge = float(per_anchor.mean())
     error = (
         float(per_anchor.std(ddof=1) / math.sqrt(len(per_anchor)))

@@ -435,14 +435,21 @@ def epochs_tied_with_lowest(losses: np.ndarray, anchors: np.ndarray, min_delta: 
     """
     curve = losses.mean(axis=0)
     lowest = int(curve.argmin())
-    _, anchor_index = np.unique(anchors, return_inverse=True)
-    counts = np.bincount(anchor_index)
-    per_anchor = np.stack(
-        [np.bincount(anchor_index, weights=column) / counts for column in losses.T], axis=1
-    )
+    per_anchor = per_anchor_means(losses, anchors)
     excess = per_anchor - per_anchor[:, [lowest]]
-    error = excess.std(axis=0, ddof=1) / math.sqrt(len(counts)) if len(counts) > 1 else 0.0
+    count = len(per_anchor)
+    error = excess.std(axis=0, ddof=1) / math.sqrt(count) if count > 1 else 0.0
     return int(np.flatnonzero(excess.mean(axis=0) <= np.maximum(error, min_delta)).max())
+
+
+def per_anchor_means(values: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """Each anchor's mean of ``values`` (one row per screen), in sorted anchor order: screens
+    of one anchor are not independent, so paired comparisons average them before the error."""
+    _, index = np.unique(anchors, return_inverse=True)
+    counts = np.bincount(index).reshape((-1,) + (1,) * (values.ndim - 1))
+    sums = np.zeros((len(counts),) + values.shape[1:])
+    np.add.at(sums, index, values)
+    return sums / counts
 
 
 def validation_screen_losses(
