@@ -16,6 +16,8 @@ Maths (float64 internally, float32 out)::
 
     x = x / max(||x||, eps); h = W_in x + b_in
     y = h + W_out gelu_tanh(W_hid h + b_hid) + b_out; return y / max(||y||, eps)
+    (zero when x is all zeros: no direction in, none out, so a clip whose base vector is all
+    zeros stays out of head-space searches and screens as it stays out of the base space's)
 """
 
 import hashlib
@@ -140,11 +142,12 @@ def apply_head_batch(tensors, architecture, matrix):
         raise ValueError(f"head expects vectors of dimension {d_in}, got shape {matrix.shape}")
     out = np.empty((matrix.shape[0], d_out), dtype=np.float32)
     for start in range(0, matrix.shape[0], BATCH_ROWS):
-        x = _normalise_rows(matrix[start : start + BATCH_ROWS])
-        h = x @ weights["in.weight"].T + weights["in.bias"]
+        rows = matrix[start : start + BATCH_ROWS]
+        directed = np.any(rows != 0, axis=1)
+        h = _normalise_rows(rows) @ weights["in.weight"].T + weights["in.bias"]
         hidden = gelu_tanh(h @ weights["hidden.weight"].T + weights["hidden.bias"])
         y = h + hidden @ weights["out.weight"].T + weights["out.bias"]
-        out[start : start + BATCH_ROWS] = _normalise_rows(y)
+        out[start : start + BATCH_ROWS] = _normalise_rows(y) * directed[:, None]
     return out
 
 

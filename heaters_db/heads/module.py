@@ -133,7 +133,12 @@ class ProjectionHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.project(x)
         y = h + self.output_layer(gelu_tanh(self.hidden_layer(h)))
-        return F.normalize(y, dim=-1, eps=NORM_EPSILON)
+        # An input with no direction (all zeros) gives no direction out, as in the base space:
+        # projected, it would be the head's bias, a point every head-space search and
+        # next_anchors would take for a real clip. (A tiny but non-zero input keeps its
+        # direction: similar_to_embedding scales queries of any size.)
+        directed = torch.any(x != 0, dim=-1, keepdim=True)
+        return F.normalize(y, dim=-1, eps=NORM_EPSILON) * directed
 
     @torch.no_grad()
     def pca_init(self, base_vectors: np.ndarray) -> ProjectionHead:

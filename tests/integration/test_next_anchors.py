@@ -307,6 +307,32 @@ def test_a_clip_whose_vector_is_all_zeros_is_never_an_anchor(conn, share, cold_s
         conn.execute("SELECT * FROM sorting_candidates(%s, 'trick')", (clip_ids[3],)).fetchall()
 
 
+def test_a_clip_whose_base_vector_is_all_zeros_stays_out_of_the_head_space(conn):
+    # Projected, a zero vector used to be the head's bias: a point like any other in the head
+    # space, so next_anchors offered it first (nobody could answer it: sorting_candidates
+    # refuses it) and similar_clips served it. apply_head maps it to zero, as the base has it.
+    vectors = np.random.default_rng(23).normal(size=(8, 16)).astype(np.float32)
+    variant_id, clip_ids = planted_library(conn, vectors)
+    insert_active_head(conn, "trick", variant_id, clip_ids, vectors[:, :8])
+    set_setting(conn, "anchor_random_share", 0)
+    set_setting(conn, "anchor_cold_start_events", 0)
+    zero = insert_clips(conn, 1, prefix="zero")[0]
+    insert_embeddings(conn, [zero], np.zeros((1, 16), dtype=np.float32), variant_id)
+    projected = conn.execute(
+        "SELECT vector_norm(p.embedding) FROM projected_embeddings p "
+        "JOIN projection_heads h ON h.id = p.projection_head_id AND h.status = 'active' "
+        "WHERE p.clip_id = %s",
+        (zero,),
+    ).fetchone()
+    assert projected == (0.0,)  # projected by the trigger through the head's real weights
+    picked = {clip for s in (0.1, 0.2, 0.3) for clip, _, _ in anchors(conn, n=9, seed=s)}
+    assert picked == set(clip_ids)
+    served = conn.execute("SELECT clip_id FROM similar_clips(%s, 'trick', 20)", (clip_ids[0],))
+    assert zero not in {row[0] for row in served}
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="all zeros"):
+        conn.execute("SELECT * FROM similar_clips(%s, 'trick')", (zero,)).fetchall()
+
+
 def ambiguous_library(dim=16, count=150, seed=9):
     """Random clips, plus three whose two nearest neighbours are exactly equally close (a top-1 /
     top-2 margin of zero): those are the most ambiguous anchors."""

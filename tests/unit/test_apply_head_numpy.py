@@ -80,7 +80,9 @@ def test_numpy_head_equals_torch_head():
     head = trained_like_head()
     tensors = apply_head_module.parse_safetensors(head_to_safetensors(head))
     matrix = np.random.default_rng(0).standard_normal((37, 1024)).astype(np.float32) * 3
+    matrix[5] = 0.0  # no direction: zero out in both, not the head's bias
     expected = torch_forward(head, matrix)
+    assert not expected[5].any() and expected[4].any()
     batch = apply_head_module.apply_head_batch(tensors, head.architecture, matrix)
     assert batch.dtype == np.float32
     np.testing.assert_allclose(batch, expected, atol=1e-5)

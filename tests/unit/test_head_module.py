@@ -148,11 +148,18 @@ def test_pca_init_is_deterministic_and_checks_its_input():
         ProjectionHead(64, 16, 8).pca_init(np.full((3, 64), np.nan))
 
 
-def test_zero_vector_maps_like_torch_normalize():
+def test_a_vector_with_no_direction_projects_to_zero():
+    """All zeros in, all zeros out: not the head's bias, which head-space searches would take
+    for a real clip; other rows, however short, keep unit length."""
     head = ProjectionHead(8, 4, 8).pca_init(clustered_vectors(n=30, d=8))
+    rows = torch.zeros(3, 8)
+    rows[1, 0] = 1e-20
+    rows[2] = torch.ones(8)
     with torch.no_grad():
-        out = head(torch.zeros(1, 8))
-    assert torch.isfinite(out).all()
+        out = head(rows)
+    assert torch.equal(out[0], torch.zeros(4))
+    norms = torch.linalg.vector_norm(out[1:], dim=-1)
+    assert torch.allclose(norms, torch.ones(2), atol=1e-6)
 
 
 def test_same_space_as_means_this_architecture_and_exactly_these_weights():
