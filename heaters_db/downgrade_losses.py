@@ -41,6 +41,7 @@ COUNTED = {
     "0006": ("projection heads", "projection_heads"),
     "0013": ("sorting events' provenance (anchor_reason, candidate_sources)", "event_provenance"),
     "0015": ("moment-window embeddings", "moment_embeddings"),
+    "0027": ("head activation history (which head replaced which, rollbacks)", "head_activations"),
 }
 
 

@@ -148,15 +148,22 @@ def apply_rerunnable(url: str, layer: rerunnable.Layer | None = None, dry_run: b
 
 
 @one_at_a_time
-def check(url: str) -> tuple[list[str], list[Change]]:
-    """(revisions not applied yet, objects that differ from their files): what migrate would do.
+def check(url: str, revision: str = "head") -> tuple[list[str], list[Change]]:
+    """(revision steps, objects that differ from their files): what migrate would do.
 
-    The comparison applies the files inside a transaction and rolls it back, so what is reported
+    The steps: "revision R not applied" for each revision an upgrade to ``revision`` would
+    apply, "revision R would be undone" for each a downgrade would undo. At head, the
+    comparison applies the files inside a transaction and rolls it back, so what is reported
     is exactly what Postgres would change, and nothing is changed. It waits for a running
     migrate, whose half-applied objects it would otherwise report (or collide with)."""
     current = current_revision(url)
     script = ScriptDirectory.from_config(alembic_config(url))
-    pending = [r.revision for r in script.iterate_revisions("heads", current or "base")]
+    if revision not in ("head", "heads"):
+        return _steps_to(script, current, revision), []
+    pending = [
+        f"revision {r.revision} not applied"
+        for r in script.iterate_revisions("heads", current or "base")
+    ]
     if current is None or pending:
         return list(reversed(pending)), []
     return [], apply_rerunnable(url, dry_run=True)
@@ -234,6 +241,28 @@ def migrate(url: str, revision: str = "head", drop_data: bool = False) -> list[C
         downgrade(url, revision)
         return []
     return upgrade(url, revision)
+
+
+def _steps_to(script: ScriptDirectory, current: str | None, revision: str) -> list[str]:
+    """What `migrate REVISION` would apply or undo from ``current`` (None: nothing applied)."""
+    if revision == "base":
+        undone = script.iterate_revisions(current, "base") if current else []
+        return [f"revision {r.revision} would be undone" for r in undone]
+    try:
+        target = script.get_revision(revision)
+    except CommandError:
+        target = None
+    if target is None:
+        raise MigrationError(f"unknown revision {revision!r}")
+    if current == target.revision:
+        return []
+    if current is not None and target.revision in {
+        r.revision for r in script.iterate_revisions(current, "base")
+    }:
+        undone = script.iterate_revisions(current, target.revision)
+        return [f"revision {r.revision} would be undone" for r in undone]
+    applied = script.iterate_revisions(target.revision, current or "base")
+    return [f"revision {r.revision} not applied" for r in reversed(list(applied))]
 
 
 def _refuse_losing_data(url: str, script: ScriptDirectory, current: str, target: str) -> None:

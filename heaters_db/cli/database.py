@@ -55,16 +55,17 @@ def url() -> None:
 @click.option(
     "--check",
     is_flag=True,
-    help="Report what migrate would do (revisions not applied, functions/views/triggers/grants "
-    "that differ from sql/) and change nothing; exit status 1 when there is something to do.",
+    help="Report what migrate REVISION would do (revisions to apply or undo; at head also the "
+    "functions/views/triggers/grants that differ from sql/) and change nothing; exit status 1 "
+    "when there is something to do.",
 )
 @click.option(
     "--drop-data",
     is_flag=True,
     help="Let a downgrade delete what it must: sorting events (past 0005), projection heads "
-    "(0006), video embeddings (0002), event provenance (0013), moment embeddings (0015), the "
-    "tables heaters-db created (base). Without it such a downgrade is refused, naming the "
-    "rows, and nothing changes.",
+    "(0006), video embeddings (0002), event provenance (0013), moment embeddings (0015), head "
+    "activation history (0027), the tables heaters-db created (base). Without it such a "
+    "downgrade is refused, naming the rows, and nothing changes.",
 )
 def migrate(revision: str, check: bool, drop_data: bool) -> None:
     """Bring the schema to REVISION (default: head).
@@ -85,14 +86,19 @@ def migrate(revision: str, check: bool, drop_data: bool) -> None:
     """
     url = database_url()
     if check:
-        pending, drift = migrations.check(url)
-        for name in pending:
-            click.echo(f"revision {name} not applied")
+        steps, drift = migrations.check(url, revision)
+        for step in steps:
+            click.echo(step)
         for change in drift:
             click.echo(f"{change} (would be re-applied)")
-        if pending or drift:
+        if steps or drift:
             raise SystemExit(1)
-        click.echo(f"{redact(url)} is at revision {migrations.current_revision(url)}, no drift")
+        at = migrations.current_revision(url)
+        click.echo(
+            f"{redact(url)} is at revision {at}, no drift"
+            if revision == "head"
+            else f"{redact(url)} is at revision {at}: nothing to do"
+        )
         return
     changes = migrations.migrate(url, revision, drop_data=drop_data)
     for change in changes:

@@ -32,3 +32,15 @@ WHERE anchor_reason <> 'manual' OR candidate_sources IS NOT NULL;
 -- name: moment_embeddings
 -- Revision 0015's downgrade drops the moment-window vectors.
 SELECT count(*) FROM moment_embeddings;
+
+-- name: head_activations
+-- Revision 0027's downgrade drops projection_head_activations: which head replaced which, and
+-- which activations a rollback undid (what the next rollback restores). Its upgrade rebuilds
+-- one row per active head only, so every other row is history lost.
+SELECT count(*) FROM projection_head_activations a
+WHERE NOT (
+    a.undone_at IS NULL
+    AND EXISTS (SELECT 1 FROM projection_heads h WHERE h.id = a.head_id AND h.status = 'active')
+    AND a.id = (SELECT max(b.id) FROM projection_head_activations b
+                WHERE b.mode = a.mode AND b.undone_at IS NULL)
+);

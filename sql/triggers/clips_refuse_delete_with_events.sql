@@ -3,3 +3,7 @@ CREATE OR REPLACE TRIGGER clips_refuse_delete_with_events
 AFTER DELETE ON clips
 REFERENCING OLD TABLE AS deleted_clips
 FOR EACH STATEMENT EXECUTE FUNCTION refuse_clip_delete_with_events();
+-- TRUNCATE fires no DELETE trigger: its own check (functions/refuse_clip_truncate_with_events.sql).
+CREATE OR REPLACE TRIGGER clips_refuse_truncate_with_events
+BEFORE TRUNCATE ON clips
+FOR EACH STATEMENT EXECUTE FUNCTION refuse_clip_truncate_with_events();

@@ -112,6 +112,17 @@ def test_deleting_clips_that_events_name_is_refused_unless_asked_for(
     # The setting was local to that transaction: the guard is back.
     with pytest.raises(psycopg.errors.ForeignKeyViolation, match=r"reference clips \{2\}"):
         conn.execute("DELETE FROM clips WHERE id = 2")
+    # TRUNCATE fires no DELETE trigger: it has its own guard, and the same way through.
+    with pytest.raises(psycopg.errors.ForeignKeyViolation) as refused:
+        conn.execute("TRUNCATE clips CASCADE")
+    assert refused.value.diag.message_primary == (
+        "clip truncate refused: sorting events reference clips (1 events)"
+    )
+    assert conn.execute("SELECT count(*) FROM clips").fetchone() == (18,)
+    with conn.transaction():
+        conn.execute("SET LOCAL heaters_db.allow_clip_delete = 'on'")
+        conn.execute("TRUNCATE clips CASCADE")
+    assert conn.execute("SELECT count(*) FROM clips").fetchone() == (0,)
 
 
 def test_a_statement_that_must_return_a_row_and_did_not_is_named(conn: psycopg.Connection):

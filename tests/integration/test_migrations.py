@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -22,6 +23,7 @@ from tests.support.heaters_schema import (
     public_objects,
     snapshot,
 )
+from tests.support.planted_space import insert_active_head, planted_library
 
 HEATERS_DB_TABLES = {
     "heaters_db_meta",
@@ -429,3 +431,57 @@ def test_migrates_started_together_on_an_empty_database_all_succeed(
     assert migrations.current_revision(empty_db_url) == migrations.head_revision()
     pending, drift = migrations.check(empty_db_url)
     assert (pending, drift) == ([], [])
+
+
+def test_0030_rewrites_the_projection_of_a_zero_vector_to_zeros(db_url: str) -> None:
+    """Under 0029's apply_head a clip whose base vector is all zeros was projected to the head's
+    bias (made here as that unit vector); the upgrade rewrites such projections to zeros and
+    leaves every other one as it was."""
+    migrations.migrate(db_url, "0029")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        vectors = np.eye(4, 8, dtype=np.float32)
+        vectors[2] = 0.0
+        variant_id, clip_ids = planted_library(conn, vectors)
+        projected = np.eye(4, 3, k=-1, dtype=np.float32) + np.eye(4, 3, dtype=np.float32)
+        insert_active_head(conn, "trick", variant_id, clip_ids, projected)
+        migrations.migrate(db_url)
+        norms = conn.execute(
+            "SELECT clip_id, round(vector_norm(embedding)::numeric, 4) FROM projected_embeddings "
+            "ORDER BY clip_id"
+        ).fetchall()
+    assert [float(norm) for _, norm in norms] == [1.0, 1.4142, 0.0, 1.0]
+
+
+def test_a_downgrade_past_0027_counts_the_activation_history_it_drops(db_url: str) -> None:
+    """0027's upgrade rebuilds one activation per active head: a downgrade past it that drops
+    older activations (what rollbacks restore) is refused, and one that drops only the rebuilt
+    row goes ahead."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        variant_id, clip_ids = planted_library(conn, np.eye(3, 4, dtype=np.float32))
+        first = insert_active_head(conn, "trick", variant_id, clip_ids, np.eye(3, 2))
+        second = insert_active_head(conn, "trick", variant_id, clip_ids, np.eye(3, 2))
+        conn.execute(
+            "INSERT INTO projection_head_activations (mode, head_id, replaced_head_id) "
+            "VALUES ('trick_similarity', %s, NULL), ('trick_similarity', %s, %s)",
+            (first, second, first),
+        )
+        with pytest.raises(MigrationError) as refused:
+            migrations.migrate(db_url, "0026")
+        assert (
+            "head activation history (which head replaced which, rollbacks): 1 (revision 0027)"
+        ) in str(refused.value)
+        conn.execute("DELETE FROM projection_head_activations WHERE head_id = %s", (first,))
+        migrations.migrate(db_url, "0026")
+    assert migrations.current_revision(db_url) == "0026"
+    # `migrate REVISION --check` reports the steps to that revision, not to head.
+    assert migrations.check(db_url, "0028") == (
+        ["revision 0027 not applied", "revision 0028 not applied"],
+        [],
+    )
+    assert migrations.check(db_url, "0024") == (
+        ["revision 0026 would be undone", "revision 0025 would be undone"],
+        [],
+    )
+    assert migrations.check(db_url, "0026") == ([], [])
+    with pytest.raises(MigrationError, match="unknown revision 'nope'"):
+        migrations.check(db_url, "nope")

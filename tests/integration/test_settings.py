@@ -85,6 +85,9 @@ def test_a_setting_heaters_db_reads_cannot_be_deleted_or_renamed(conn: psycopg.C
     ):
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="holdout_percent"):
             conn.execute(statement)
+    # TRUNCATE fires no row trigger: it has its own refusal.
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="cannot be truncated"):
+        conn.execute("TRUNCATE heaters_db_settings")
     assert conn.execute(READ, ("holdout_percent",)).fetchone() is not None
     assert store_event(conn) > 0
     # A row of an operator's own, without a rule, takes any text and may go.
