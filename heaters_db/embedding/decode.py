@@ -54,9 +54,13 @@ def _unusable(path: Path, message: str) -> VideoDecodeError:
         age = time.time() - path.stat().st_mtime
     except OSError:
         return UnusableVideo(message)
+    if age < -SETTLING_SECONDS:
+        # Dated well in the future (a camera's or a file server's wrong clock, `cp -p`): no
+        # upload in progress, and waiting would not make it settle before its attempts ran out.
+        return UnusableVideo(f"{message} (modified {-age:.0f} s in the future: a wrong clock?)")
     if age < SETTLING_SECONDS:
         return VideoDecodeError(
-            f"{message}; modified {max(age, 0):.0f} s ago, maybe still being written: retried"
+            f"{message}; modified {max(age, 0):.0f} s ago, maybe still being written: retryable"
         )
     return UnusableVideo(message)
 
@@ -80,6 +84,8 @@ class VideoInfo:
     stored_width: int
     stored_height: int
     codec: str = ""
+    stream_index: int = 0  # which of the container's video streams is the clip (main_stream)
+    video_streams: int = 1  # how many it has, cover art left out
 
 
 def _import_av() -> Any:
@@ -109,6 +115,16 @@ def _check_file(path: Path) -> None:
         raise UnusableVideo(f"{path}: not a regular file")
     if path.stat().st_size == 0:
         raise _unusable(path, f"{path}: file is empty (0 bytes)")
+    try:
+        with path.open("rb"):
+            pass
+    except PermissionError:
+        # Said as such: av.open's "Permission denied" came out as "not a readable video
+        # container", which sent the operator to the file's format.
+        raise UnusableVideo(
+            f"{path}: permission denied (the daemon's user may not read it; fix the file's "
+            "permissions, then `heaters-db requeue`)"
+        ) from None
 
 
 def _open_container(av: Any, path: Path) -> Any:
@@ -118,11 +134,32 @@ def _open_container(av: Any, path: Path) -> Any:
     return av.open(str(path), metadata_errors="replace")
 
 
-def _video_frames(av: Any, path: Path) -> Iterator[Any]:
-    """The first video stream's frames, decoded front to back by PyAV (the container closes when
-    the caller stops iterating); FFmpegError propagates to the caller."""
+def _video_frames(av: Any, path: Path, stream_index: int) -> Iterator[Any]:
+    """One video stream's frames (``stream_index`` among the container's video streams),
+    decoded front to back by PyAV (the container closes when the caller stops iterating);
+    FFmpegError propagates to the caller."""
     with _open_container(av, path) as container:
-        yield from container.decode(container.streams.video[0])
+        yield from container.decode(container.streams.video[stream_index])
+
+
+def main_stream(av: Any, streams: Any) -> tuple[int, int]:
+    """(index of the clip's stream among ``streams``, how many are candidates): the video
+    stream with the most pixels, then the most frames, cover art (attached pictures) left out
+    unless there is nothing else. A dual-camera dashcam or a multi-angle export holds several:
+    the file's first stream can be a small rear camera, and decord chooses by rules of its own,
+    so the choice is made here, once, for the probe and both decoders."""
+    attached = av.stream.Disposition.attached_pic
+    moving = [i for i, stream in enumerate(streams) if not stream.disposition & attached]
+    candidates = moving or list(range(len(streams)))
+    best = max(
+        candidates,
+        key=lambda i: (
+            (streams[i].codec_context.width or 0) * (streams[i].codec_context.height or 0),
+            streams[i].frames or 0,
+            -i,
+        ),
+    )
+    return best, len(candidates)
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -143,7 +180,17 @@ def probe_video(path: str | Path) -> VideoInfo:
         if not container.streams.video:
             kinds = sorted({stream.type for stream in container.streams}) or ["none"]
             raise UnusableVideo(f"{path}: no video stream (streams found: {', '.join(kinds)})")
-        stream = container.streams.video[0]
+        index, candidates = main_stream(av, container.streams.video)
+        stream = container.streams.video[index]
+        if candidates > 1:
+            log.warning(
+                "%s video streams in one file: embedding the largest (video stream %s, %sx%s)",
+                candidates,
+                index,
+                stream.codec_context.width,
+                stream.codec_context.height,
+                extra={"action": "probe_video", "path": str(path), "stream": index},
+            )
         try:
             first = next(container.decode(stream), None)
         except av.FFmpegError as error:
@@ -184,6 +231,8 @@ def probe_video(path: str | Path) -> VideoInfo:
             stored_width=stored_width,
             stored_height=stored_height,
             codec=stream.codec_context.codec.canonical_name or "",
+            stream_index=index,
+            video_streams=candidates,
         )
 
 
@@ -220,11 +269,15 @@ def _timeline(times: np.ndarray, fps: float) -> tuple[np.ndarray, float]:
     """Frame start times and the clip's end from decord's (start, stop) pairs.
 
     Containers without usable timestamps (missing or all equal) fall back to a constant rate.
+    The last frame lasts no longer than the longest frame before it: a muxer's bogus duration
+    on it (ten minutes, in an MKV) made every frame sampled uniformly in time that one frame.
     """
     starts = times[:, 0]
     end = float(times[-1, 1])
     usable = np.all(np.isfinite(times)) and (len(starts) == 1 or starts[-1] > starts[0])
     if usable:
+        if len(starts) > 1:
+            end = min(end, float(starts[-1] + np.max(np.diff(starts))))
         return starts, max(end, float(starts[-1]))
     rate = fps if fps > 0 else 25.0
     return np.arange(len(starts)) / rate, len(starts) / rate
@@ -327,7 +380,7 @@ class OpenedVideo:
         wanted = set(indices)
         frames: dict[int, np.ndarray] = {}
         try:
-            for index, frame in enumerate(_video_frames(av, self.path)):
+            for index, frame in enumerate(_video_frames(av, self.path, self.info.stream_index)):
                 if index in wanted:
                     frames[index] = self._upright(frame)
                     if len(frames) == len(wanted):
@@ -362,7 +415,7 @@ class OpenedVideo:
             what = "was removed" if now is None else "changed"
             raise VideoDecodeError(
                 f"{self.path}: the file {what} while it was being read (modified time or "
-                "size moved): nothing of this read is kept, retried"
+                "size moved): nothing of this read is kept, retryable"
             )
 
     def decode_error(self, error: BaseException) -> VideoDecodeError:
@@ -416,6 +469,11 @@ def open_video(path: str | Path, shortest_edge: int | None) -> OpenedVideo:
         path, info, None, np.zeros(0), 0.0, width, decode_width, height, version=version
     )
     try:
+        if info.video_streams > 1:
+            # decord opens the stream of its own choosing, which need not be main_stream's.
+            raise RuntimeError(
+                f"{info.video_streams} video streams, and decord cannot be told which to read"
+            )
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0), width=decode_width, height=height)
         frame_count = len(reader)
         if frame_count < 1:
@@ -440,7 +498,7 @@ def _frame_times(path: Path, video: OpenedVideo, decord_error: BaseException) ->
     av = _import_av()
     times: list[tuple[float, float]] = []
     try:
-        for frame in _video_frames(av, path):
+        for frame in _video_frames(av, path, video.info.stream_index):
             start = float(frame.time) if frame.time is not None else float("nan")
             length = (
                 float(frame.duration * frame.time_base)

@@ -142,6 +142,38 @@ def write_video(
     return path
 
 
+def write_two_camera_video(
+    path: str | Path,
+    main: tuple[int, int, int] = (96, 64, 30),
+    rear: tuple[int, int, int] = (32, 32, 4),
+    rear_first: bool = True,
+) -> Path:
+    """An MP4 with two H.264 video streams, as a dual-camera dashcam writes: the main camera's
+    frames encode their index (`index_brightness`), the small rear camera's are moving bars.
+    Each stream is (width, height, frames)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cameras = [(rear, moving_bar), (main, index_brightness)]
+    if not rear_first:
+        cameras.reverse()
+    with av.open(str(path), "w") as container:
+        streams = []
+        for (width, height, count), builder in cameras:
+            stream = container.add_stream("libx264", rate=10, options={"crf": "12"})
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            streams.append((stream, width, height, count, builder))
+        for index in range(max(count for _, _, _, count, _ in streams)):
+            for stream, width, height, count, builder in streams:
+                if index < count:
+                    frame = av.VideoFrame.from_ndarray(builder(index, width, height), "rgb24")
+                    for packet in stream.encode(frame):
+                        container.mux(packet)
+        for stream, *_ in streams:
+            for packet in stream.encode():
+                container.mux(packet)
+    return path
+
+
 SETTLED = 3600.0
 """How long ago the bad files below were last written, by default: long past the decoder's
 SETTLING_SECONDS, so they are what they will stay (written_ago=0 is an upload in progress)."""

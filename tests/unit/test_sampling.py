@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 
 import decord
 import numpy as np
@@ -312,12 +315,16 @@ def test_a_file_still_being_written_is_retried_and_a_settled_one_is_dead(tmp_pat
     # dead at once is never queued again when the upload completes, so a file modified within
     # SETTLING_SECONDS gets a retryable error; the same bytes settled for an hour are permanent.
     fresh = writer(tmp_path / "uploading.mp4", written_ago=0)
-    with pytest.raises(VideoDecodeError, match="maybe still being written: retried") as caught:
+    with pytest.raises(VideoDecodeError, match="maybe still being written: retryable") as caught:
         decode_frames(fresh, FULL_CLIP, FRAMES, EDGE)
     assert not isinstance(caught.value, UnusableVideo)
     settled = writer(tmp_path / "settled.mp4", written_ago=SETTLING_SECONDS + 60)
     with pytest.raises(UnusableVideo):
         decode_frames(settled, FULL_CLIP, FRAMES, EDGE)
+    # Dated a year ahead (a wrong clock): nothing will settle it, dead at once, saying why.
+    future = writer(tmp_path / "future.mp4", written_ago=-365 * 86400)
+    with pytest.raises(UnusableVideo, match="s in the future: a wrong clock"):
+        decode_frames(future, FULL_CLIP, FRAMES, EDGE)
     # The upload completes: the retried job decodes it.
     videos.write_video(fresh, num_frames=12, size=(64, 48))
     assert decode_frames(fresh, FULL_CLIP, FRAMES, EDGE).shape[0] == FRAMES
@@ -351,6 +358,25 @@ def test_missing_file_raises_clip_file_missing(tmp_path):
     path = tmp_path / "nowhere.mp4"
     with pytest.raises(ClipFileMissing, match="nowhere.mp4: video file does not exist"):
         decode_frames(path, FULL_CLIP, FRAMES, EDGE)
+
+
+def test_a_file_the_daemon_may_not_read_says_permission_denied(tmp_path):
+    path = videos.write_video(tmp_path / "locked.mp4", num_frames=4)
+    path.chmod(0)
+    probe = (
+        "import sys; from heaters_db.embedding.decode import probe_video\n"
+        "try:\n    probe_video(sys.argv[1])\nexcept Exception as e:\n"
+        "    print(type(e).__name__, e)\n"
+    )
+    command = [sys.executable, "-c", probe, str(path)]
+    if os.geteuid() == 0:  # root reads any file: drop the capabilities that let it
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv")
+        caps = "-dac_override,-dac_read_search"
+        command = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", *command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.startswith("UnusableVideo "), result.stdout + result.stderr
+    assert "permission denied (the daemon's user may not read it" in result.stdout
 
 
 def test_directory_is_not_a_video(tmp_path):
@@ -422,6 +448,21 @@ def test_a_raw_h264_stream_decord_cannot_open_is_read_with_pyav(tmp_path, caplog
     assert clip.frame_indices[-1] >= 25  # spread over all 30 frames, not a prefix
 
 
+@pytest.mark.parametrize("rear_first", [True, False], ids=["rear-first", "main-first"])
+def test_of_two_camera_streams_the_main_one_is_probed_and_decoded(tmp_path, caplog, rear_first):
+    # decord reads a stream of its own choosing (the small rear camera, whichever came first),
+    # while the probe took the first: frames of one stream were stretched to the other's size.
+    path = videos.write_two_camera_video(tmp_path / "dashcam.mp4", rear_first=rear_first)
+    with caplog.at_level("INFO", logger="heaters_db.embedding.decode"):
+        clip = load_clip_frames(path, FULL_CLIP, FRAMES, EDGE)
+    info = probe_video(path)
+    assert (info.width, info.height, info.video_streams) == (96, 64, 2)
+    assert info.stream_index == (1 if rear_first else 0)
+    assert "2 video streams in one file: embedding the largest" in caplog.text
+    assert [videos.brightness_index(f.numpy()) for f in clip.frames] == clip.frame_indices
+    assert clip.frame_indices[-1] >= 25  # spread over the main camera's 30 frames
+
+
 def test_a_strip_of_extreme_aspect_ratio_is_refused_and_16_to_1_is_not(tmp_path):
     # 1920 x 8 would be decoded at 61,440 x 256 per frame for a 256-pixel crop: out of memory,
     # again on every retry. Refused at once (UnusableVideo: the job is dead with the reason).
@@ -453,6 +494,18 @@ def test_metadata_that_is_not_utf8_does_not_stop_a_video(tmp_path):
     assert probe_video(path).frame_count == 10
     clip = load_clip_frames(path, FULL_CLIP, 4, EDGE)
     assert [videos.brightness_index(f.numpy()) for f in clip.frames] == clip.frame_indices
+
+
+def test_a_last_frame_of_bogus_duration_does_not_take_the_clip_over():
+    # 20 frames at 10 fps whose last one claims ten minutes (a muxer's error, kept by MKV):
+    # uniform-in-time sampling drew that one frame 16 times.
+    times = np.stack([np.arange(20) / 10, np.arange(1, 21) / 10], axis=1)
+    times[-1, 1] = 601.9
+    starts, end = _timeline(times, 10.0)
+    assert end == pytest.approx(2.0)
+    assert _timeline(np.array([[0.0, 601.9]]), 10.0)[1] == pytest.approx(601.9)  # one frame
+    vfr = np.array([[0.0, 0.15], [0.15, 0.2], [0.2, 0.35]])  # held no longer than the longest
+    assert _timeline(vfr, 10.0)[1] == pytest.approx(0.35)
 
 
 def test_timeline_falls_back_to_the_frame_rate_without_timestamps():
