@@ -6,16 +6,22 @@ library functions take what they need as arguments.
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from heaters_db.errors import ConfigurationError
+
+ENV_PREFIX = "HEATERS_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HEATERS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     database_url: str | None = Field(
         default=None,
@@ -74,6 +80,11 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        return log_level_name(value)
+
     def max_running_seconds(self, kind: str) -> float | None:
         """The maximum running time of a job kind (None for a kind without a setting)."""
         value = getattr(self, f"{kind}_max_seconds", None)
@@ -89,6 +100,24 @@ class Settings(BaseSettings):
         return self.cache_dir or self.home / "cache"
 
 
+def log_level_name(value: str) -> str:
+    """A logging level's name in capitals, refused (ValueError) unless Python knows it."""
+    name = str(value).strip().upper()
+    if not isinstance(logging.getLevelName(name), int):
+        raise ValueError(f"unknown log level {value!r} (one of {', '.join(LOG_LEVELS)})")
+    return name
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; a value that does not parse or is out of range is a
+    ConfigurationError naming its environment variable (the CLI prints it as one line)."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'_'.join(str(part) for part in problem['loc']).upper()}="
+            f"{problem.get('input')!r}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise ConfigurationError(f"bad setting: {problems}") from None

@@ -9,7 +9,7 @@ import click
 
 from heaters_db import __version__
 from heaters_db.errors import HeatersError
-from heaters_db.settings import get_settings
+from heaters_db.settings import get_settings, log_level_name
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s"
 
@@ -35,11 +35,13 @@ def configure_logging(level: str) -> None:
     handler.addFilter(_ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(level)
 
 
 class HeatersGroup(click.Group):
-    """Prints HeatersError messages as one clear line instead of a traceback."""
+    """Prints HeatersError messages as one clear line instead of a traceback, and a command's
+    own refusals (click.ClickException) in the same "error: ..." form; usage errors keep
+    click's form, with the usage line."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -47,6 +49,11 @@ class HeatersGroup(click.Group):
         except HeatersError as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(1)
+        except click.UsageError:
+            raise
+        except click.ClickException as exc:
+            click.secho(f"error: {exc.format_message()}", fg="red", err=True)
+            sys.exit(exc.exit_code)
 
 
 @click.group(cls=HeatersGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,6 +70,11 @@ def cli(log_level: str | None) -> None:
     PostgreSQL under HEATERS_HOME (default ./.heaters), started on demand.
     `heaters-db config` shows every setting.
     """
+    if log_level is not None:
+        try:
+            log_level = log_level_name(log_level)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--log-level") from None
     configure_logging(log_level or get_settings().log_level)
 
 

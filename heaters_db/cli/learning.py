@@ -52,7 +52,11 @@ def _echo_json(value: Any) -> None:
     "and the job's result. Exit 1 when a job died.",
 )
 @click.option(
-    "--timeout", type=float, default=3600, show_default=True, help="Seconds --wait waits at most."
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600,
+    show_default=True,
+    help="Seconds --wait waits at most.",
 )
 @click.option(
     "--variant",
@@ -61,13 +65,20 @@ def _echo_json(value: Any) -> None:
     help="Base variant id (default: the active head's, else the default variant).",
 )
 @click.option(
-    "--output-dim", type=int, help="Head output dimension (default: setting head_output_dim)."
+    "--output-dim",
+    type=click.IntRange(min=0),
+    help="Head output dimension (default: setting head_output_dim; 0: chosen by validation).",
 )
 @click.option(
-    "--hidden-dim", type=int, help="Residual MLP width (default: setting head_hidden_dim)."
+    "--hidden-dim",
+    type=click.IntRange(min=0),
+    help="Residual MLP width (default: setting head_hidden_dim).",
 )
 @click.option(
-    "--epochs", "max_epochs", type=int, help="Most epochs (default: setting head_max_epochs)."
+    "--epochs",
+    "max_epochs",
+    type=click.IntRange(min=0),
+    help="Most epochs (default: setting head_max_epochs).",
 )
 @click.option("--seed", type=int, help="Training seed (default 0).")
 @click.option(
@@ -104,7 +115,9 @@ def train(
         "seed": seed,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    from heaters_db.learning import jobs  # torch: imported only when a command needs it
+    if now and wait:
+        raise click.UsageError("--wait is for a queued job: --now trains here and waits anyway")
+    from heaters_db.learning import data, jobs  # torch: imported only when a command needs it
 
     connect_new = _factory()
     if now:
@@ -130,6 +143,10 @@ def train(
         _echo_json(result)
         return
     with connect_new() as conn, conn.cursor(row_factory=dict_row) as cur:
+        if data.latest_event_id(conn, mode) == 0:  # refused now, as --now refuses it
+            raise click.ClickException(
+                f"no {data.stored_mode(conn, mode)} sorting events yet: nothing to train on"
+            )
         cur.execute(
             query(QUERIES, "enqueue_train_job"),
             {"mode": mode, "reason": "requested with heaters-db train", "variant_id": variant_id},
@@ -335,10 +352,21 @@ def activate(head_id: int, force: bool, note: str | None) -> None:
     from heaters_db.learning import jobs, store
     from heaters_db.learning.reproject import reproject_head
 
+    if note is not None and not force:
+        raise click.UsageError("--note gives the reason for --force: use them together")
     connect_new = _factory()
     override = None
     with connect_new() as conn:
         record = store.get_head(conn, head_id)
+        if record.status == "active":  # as activate_head() refuses it: re-projecting is no-op work
+            raise click.ClickException(
+                f"head {head_id} (v{record.version}) is already active: it serves {record.mode}"
+            )
+        if force and record.status != "rejected":
+            click.echo(
+                f"warning: --force has no effect: head {head_id} is {record.status}, not rejected",
+                err=True,
+            )
         if record.status == "rejected":
             if not force:
                 raise click.ClickException(

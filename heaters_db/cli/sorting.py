@@ -34,7 +34,13 @@ def loopback_hosts(host: str) -> list[str]:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port the page listens on.",
+)
 @click.option(
     "--mode",
     type=click.Choice(["trick", "spot"]),

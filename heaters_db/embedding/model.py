@@ -54,16 +54,11 @@ def resolve_model_path(name_or_path: str, model_dir: str | Path | None = None) -
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """heaters_db.devices.resolve_device, refusing a CUDA device torch cannot see."""
+    """heaters_db.devices.resolve_device, its refusal raised as the model's load error."""
     try:
-        resolved = devices.resolve_device(device)
-    except RuntimeError as error:  # torch's own "Expected one of cpu, cuda, ... device type"
-        raise ModelLoadError(
-            f"unknown device {str(device)!r}: {str(error).splitlines()[0]}"
-        ) from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {device!r} requested but CUDA is not available")
-    return resolved
+        return devices.resolve_device(device)
+    except devices.UnknownDevice as error:
+        raise ModelLoadError(str(error)) from None
 
 
 def resolve_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:

@@ -301,8 +301,9 @@ def gate(
         passed, reason = (
             False,
             (
-                f"trained on no event the live head was not ({new_training_events} events, "
-                f"the live head {live_training_events}): nothing new to learn from"
+                "trained on no event the live head was not: no training or validation event is "
+                f"newer than the live head's ({new_training_events} events in all, holdout "
+                f"included; the live head {live_training_events}): nothing new to learn from"
             ),
         )
     elif vs_live is not None and unchanged:

@@ -6,7 +6,7 @@ LANGUAGE sql STABLE SET search_path = public, pg_temp
 AS $$
     SELECT found.* FROM
         required((SELECT e FROM embedding_variants e WHERE e.id = $1),
-                 format('unknown embedding variant %s', $1), 'no_data_found') known,
+                 format('unknown embedding variant %s', coalesce($1::text, 'NULL')), 'no_data_found') known,
         required(CASE WHEN known.dim IS NOT NULL THEN known END,
                  format('embedding variant %s (%s / %s) has no dimension yet: embed a clip first',
                         known.id, known.model_name, known.generation_strategy),

@@ -17,8 +17,11 @@ BEGIN
             job_clip_id, what
             USING ERRCODE = 'no_data_found';
     END IF;
+    -- A job that is done (or skipped) while the vector is missing: the row was deleted since.
     RAISE EXCEPTION 'clip % has no % yet (embed job: %)', job_clip_id, what,
         coalesce(job, 'none; run heaters-db embed --missing')
+        || CASE WHEN job LIKE 'done%' OR job LIKE 'skipped%'
+                THEN '; its vector is gone since: run heaters-db embed --missing' ELSE '' END
         USING ERRCODE = 'no_data_found';
 END;
 $$;

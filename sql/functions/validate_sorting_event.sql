@@ -20,6 +20,9 @@ BEGIN
         RAISE EXCEPTION 'sorting event refused: candidate_clip_ids is empty (nothing was shown)'
             USING ERRCODE = 'check_violation';
     END IF;
+    -- NULL says what '{}' says (nothing marked clearly wrong): the column's NOT NULL refused
+    -- it with a raw constraint error and the whole row in its detail.
+    NEW.rejected_clip_ids := coalesce(NEW.rejected_clip_ids, '{}');
     IF NEW.anchor_clip_id IS NULL THEN
         RAISE EXCEPTION 'sorting event refused: anchor_clip_id is NULL' USING ERRCODE = 'check_violation';
     END IF;
@@ -69,8 +72,11 @@ BEGIN
             coalesce(quote_literal(NEW.anchor_reason), 'NULL') USING ERRCODE = 'check_violation';
     END IF;
     IF NEW.candidate_sources IS NOT NULL THEN
-        IF array_ndims(NEW.candidate_sources) > 1
-           OR coalesce(cardinality(NEW.candidate_sources), 0) <> cardinality(NEW.candidate_clip_ids) THEN
+        IF array_ndims(NEW.candidate_sources) > 1 THEN
+            RAISE EXCEPTION 'sorting event refused: candidate_sources must be a one-dimensional array, got %',
+                NEW.candidate_sources USING ERRCODE = 'check_violation';
+        END IF;
+        IF coalesce(cardinality(NEW.candidate_sources), 0) <> cardinality(NEW.candidate_clip_ids) THEN
             RAISE EXCEPTION 'sorting event refused: candidate_sources must name one source per candidate (% candidates, % sources)',
                 cardinality(NEW.candidate_clip_ids), coalesce(cardinality(NEW.candidate_sources), 0)
                 USING ERRCODE = 'check_violation';

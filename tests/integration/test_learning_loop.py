@@ -376,6 +376,9 @@ def test_gate_rejects_a_head_trained_on_random_answers(pg_server, migrated_templ
                 timeout=120,
             )
             overridden = store.get_head(conn, rejected.id)
+            again = subprocess.run(
+                [*command, str(rejected.id)], env=env, capture_output=True, text=True, timeout=120
+            )
     finally:
         janitor.drop()
     assert refused.returncode != 0 and "use --force" in refused.stderr, refused.stderr
@@ -387,6 +390,9 @@ def test_gate_rejects_a_head_trained_on_random_answers(pg_server, migrated_templ
     assert overridden.metrics["override"]["forced"] is True
     assert overridden.metrics["override"]["note"] == "test override"
     assert overridden.metrics["override"]["gate_reason"] == rejected.metrics["gate"]["reason"]
+    # Activating the head that serves is refused, as activate_head() refuses it (it re-projected
+    # every clip for nothing).
+    assert again.returncode == 1 and "is already active" in again.stderr, again.stderr
     assert result["passed"] is False and rejected.status == "rejected", result
     assert rejected.metrics["gate"]["passed"] is False
     assert (
@@ -626,10 +632,18 @@ def test_train_wait_prints_what_now_prints_and_a_dead_job_exits_1(
     reproject job that activates it; then it prints --now's line, with the head's status."""
     # No retrain trigger: the only train_head job is the one `train --wait` queues.
     library = prepare(conn, {**TRAIN_SETTINGS, "retrain_every": "10000"})
-    # The spot round of the module's database: its head passes the gate.
-    sort_round(conn, library, SimulatedSorter(library, "spot", seed=5), 200, seed=20)
     env = {**os.environ, "HEATERS_DATABASE_URL": db_url, "OMP_NUM_THREADS": "1"}
     command = [str(Path(sys.executable).parent / "heaters-db"), "train", "--mode", "spot"]
+    # Nothing sorted yet: refused at once, as --now refuses it, not a job the daemon skips.
+    nothing = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert nothing.returncode == 1, nothing.stdout
+    assert "no spot_similarity sorting events yet: nothing to train on" in nothing.stderr
+    assert (
+        conn.execute("SELECT count(*) FROM pipeline_jobs WHERE kind = 'train_head'").fetchone()[0]
+        == 0
+    )
+    # The spot round of the module's database: its head passes the gate.
+    sort_round(conn, library, SimulatedSorter(library, "spot", seed=5), 200, seed=20)
 
     def start_waiting() -> tuple[subprocess.Popen, str]:
         waiting = subprocess.Popen(

@@ -254,6 +254,10 @@ def test_errors_name_the_problem(conn: psycopg.Connection) -> None:
     conn.execute("UPDATE clips SET clip_filepath = 'clips/4.mp4' WHERE id = 4")
     with pytest.raises(psycopg.Error, match=r"embedding yet \(embed job: queued\)"):
         conn.execute("SELECT * FROM similar_clips(4)")
+    # Its job done, the vector deleted since: how to get it back is said too.
+    conn.execute("UPDATE pipeline_jobs SET status = 'done' WHERE kind = 'embed' AND clip_id = 4")
+    with pytest.raises(psycopg.Error, match=r"vector is gone since: run heaters-db embed --miss"):
+        conn.execute("SELECT * FROM similar_clips(4)")
     # k larger than the library: every other clip, once.
     rows = conn.execute("SELECT clip_id, rank FROM similar_clips(1, 'trick', 50)").fetchall()
     assert sorted(r[0] for r in rows) == [2, 3] and [r[1] for r in rows] == [1, 2]

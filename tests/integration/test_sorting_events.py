@@ -60,6 +60,11 @@ REFUSED = [
         "one source per candidate (3 candidates, 2 sources)",
     ),
     (
+        "nested sources",
+        {"candidate_sources": [["nearest", "control"], ["control", "nearest"]]},
+        "candidate_sources must be a one-dimensional array",
+    ),
+    (
         "unknown source",
         {"candidate_sources": ["nearest", "control", "magic"]},
         "unknown candidate source",
@@ -154,6 +159,7 @@ def test_valid_events_are_accepted(events_conn: psycopg.Connection) -> None:
         events_conn, selected_clip_id=None, rejected_clip_ids=[2], sorting_mode="spot_similarity"
     )
     no_rejects = insert_event(events_conn, rejected_clip_ids=[], response_time_ms=None)
+    null_rejects = insert_event(events_conn, rejected_clip_ids=None)  # said as '{}' says it
     rows = events_conn.execute(
         "SELECT id, selected_clip_id, rejected_clip_ids, sorting_mode, inserted_at = updated_at "
         "FROM clip_sorting_events ORDER BY id"
@@ -162,6 +168,7 @@ def test_valid_events_are_accepted(events_conn: psycopg.Connection) -> None:
         (first, 2, [3], "trick_similarity", True),
         (none_similar, None, [2], "spot_similarity", True),
         (no_rejects, 2, [], "trick_similarity", True),
+        (null_rejects, 2, [], "trick_similarity", True),
     ]
 
 
