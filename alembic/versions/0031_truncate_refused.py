@@ -1,4 +1,5 @@
-"""TRUNCATE of clips (while sorting events exist) and of heaters_db_settings is refused.
+"""TRUNCATE of clips (while sorting events exist) and of heaters_db_settings is refused, and so
+is an UPDATE that moves a clip sorting events name to another id.
 
 TRUNCATE fires no row or DELETE trigger, so it went past two guards:
 - `TRUNCATE clips CASCADE` past revision 0012's refuse_clip_delete_with_events: every clip
@@ -6,9 +7,10 @@ TRUNCATE fires no row or DELETE trigger, so it went past two guards:
   longer existed. Now refused with the same override (SET LOCAL heaters_db.allow_clip_delete);
 - `TRUNCATE heaters_db_settings` past check_setting_value's refusal to delete a setting with a
   rule: then every event INSERT and similar_clips failed on a missing setting. Now refused.
-Two new re-runnable BEFORE TRUNCATE triggers (sql/functions/refuse_clip_truncate_with_events.sql,
-sql/functions/refuse_settings_truncate.sql). Nothing in the tables; the downgrade drops the
-triggers and their functions.
+`UPDATE clips SET id = ...` left the events naming an id no clip had, as a DELETE would; refused
+like one. Three new re-runnable triggers (sql/functions/refuse_clip_truncate_with_events.sql,
+refuse_settings_truncate.sql, refuse_clip_id_change_with_events.sql). Nothing in the tables;
+the downgrade drops the triggers and their functions.
 
 Revision ID: 0031
 Revises: 0030
@@ -28,7 +30,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     schema.execute("DROP TRIGGER IF EXISTS clips_refuse_truncate_with_events ON clips")
+    schema.execute("DROP TRIGGER IF EXISTS clips_refuse_id_change_with_events ON clips")
     schema.execute(
         "DROP TRIGGER IF EXISTS heaters_db_settings_not_truncated ON heaters_db_settings"
     )
-    schema.drop_functions("refuse_clip_truncate_with_events()", "refuse_settings_truncate()")
+    schema.drop_functions(
+        "refuse_clip_truncate_with_events()",
+        "refuse_settings_truncate()",
+        "refuse_clip_id_change_with_events()",
+    )

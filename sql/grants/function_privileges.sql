@@ -24,6 +24,7 @@ REVOKE ALL ON FUNCTION drop_orphaned_projections() FROM PUBLIC;
 REVOKE ALL ON FUNCTION drop_projections_on_truncate() FROM PUBLIC;
 REVOKE ALL ON FUNCTION refuse_clip_delete_with_events() FROM PUBLIC;
 REVOKE ALL ON FUNCTION refuse_clip_truncate_with_events() FROM PUBLIC;
+REVOKE ALL ON FUNCTION refuse_clip_id_change_with_events() FROM PUBLIC;
 REVOKE ALL ON FUNCTION ensure_variant_index(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ensure_head_index(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apply_head(double precision, vector) FROM PUBLIC;

@@ -112,6 +112,14 @@ def test_deleting_clips_that_events_name_is_refused_unless_asked_for(
     # The setting was local to that transaction: the guard is back.
     with pytest.raises(psycopg.errors.ForeignKeyViolation, match=r"reference clips \{2\}"):
         conn.execute("DELETE FROM clips WHERE id = 2")
+    # Moving a named clip to another id leaves the events naming nothing, as a delete would.
+    with pytest.raises(psycopg.errors.ForeignKeyViolation) as refused:
+        conn.execute("UPDATE clips SET id = id + 1000 WHERE id IN (2, 3)")
+    assert refused.value.diag.message_primary == (
+        "clip id change refused: sorting events reference clips {2,3}"
+    )
+    conn.execute("UPDATE clips SET clip_identifier = clip_identifier || '!' WHERE id < 20")
+    conn.execute("UPDATE clips SET id = 5000 WHERE id = 12")  # no event names it
     # TRUNCATE fires no DELETE trigger: it has its own guard, and the same way through.
     with pytest.raises(psycopg.errors.ForeignKeyViolation) as refused:
         conn.execute("TRUNCATE clips CASCADE")
