@@ -226,21 +226,32 @@ def migrate(url: str, revision: str = "head", drop_data: bool = False) -> list[C
             _refuse_losing_data(url, script, current, revision)
         downgrade(url, "base")
         return []
+    target = _known_revision(script, revision)
+    if _is_downgrade(script, current, target):
+        assert current is not None
+        if not drop_data:
+            _refuse_losing_data(url, script, current, target)
+        downgrade(url, target)
+        return []
+    return upgrade(url, revision)
+
+
+def _known_revision(script: ScriptDirectory, revision: str) -> str:
+    """The revision id ``revision`` names, or MigrationError."""
     try:
         target = script.get_revision(revision)
     except CommandError:  # alembic raises for a name it cannot resolve
         target = None
     if target is None:
         raise MigrationError(f"unknown revision {revision!r}")
-    ancestors = (
-        {r.revision for r in script.iterate_revisions(current, "base")} if current else set()
-    )
-    if current is not None and revision in ancestors and revision != current:
-        if not drop_data:
-            _refuse_losing_data(url, script, current, revision)
-        downgrade(url, revision)
-        return []
-    return upgrade(url, revision)
+    return str(target.revision)
+
+
+def _is_downgrade(script: ScriptDirectory, current: str | None, target: str) -> bool:
+    """Whether moving from ``current`` to ``target`` undoes revisions (target is an ancestor)."""
+    if current is None or current == target:
+        return False
+    return target in {r.revision for r in script.iterate_revisions(current, "base")}
 
 
 def _steps_to(script: ScriptDirectory, current: str | None, revision: str) -> list[str]:
@@ -248,20 +259,13 @@ def _steps_to(script: ScriptDirectory, current: str | None, revision: str) -> li
     if revision == "base":
         undone = script.iterate_revisions(current, "base") if current else []
         return [f"revision {r.revision} would be undone" for r in undone]
-    try:
-        target = script.get_revision(revision)
-    except CommandError:
-        target = None
-    if target is None:
-        raise MigrationError(f"unknown revision {revision!r}")
-    if current == target.revision:
+    target = _known_revision(script, revision)
+    if current == target:
         return []
-    if current is not None and target.revision in {
-        r.revision for r in script.iterate_revisions(current, "base")
-    }:
-        undone = script.iterate_revisions(current, target.revision)
+    if _is_downgrade(script, current, target):
+        undone = script.iterate_revisions(current, target)
         return [f"revision {r.revision} would be undone" for r in undone]
-    applied = script.iterate_revisions(target.revision, current or "base")
+    applied = script.iterate_revisions(target, current or "base")
     return [f"revision {r.revision} not applied" for r in reversed(list(applied))]
 
 

@@ -115,16 +115,6 @@ def _check_file(path: Path) -> None:
         raise UnusableVideo(f"{path}: not a regular file")
     if path.stat().st_size == 0:
         raise _unusable(path, f"{path}: file is empty (0 bytes)")
-    try:
-        with path.open("rb"):
-            pass
-    except PermissionError:
-        # Said as such: av.open's "Permission denied" came out as "not a readable video
-        # container", which sent the operator to the file's format.
-        raise UnusableVideo(
-            f"{path}: permission denied (the daemon's user may not read it; fix the file's "
-            "permissions, then `heaters-db requeue`)"
-        ) from None
 
 
 def _open_container(av: Any, path: Path) -> Any:
@@ -174,6 +164,11 @@ def probe_video(path: str | Path) -> VideoInfo:
     _check_file(path)
     try:
         container = _open_container(av, path)
+    except PermissionError:  # av's own, an FFmpegError too: said as such, not as a bad format
+        raise UnusableVideo(
+            f"{path}: permission denied (the daemon's user may not read it; fix the file's "
+            "permissions, then `heaters-db requeue`)"
+        ) from None
     except av.FFmpegError as error:
         raise _unusable(path, f"{path}: not a readable video container ({error})") from error
     with container:
